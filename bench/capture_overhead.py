@@ -1,0 +1,59 @@
+"""Capture overhead: DigitCNN forward with every layer captured vs a plain forward, batch 256.
+
+Usage: python bench/capture_overhead.py [--repeats 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from mechscope.capture import capture, layer_names
+from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded
+
+
+def _time(fn, repeats: int) -> float:
+    for _ in range(5):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    model = build_seeded(DigitCNN, DigitCNNConfig(), seed=0).eval()
+    x = torch.rand(256, 1, 28, 28)
+    names = layer_names(model)
+
+    def plain() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def captured() -> None:
+        with torch.no_grad(), capture(model, names) as store:
+            model(x)
+        store.act(names[-1])
+
+    # Interleave the two measurements so machine noise hits both alike.
+    plain_t, capture_t = [], []
+    for _ in range(3):
+        plain_t.append(_time(plain, args.repeats))
+        capture_t.append(_time(captured, args.repeats))
+    base, ours = statistics.median(plain_t), statistics.median(capture_t)
+    ratio = ours / base
+    print(f"plain forward:                {base * 1e3:7.2f} ms")
+    print(f"forward + capture {len(names):2d} layers: {ours * 1e3:7.2f} ms")
+    print(f"overhead ratio: {ratio:.3f}x   target <= 1.10x -> {'met' if ratio <= 1.10 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Stream a dataset through a model and record layer activations with bounded memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from mechscope.capture.capture import capture
+from mechscope.capture.names import LayerSpec, resolve_layers
+from mechscope.capture.store import ActivationStore, finish_memmaps, open_memmaps
+from mechscope.errors import DataError
+
+__all__ = ["record", "iter_batches", "model_device"]
+
+Inputs = Tensor | Dataset | DataLoader
+"""A tensor of inputs, a Dataset (first item of each sample is the input) or a DataLoader."""
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def iter_batches(data: Inputs, batch_size: int) -> tuple[Iterable[Tensor], int | None]:
+    """Return an iterable of input batches and the number of examples (None if unknown)."""
+    if isinstance(data, Tensor):
+        return data.split(batch_size), data.shape[0]
+    if isinstance(data, DataLoader):
+        size = len(data.dataset) if hasattr(data.dataset, "__len__") else None
+        return (_first(b) for b in data), size
+    if isinstance(data, Dataset):
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False)
+        return (_first(b) for b in loader), len(data)  # type: ignore[arg-type]
+    raise DataError(
+        f"record() takes a Tensor, Dataset or DataLoader of inputs; got {type(data).__name__}. "
+        "Wrap arrays with torch.as_tensor(...)."
+    )
+
+
+def record(
+    model: nn.Module,
+    layers: LayerSpec,
+    data: Inputs,
+    *,
+    batch_size: int = 256,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> ActivationStore:
+    """Run `data` through `model` in eval mode and record the named layers' outputs.
+
+    In memory by default; with `out_dir`, each layer streams into a float32 `.npy` memmap
+    so memory stays bounded by one batch. The folder appears only when complete (written
+    to a temporary sibling, then renamed).
+
+    Args:
+        model: Any module.
+        layers: Dotted layer names.
+        data: Input tensor (batch, ...), Dataset or DataLoader.
+        batch_size: Examples per forward pass (ignored for a DataLoader).
+        out_dir: Folder for memory-mapped activations; None keeps them in memory.
+        progress: Show a progress bar on long runs.
+
+    Returns:
+        ActivationStore whose `act(name)` has shape (batch, ...) over the whole dataset.
+
+    Example:
+        >>> store = record(model, ["hidden.0", "hidden.1"], x_test)
+        >>> store.act("hidden.0").shape
+    """
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1; got {batch_size}.")
+    names = resolve_layers(model, layers)
+    batches, total = iter_batches(data, batch_size)
+    if out_dir is not None and total is None:
+        raise DataError("Streaming to disk needs a dataset with a length; pass a Tensor or a sized Dataset.")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    result = ActivationStore()
+    tmp: Path | None = None
+    maps: dict[str, np.memmap] = {}
+    offset = 0
+    try:
+        with torch.no_grad():
+            for batch in tqdm(batches, total=_n_batches(total, batch_size, data), disable=_quiet(progress, total),
+                              desc="record", leave=False):
+                with capture(model, names) as store:
+                    model(batch.to(device))
+                acts = {name: store.act(name) for name in names}
+                if out_dir is None:
+                    for name, value in acts.items():
+                        result._append("act", name, value.cpu())
+                    continue
+                if tmp is None:
+                    shapes = {name: (int(total or 0), *value.shape[1:]) for name, value in acts.items()}
+                    tmp, maps = open_memmaps(Path(out_dir), shapes)
+                n = batch.shape[0]
+                for name, value in acts.items():
+                    maps[name][offset : offset + n] = value.float().cpu().numpy()
+                offset += n
+        if tmp is not None:
+            finish_memmaps(tmp, Path(out_dir), maps)  # type: ignore[arg-type]
+            tmp = None
+            return ActivationStore.load(out_dir)  # type: ignore[arg-type]
+        return result
+    finally:
+        model.train(was_training)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _first(batch: object) -> Tensor:
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return batch[0]
+    raise DataError(f"Each batch must be a tensor or a (inputs, ...) tuple; got {type(batch).__name__}.")
+
+
+def _n_batches(total: int | None, batch_size: int, data: Inputs) -> int | None:
+    if isinstance(data, DataLoader):
+        try:
+            return len(data)
+        except TypeError:
+            return None
+    return None if total is None else -(-total // batch_size)
+
+
+def _quiet(progress: bool, total: int | None) -> bool | None:
+    # None lets tqdm decide: shown on a terminal, silent in logs and pipes.
+    if not progress or (total is not None and total <= 4096):
+        return True
+    return None
+

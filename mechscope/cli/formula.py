@@ -1,0 +1,137 @@
+"""`mechscope formula CHECKPOINT`: the formula(s) a piecewise-linear network computes, verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from torch import Tensor
+
+from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._output import OutputFormat, emit
+from mechscope.cli.errors import CLIError
+from mechscope.data import DataBundle, load_data
+from mechscope.errors import ConfigError
+from mechscope.models.checkpoint import Checkpoint, load_checkpoint
+from mechscope.symbolic import TRANSFORM_NAMES, Transforms, linearize, read_formula
+
+EXAMPLES = (
+    "Examples:\n\n  mechscope formula runs/tiny-relu-sum\n\n"
+    "  mechscope formula runs/tiny-relu-product --format json --out runs/formula-product\n\n"
+    "  mechscope formula runs/tiny-relu-weighted --data train --tolerance 0.005\n\n"
+    "  mechscope formula runs/modular-mlp --local"
+)
+
+_SPLITS = ("test", "train", "all")
+
+
+def formula(
+    checkpoint: CheckpointArg,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="Points to read the formula on: test, train or all (the checkpoint's own data), "
+            "or a JSON file holding a data spec (its test split is used).",
+        ),
+    ] = "test",
+    input_transform: Annotated[
+        str | None,
+        typer.Option("--input-transform", help="identity, log or exp; default: what the data declares."),
+    ] = None,
+    output_transform: Annotated[
+        str | None,
+        typer.Option("--output-transform", help="identity, log or exp; default: what the data declares."),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Largest change simplification may make to a displayed parameter.")
+    ] = 0.01,
+    relation_tolerance: Annotated[
+        float, typer.Option("--relation-tolerance", help="Absolute tolerance of the article's weight relations.")
+    ] = 0.01,
+    max_regions: Annotated[int, typer.Option("--max-regions", help="Regions to print formulas for.")] = 10,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Linearize at the data mean instead (any differentiable model); labelled local, never global.",
+        ),
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write formula.png into.")] = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Read the formula a piecewise-linear network computes, with coverage and verified errors."""
+    if not tolerance >= 0:
+        raise CLIError(f"--tolerance must be >= 0; got {tolerance}.")
+    if not relation_tolerance >= 0:
+        raise CLIError(f"--relation-tolerance must be >= 0; got {relation_tolerance}.")
+    if max_regions < 1:
+        raise CLIError(f"--max-regions must be a positive integer; got {max_regions}.")
+    ckpt = load_checkpoint(checkpoint)
+    bundle, split = _data(data, ckpt)
+    if local:
+        x = _inputs(bundle, split)
+        lin = linearize(ckpt.model, x.mean(dim=0, keepdim=True), data=x)
+        lines = [f"{lin.label[0].upper()}{lin.label[1:]}.", *lin.formulas()]
+        for entry in lin.to_dict()["points"]:
+            lines.append(
+                f"max |tangent - network|: {entry['near_max_abs_error']:.3g} on the nearest "
+                f"{lin.near_fraction:.0%} of the data, {entry['data_max_abs_error']:.3g} on all of it"
+            )
+        emit({"mode": "local_linearization", **lin.to_dict()}, fmt, "\n".join(lines))
+        return
+    declared = Transforms.from_extras(bundle.extras)
+    transforms = Transforms(
+        input=_transform(input_transform, "--input-transform") or declared.input,
+        output=_transform(output_transform, "--output-transform") or declared.output,
+    )
+    report = read_formula(
+        ckpt.model,
+        bundle,
+        split=split,  # type: ignore[arg-type]
+        transforms=transforms,
+        tolerance=tolerance,
+        relation_tolerance=relation_tolerance,
+        max_regions=max_regions,
+    )
+    result = {"checkpoint": str(checkpoint), "data": data, **report.to_dict()}
+    text = f"{checkpoint} on {data} data ({report.region_map.n_points} points)\n" + report.to_text()
+    if out is not None:
+        from mechscope.plots.formula import plot_formula  # matplotlib loads only when a figure is asked for
+
+        figure = plot_formula(report, Path(out) / "formula.png")
+        result["figure"] = str(figure)
+        text += f"\nFigure: {figure}"
+    emit(result, fmt, text)
+
+
+def _data(data: str, ckpt: Checkpoint) -> tuple[DataBundle, str]:
+    """The bundle and split `--data` names."""
+    if data in _SPLITS:
+        return ckpt.data(), data
+    path = Path(data)
+    if path.suffix != ".json" or not path.is_file():
+        raise CLIError(f"--data must be test, train, all or an existing .json data-spec file; got {data!r}.")
+    try:
+        spec = json.loads(path.read_text())
+        return load_data(spec), "test"
+    except json.JSONDecodeError as err:
+        raise CLIError(f"--data {data!r} is not valid JSON ({err}); write a bundle's spec with json.dump.") from err
+    except ConfigError as err:
+        raise CLIError(f"--data {data!r} is not a usable data spec: {err}") from err
+
+
+def _inputs(bundle: DataBundle, split: str) -> Tensor:
+    if split == "train":
+        return bundle.x_train
+    if split == "all":
+        return bundle.all_inputs()
+    return bundle.x_test
+
+
+def _transform(value: str | None, flag: str) -> str | None:
+    if value is not None and value not in TRANSFORM_NAMES:
+        raise CLIError(f"{flag} must be one of {', '.join(TRANSFORM_NAMES)}; got {value!r}.")
+    return value

@@ -1,0 +1,27 @@
+"""`mechscope layers CHECKPOINT`: every layer with its output shape."""
+
+from __future__ import annotations
+
+from mechscope.capture import describe_layers
+from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._output import OutputFormat, emit
+from mechscope.models.checkpoint import load_checkpoint
+
+EXAMPLES = "Examples:\n\n  mechscope layers runs/digit-cnn\n\n  mechscope layers runs/modular-mlp --format json"
+
+
+def layers(checkpoint: CheckpointArg, fmt: FormatOpt = OutputFormat.text) -> None:
+    """List every layer (dotted name, type, output shape, parameters) of a checkpoint's model."""
+    ckpt = load_checkpoint(checkpoint)
+    example = ckpt.data().x_test[:2]
+    rows = describe_layers(ckpt.model, example)
+    width = max(len(row.name) for row in rows)
+    lines = [f"{'layer':<{width}}  {'type':<18} {'output shape':<16} params"]
+    for row in rows:
+        shape = "-" if row.output_shape is None else "x".join(str(d) for d in row.output_shape)
+        lines.append(f"{row.name:<{width}}  {row.type:<18} {shape:<16} {row.n_params}")
+    emit(
+        {"model_class": ckpt.model_class, "layers": [row.as_dict() for row in rows]},
+        fmt,
+        "\n".join(lines),
+    )

@@ -1,0 +1,70 @@
+"""The `mechscope` command: groups of verbs over checkpoints and built-in targets."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from mechscope.cli import layers, train, tour
+from mechscope.cli import formula
+from mechscope.cli.errors import CLIError
+from mechscope.errors import MechscopeError
+
+try:  # typer vendors click in recent releases; older ones depend on it
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mechscope",
+    help="Train or load a network, record what happens inside it, and explain it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(train.app, name="train")
+app.command("layers", epilog=layers.EXAMPLES)(layers.layers)
+app.command("tour", epilog=tour.EXAMPLES)(tour.tour)
+app.command("formula", epilog=formula.EXAMPLES)(formula.formula)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors print one line (exit 2 for bad arguments, 1 otherwise).
+
+    Set MECHSCOPE_DEBUG=1 to see the full traceback.
+    """
+    debug = os.environ.get("MECHSCOPE_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="mechscope", standalone_mode=False)
+    except typer.Exit as done:
+        return int(done.exit_code or 0)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return 130
+    except click_exceptions.UsageError as err:
+        if debug:
+            raise
+        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+        typer.echo(f"Error: {err.format_message()}{hint}", err=True)
+        return 2
+    except CLIError as err:
+        if debug:
+            raise
+        typer.echo(f"Error: {err}", err=True)
+        return 2
+    except MechscopeError as err:
+        if debug:
+            raise
+        typer.echo(f"Error: {err}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

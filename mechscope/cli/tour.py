@@ -1,0 +1,20 @@
+"""`mechscope tour --out DIR`: train the seed articles' targets and write their checkpoints and metrics."""
+
+from __future__ import annotations
+
+from mechscope.cli._options import FormatOpt, ForceOpt, OutDirOpt, QuickOpt
+from mechscope.cli._output import OutputFormat, emit
+from mechscope.tour import run_tour
+
+EXAMPLES = "Examples:\n\n  mechscope tour --out tour\n\n  mechscope tour --out tour --quick --format json"
+
+
+def tour(out: OutDirOpt, quick: QuickOpt = False, force: ForceOpt = False, fmt: FormatOpt = OutputFormat.text) -> None:
+    """Train every built-in target, run the analyses and write everything into --out."""
+    summary = run_tour(out, quick=quick, force=force)
+    lines = [f"tour written to {summary['out']}"]
+    for step in summary["steps"]:
+        state = "reused" if step["reused"] else f"{step['seconds']:.1f}s"
+        scores = ", ".join(f"{k}={v:.4g}" for k, v in step["metrics"].items() if isinstance(v, float))
+        lines.append(f"  {step['name']:<22} {state:>8}  {scores}")
+    emit(summary, fmt, "\n".join(lines))

@@ -1,0 +1,37 @@
+"""Target models (ModularMLP, TinyReLU, DigitCNN), their registry and the training loop."""
+
+from __future__ import annotations
+
+from mechscope.models.digit_cnn import DigitCNN, DigitCNNConfig
+from mechscope.models.modular_mlp import ModularMLP, ModularMLPConfig
+from mechscope.models.registry import (
+    MODEL_REGISTRY,
+    build_model,
+    build_seeded,
+    config_from_dict,
+    model_spec,
+    register_model,
+)
+from mechscope.models.tiny_relu import TinyReLU, TinyReLUConfig
+from mechscope.models.train import TrainConfig, TrainResult, default_train_config, evaluate, random_shift, train
+
+__all__ = [
+    "DigitCNN",
+    "DigitCNNConfig",
+    "ModularMLP",
+    "ModularMLPConfig",
+    "TinyReLU",
+    "TinyReLUConfig",
+    "MODEL_REGISTRY",
+    "build_model",
+    "build_seeded",
+    "config_from_dict",
+    "model_spec",
+    "register_model",
+    "TrainConfig",
+    "TrainResult",
+    "default_train_config",
+    "evaluate",
+    "random_shift",
+    "train",
+]

@@ -1,0 +1,124 @@
+"""Built-in targets from the seed articles: build data and model, train, and save a checkpoint.
+
+Each `train_*` function is what `mechscope train <target>` and `mechscope tour` run.
+
+Example:
+    >>> result = train_modular_mlp(out="runs/modular-mlp", modulus=2)
+    >>> result.metrics["test_accuracy"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from mechscope.data import DataBundle, digits_data, function_data, modular_data
+from mechscope.models import (
+    DigitCNN,
+    DigitCNNConfig,
+    ModularMLP,
+    ModularMLPConfig,
+    TinyReLU,
+    TinyReLUConfig,
+    build_seeded,
+    default_train_config,
+    train,
+)
+from mechscope.models.checkpoint import save_checkpoint
+from mechscope.models.train import TrainConfig
+
+__all__ = ["TrainedTarget", "train_modular_mlp", "train_tiny_relu", "train_digit_cnn", "fit_and_save"]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class TrainedTarget:
+    """A trained built-in target and where its checkpoint lies."""
+
+    name: str  # target name, e.g. "modular-mlp"
+    checkpoint: Path  # checkpoint folder
+    metrics: dict[str, float]  # final train/test scores
+    epochs_run: int  # epochs until the stop
+    seconds: float  # wall time of the optimisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary: metrics flattened beside `checkpoint`."""
+        return {"target": self.name, "checkpoint": str(self.checkpoint), **self.metrics,
+                "epochs_run": self.epochs_run, "seconds": round(self.seconds, 3)}
+
+
+def fit_and_save(
+    name: str,
+    model: nn.Module,
+    data: DataBundle,
+    out: PathLike,
+    *,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+) -> TrainedTarget:
+    """Train `model` on `data` with the documented defaults and write its checkpoint to `out`."""
+    config = default_train_config(model, data) if config is None else config
+    result = train(model, data, config, progress=progress)
+    path = save_checkpoint(
+        out,
+        model,
+        data_spec=data.spec,
+        metrics=result.metrics,
+        history=result.history,
+        extra={"target": name, "train_config": asdict(config), "seconds": result.seconds},
+    )
+    return TrainedTarget(name, path, result.metrics, result.epochs_run, result.seconds)
+
+
+def train_modular_mlp(
+    out: PathLike,
+    *,
+    modulus: int = 2,
+    operation: Literal["+", "-", "*"] = "+",
+    n_layers: int = 7,
+    hidden: int = 5,
+    activation: Literal["tanh", "relu"] = "tanh",
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainedTarget:
+    """Seed 000's binary-operation learner on 10,000 random training and 10,000 test pairs."""
+    config = ModularMLPConfig(modulus=modulus, n_layers=n_layers, hidden=hidden, activation=activation)
+    data = modular_data(modulus, operation, n_train=10_000, n_test=10_000, seed=seed)
+    model = build_seeded(ModularMLP, config, seed)
+    return fit_and_save("modular-mlp", model, data, out, progress=progress)
+
+
+def train_tiny_relu(
+    out: PathLike,
+    *,
+    function: Literal["sum", "weighted", "product"] = "sum",
+    n_inputs: int = 5,
+    hidden: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainedTarget:
+    """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product (in logs)."""
+    data = function_data(function, n_inputs=n_inputs, seed=seed)
+    model = build_seeded(TinyReLU, TinyReLUConfig(n_inputs=n_inputs, hidden=hidden), seed)
+    return fit_and_save("tiny-relu", model, data, out, progress=progress)
+
+
+def train_digit_cnn(
+    out: PathLike,
+    *,
+    data: str = "mnist5k",
+    gap: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainedTarget:
+    """A small CNN on digits: "digits" (8x8), "mnist5k" (28x28) or "idx:PATH" (full MNIST files)."""
+    bundle = digits_data(data, seed=seed)
+    config = DigitCNNConfig(in_channels=bundle.input_shape[0], image_size=bundle.input_shape[-1], gap=gap)
+    model = build_seeded(DigitCNN, config, seed)
+    return fit_and_save("digit-cnn", model, bundle, out, progress=progress)
