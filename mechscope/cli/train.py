@@ -12,6 +12,9 @@ from mechscope import targets
 from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
+from mechscope.fourier.grokking import train_grokking_mlp
+from mechscope.models.grokking_mlp import GrokkingMLPConfig
+from mechscope.models.grokking_train import GrokkingTrainConfig
 
 app = typer.Typer(help="Train a built-in target and write a checkpoint folder.", no_args_is_help=True)
 
@@ -128,3 +131,49 @@ def digit_cnn(
     result = targets.train_digit_cnn(out or Path(f"runs/{name}"), data=data, gap=gap, seed=seed)
     _report(result, fmt)
 
+
+class Combine(str, Enum):
+    """How GrokkingMLP joins the two operand embeddings."""
+
+    concat = "concat"
+    sum = "sum"
+
+
+@app.command(
+    "grokking-mlp",
+    epilog="Examples:\n\n  mechscope train grokking-mlp --modulus 59 --train-fraction 0.5\n\n"
+    "  mechscope train grokking-mlp --modulus 31 --train-fraction 0.6 --d-embed 32 --width 64 --lr 1e-2 --steps 2000",
+)
+def grokking_mlp(
+    modulus: Annotated[int, typer.Option(help="Modulus p >= 2.")] = 59,
+    train_fraction: Annotated[float, typer.Option(help="Share of the p*p pairs used for training.")] = 0.5,
+    width: Annotated[int, typer.Option(help="ReLU units in the hidden layer.")] = 128,
+    d_embed: Annotated[int, typer.Option(help="Embedding size per operand.")] = 64,
+    combine: Annotated[Combine, typer.Option(help="Join the embeddings by concat or sum.")] = Combine.concat,
+    steps: Annotated[int, typer.Option(help="Full-batch AdamW steps.")] = 3000,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 3e-3,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
+    seed: SeedOpt = 0,
+    out: OutPathOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Embed-ReLU-unembed network that groks (a + b) mod p under full-batch AdamW."""
+    if modulus < 2:
+        raise CLIError(f"--modulus must be >= 2; got {modulus}.")
+    if not 0.0 < train_fraction < 1.0:
+        raise CLIError(f"--train-fraction must be in (0, 1); got {train_fraction}. Try 0.5.")
+    if lr <= 0 or weight_decay < 0:
+        raise CLIError(f"--lr must be > 0 and --weight-decay >= 0; got {lr} and {weight_decay}.")
+    model_config = GrokkingMLPConfig(
+        modulus=modulus, d_embed=_positive(d_embed, "--d-embed"), width=_positive(width, "--width"),
+        combine=combine.value,
+    )
+    train_config = GrokkingTrainConfig(steps=_positive(steps, "--steps"), lr=lr, weight_decay=weight_decay, seed=seed)
+    result = train_grokking_mlp(
+        out or Path(f"runs/grokking-mlp-p{modulus}"),
+        model_config=model_config,
+        train_config=train_config,
+        train_fraction=train_fraction,
+        seed=seed,
+    )
+    _report(result, fmt)

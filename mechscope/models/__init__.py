@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mechscope.models.digit_cnn import DigitCNN, DigitCNNConfig
+from mechscope.models.grokking_mlp import GrokkingMLP, GrokkingMLPConfig
 from mechscope.models.modular_mlp import ModularMLP, ModularMLPConfig
 from mechscope.models.registry import (
     MODEL_REGISTRY,
@@ -18,6 +19,8 @@ from mechscope.models.train import TrainConfig, TrainResult, default_train_confi
 __all__ = [
     "DigitCNN",
     "DigitCNNConfig",
+    "GrokkingMLP",
+    "GrokkingMLPConfig",
     "ModularMLP",
     "ModularMLPConfig",
     "TinyReLU",
