@@ -9,6 +9,7 @@ import typer
 
 from mechscope.cli import layers, train, tour
 from mechscope.cli import formula
+from mechscope.cli import probe
 from mechscope.cli import fourier
 from mechscope.cli.errors import CLIError
 from mechscope.errors import MechscopeError
@@ -32,6 +33,7 @@ app.add_typer(train.app, name="train")
 app.command("layers", epilog=layers.EXAMPLES)(layers.layers)
 app.command("tour", epilog=tour.EXAMPLES)(tour.tour)
 app.command("formula", epilog=formula.EXAMPLES)(formula.formula)
+app.command("probe", epilog=probe.EXAMPLES)(probe.probe)
 app.command("fourier", epilog=fourier.EXAMPLES)(fourier.fourier)
 
 

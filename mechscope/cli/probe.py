@@ -1,0 +1,188 @@
+"""`mechscope probe CHECKPOINT`: decode a model's inputs and outputs from its hidden activations."""
+
+from __future__ import annotations
+
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+
+from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._output import OutputFormat, emit
+from mechscope.cli.errors import CLIError
+from mechscope.errors import LayerNameError
+from mechscope.models import ModularMLP
+from mechscope.models.checkpoint import load_checkpoint
+from mechscope.plots._style import save_figure
+from mechscope.plots.probes import plot_accuracy_by_layer
+from mechscope.probes import (
+    ConvProbe,
+    LinearProbe,
+    ProbeRun,
+    probe_by_layer,
+    probe_model,
+    probe_modular_mlp,
+    save_probe_figures,
+)
+
+EXAMPLES = (
+    "Examples:\n\n"
+    "  mechscope probe runs/modular-mlp-mod2\n\n"
+    "  mechscope probe runs/modular-mlp-mod5 --seeds 5 --out figures/mod5 --format json\n\n"
+    "  mechscope probe runs/modular-mlp-mod3 --split types --by-layer\n\n"
+    "  mechscope probe runs/digit-cnn --layers relu1,relu2 --kernel-size 1x4 --kernels 4"
+)
+
+
+class Pooling(str, Enum):
+    """How the kernel responses are pooled."""
+
+    kernels = "kernels"
+    channels = "channels"
+
+
+class SplitChoice(str, Enum):
+    """What is held out."""
+
+    examples = "examples"
+    types = "types"
+
+
+def probe(
+    checkpoint: CheckpointArg,
+    layers: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated layers stacked as image rows (default: every hidden block of a "
+                     "ModularMLP)."),
+    ] = None,
+    kernels: Annotated[int, typer.Option("--kernels", help="Number of kernels k.")] = 3,
+    kernel_size: Annotated[str, typer.Option(help="Kernel rows x columns, e.g. 2x2.")] = "2x2",
+    pooling: Annotated[
+        Pooling, typer.Option(help="kernels: max over kernels (the article); channels: keep k maps.")
+    ] = Pooling.kernels,
+    hidden: Annotated[str, typer.Option(help="Fully connected hidden sizes, comma-separated ('' for none).")] = "30,30",
+    dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.5,
+    epochs: Annotated[int, typer.Option(help="Most epochs per probe fit (stops earlier at 100% training accuracy).")]
+    = 400,
+    seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds (splits, initialisations, controls).")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="First seed; the runs use seed, seed + 1, ...")] = 0,
+    test_fraction: Annotated[float, typer.Option(help="Held-out share of the probe's split.")] = 0.1,
+    split: Annotated[
+        SplitChoice, typer.Option(help="examples (the article) or types: hold out whole distinct inputs.")
+    ] = SplitChoice.examples,
+    untrained: Annotated[
+        bool, typer.Option("--untrained/--no-untrained", help="Also probe an untrained copy of the model.")
+    ] = True,
+    by_layer: Annotated[bool, typer.Option("--by-layer", help="Also fit a linear probe per layer and target.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG figures.")] = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Train a probe that decodes a model's inputs and outputs from its activations (seed 000)."""
+    conv = ConvProbe(
+        kernel_size=_kernel_size(kernel_size),
+        n_kernels=_at_least(kernels, 1, "--kernels"),
+        pooling=pooling.value,
+        hidden_sizes=_hidden(hidden),
+        dropout=_dropout(dropout),
+        max_epochs=_at_least(epochs, 1, "--epochs"),
+    )
+    if not 0.0 < test_fraction < 1.0:
+        raise CLIError(f"--test-fraction must lie strictly between 0 and 1; got {test_fraction}.")
+    seed_list = tuple(range(seed, seed + _at_least(seeds, 1, "--seeds")))
+    ckpt = load_checkpoint(checkpoint)
+    data = ckpt.data()
+    model = ckpt.model
+    names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
+    common: dict[str, Any] = {
+        "probe": conv, "seeds": seed_list, "test_fraction": test_fraction, "split": split.value,
+        "use_untrained": untrained, "progress": True,
+    }
+    with warnings.catch_warnings():
+        # The padding note is part of the printed report; no need to repeat it as a warning.
+        warnings.filterwarnings("ignore", message="layers have unequal widths")
+        run = _probe(ckpt.model, ckpt.model_class, checkpoint, data, names, common)
+        table = None
+        if by_layer:
+            table = probe_by_layer(
+                ckpt.model, data.x_test, run.targets, list(run.image.layers), probe=LinearProbe(), types=run.types,
+                seeds=seed_list, split=split.value, use_untrained=untrained, progress=True,
+            )
+
+    result = run.to_dict()
+    text = _text(run)
+    if table is not None:
+        result["by_layer"] = table.to_dict()
+        text += "\n\nlinear probe by layer:\n" + table.format()
+    if out is not None:
+        paths = save_probe_figures(run, out)
+        if table is not None:
+            paths.append(save_figure(plot_accuracy_by_layer(table), out / "accuracy_by_layer.png"))
+        result["figures"] = [str(p) for p in paths]
+        text += "\n\nfigures: " + ", ".join(str(p) for p in paths)
+    emit(result, fmt, text)
+
+
+def _probe(
+    model: Any, model_class: str, checkpoint: Path, data: Any, names: list[str] | None, common: dict[str, Any]
+) -> ProbeRun:
+    """The article's pipeline for a ModularMLP; for other classifiers, label and output from `--layers`."""
+    try:
+        if isinstance(model, ModularMLP):
+            return probe_modular_mlp(model, data, layers=names, **common)
+        if not names:
+            raise CLIError(
+                f"--layers is required for a {model_class} checkpoint; list its layers with "
+                f"`mechscope layers {checkpoint}`."
+            )
+        if data.task != "classification":
+            raise CLIError(f"probing needs a classification checkpoint; {model_class} was trained on {data.task}.")
+        return probe_model(model, data.x_test, _label_targets(model, data), layers=names, **common)
+    except LayerNameError as err:
+        raise CLIError(f"--layers: {err}") from None
+
+
+def _label_targets(model: Any, data: Any) -> dict[str, Any]:
+    """Targets of a classifier: the true label and the model's own predicted class."""
+    model.eval()
+    with torch.no_grad():
+        outputs = model(data.x_test).argmax(dim=1)
+    return {"label": data.y_test, "output": outputs}
+
+
+def _text(run: ProbeRun) -> str:
+    lines = []
+    if run.target_accuracy is not None:
+        lines.append(f"probed model: {run.info['model_class']} (held-out accuracy {run.target_accuracy:.4f})")
+    lines.append(f"activation image: {len(run.image.layers)} layers x {run.image.images.shape[2]} units "
+                 f"({', '.join(run.image.layers)})")
+    lines.append(run.report.summary())
+    return "\n".join(lines)
+
+
+def _at_least(value: int, minimum: int, flag: str) -> int:
+    if value < minimum:
+        raise CLIError(f"{flag} must be >= {minimum}; got {value}.")
+    return value
+
+
+def _kernel_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CLIError(f"--kernel-size must look like ROWSxCOLS with positive integers, e.g. 2x2; got {text!r}.")
+    return int(parts[0]), int(parts[1])
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CLIError(f"--hidden must be comma-separated positive integers, e.g. 30,30; got {text!r}.")
+    return tuple(int(p) for p in parts)
+
+
+def _dropout(value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise CLIError(f"--dropout must be in [0, 1); got {value}.")
+    return value

@@ -1,0 +1,177 @@
+"""Controls that say how much a probe's accuracy means.
+
+* Control task (Hewitt & Liang, 2019, "Designing and Interpreting Probes with Control
+  Tasks", https://arxiv.org/abs/1909.03368): every distinct input value ("type") gets
+  one fixed random label per group, drawn from the real labels' distribution. A probe
+  that scores well on it is memorising types, not reading structure; selectivity =
+  task accuracy - control accuracy.
+* Majority baseline: always predict the most frequent training class.
+* Untrained copy: the same architecture with fresh random weights, probed the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mechscope.errors import DataError, UnsupportedModelError
+from mechscope.models.registry import build_model, model_spec
+from mechscope.probes.base import all_heads_accuracy, head_scores
+from mechscope.probes.targets import TargetGroup, Targets, TargetsLike, as_targets
+
+__all__ = ["Baseline", "input_types", "control_task", "majority_baseline", "untrained_copy", "selectivity"]
+
+_MAX_REDRAWS = 100
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Scores of the majority-class predictor.
+
+    Attributes:
+        heads: Group name -> accuracy (categorical) or R^2 of predicting the training mean (continuous).
+        all_heads_accuracy: Fraction of examples whose every categorical group equals its majority class.
+    """
+
+    heads: dict[str, float]
+    all_heads_accuracy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly copy."""
+        return {"heads": dict(self.heads), "all_heads_accuracy": self.all_heads_accuracy}
+
+
+def input_types(x: Tensor) -> Tensor:
+    """Id of each example's distinct input value: equal rows of `x` (batch, ...) share an id.
+
+    Returns:
+        (batch,) int64 ids in 0..n_types-1, ordered by sorted distinct value.
+    """
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise DataError(
+            f"need inputs (batch, ...) with at least one example to find input types, got {tuple(x.shape)}."
+        )
+    flat = x.reshape(x.shape[0], -1)
+    return torch.unique(flat, dim=0, return_inverse=True)[1]
+
+
+def control_task(types: Tensor, targets: TargetsLike, *, seed: int = 0) -> Targets:
+    """Hewitt & Liang control targets: one fixed random label per input type and group.
+
+    Each type's label is drawn independently from the group's empirical label distribution
+    (over examples). Draws that leave a categorical group with a single class are redrawn.
+    Continuous groups get, per type, the value of a randomly chosen example.
+
+    Args:
+        types: (batch,) integer type ids (see `input_types`), or inputs (batch, ...) whose
+            distinct rows are the types.
+        targets: The real targets (any number of groups).
+        seed: Seed of the private generator.
+
+    Returns:
+        Targets with the same groups, names and kinds; equal types get equal labels.
+
+    Raises:
+        DataError: Lengths differ, or there are fewer than two types (no control is possible).
+    """
+    real = as_targets(targets)
+    ids = _type_ids(types)
+    if ids.shape[0] != len(real):
+        raise DataError(
+            f"types has {ids.shape[0]} entries but the targets have {len(real)}; pass one type per example."
+        )
+    n_types = int(ids.max()) + 1 if ids.numel() else 0
+    if n_types < 2:
+        raise DataError(
+            f"a control task needs at least two distinct input types, got {n_types}; every example has the same input."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    groups = []
+    for group in real:
+        values = group.values.cpu()
+        if group.kind == "categorical":
+            classes, counts = torch.unique(values, return_counts=True)
+            probs = counts.double() / counts.sum()
+            for _ in range(_MAX_REDRAWS):
+                per_type = classes[torch.multinomial(probs, n_types, replacement=True, generator=generator)]
+                if classes.numel() < 2 or torch.unique(per_type[ids]).numel() > 1:
+                    break
+            groups.append(TargetGroup(group.name, per_type[ids], "categorical"))
+        else:
+            pick = torch.randint(0, values.shape[0], (n_types,), generator=generator)
+            groups.append(TargetGroup(group.name, values[pick][ids], "continuous"))
+    return Targets(groups)
+
+
+def majority_baseline(train: TargetsLike, test: TargetsLike) -> Baseline:
+    """Score the predictor that outputs the most frequent training class (or the training mean).
+
+    Raises:
+        DataError: The two target sets have different groups.
+    """
+    train_t, test_t = as_targets(train), as_targets(test)
+    if train_t.names != test_t.names:
+        raise DataError(f"train and test targets have different groups: {train_t.names} vs {test_t.names}.")
+    predicted: dict[str, Tensor] = {}
+    for group, held_out in zip(train_t, test_t):
+        if group.kind == "categorical":
+            classes, counts = torch.unique(group.values.cpu(), return_counts=True)
+            predicted[group.name] = classes[counts.argmax()].expand(len(held_out))
+        else:
+            mean = group.values.float().cpu().mean(dim=0)
+            predicted[group.name] = mean.expand_as(held_out.values.float().cpu())
+    heads = head_scores(predicted, test_t)
+    all_heads = all_heads_accuracy(predicted, test_t) if any(g.kind == "categorical" for g in test_t) else float("nan")
+    return Baseline(heads, all_heads)
+
+
+def untrained_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
+    """The same architecture with fresh random weights drawn under `seed`, in eval mode.
+
+    Registered mechscope models are rebuilt from their config (so their own initialisation
+    applies); other models are deep-copied and every submodule with `reset_parameters()`
+    is reset. `model` itself is not changed.
+
+    Raises:
+        UnsupportedModelError: The model has parameters but no submodule can be reset.
+    """
+    try:
+        name, config = model_spec(model)
+    except UnsupportedModelError:
+        fresh = copy.deepcopy(model)
+        resettable: list[Callable[[], object]] = [
+            reset for m in fresh.modules() if callable(reset := getattr(m, "reset_parameters", None))
+        ]
+        if not resettable and any(True for _ in fresh.parameters()):
+            raise UnsupportedModelError(
+                f"cannot re-initialise {type(model).__name__}: none of its modules has reset_parameters(); "
+                "register it with mechscope.models.register_model so it can be rebuilt from its config."
+            ) from None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for reset in resettable:
+                reset()
+    else:
+        fresh = build_model(name, config, seed=seed)
+        fresh.to(next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu")
+    return fresh.eval()
+
+
+def selectivity(task_accuracy: float, control_accuracy: float) -> float:
+    """Task accuracy minus control-task accuracy (Hewitt & Liang's selectivity)."""
+    return float(task_accuracy) - float(control_accuracy)
+
+
+def _type_ids(types: Tensor) -> Tensor:
+    if not isinstance(types, Tensor):
+        raise DataError(
+            f"types must be a tensor of type ids (batch,) or inputs (batch, ...), got {type(types).__name__}."
+        )
+    if types.dim() == 1 and not types.is_floating_point():
+        return torch.unique(types.cpu(), return_inverse=True)[1]
+    return input_types(types.cpu())

@@ -1,0 +1,33 @@
+"""Small seeded data shared by the probe tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Run each probe test module on one thread, then restore the setting.
+
+    Probe tensors are tiny: a thread pool only adds overhead, and on a shared machine whose cores
+    are busy its spinning threads slow these tests down many times over.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def blobs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Activation images (120, 3, 4): class k adds +2 to unit k of every row; labels a (3 classes), b (2)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.arange(120) % 3
+    b = (torch.arange(120) // 3) % 2
+    x = 0.1 * torch.randn(120, 3, 4, generator=g)
+    x[torch.arange(120), :, a] += 2.0
+    x[:, 1, 3] += 2.0 * b
+    return x, a, b
