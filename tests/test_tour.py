@@ -53,3 +53,15 @@ def test_tour_refuses_file_as_out(tmp_path, capsys):
     assert main(["tour", "--out", str(target)]) == 1
     assert "not a folder" in capsys.readouterr().err
 
+
+@pytest.mark.slow
+def test_tour_quick_trains_seed_targets(tmp_path, capsys):
+    code = main(["tour", "--out", str(tmp_path), "--quick", "--format", "json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    steps = {s["name"]: s["metrics"] for s in summary["steps"]}
+    assert steps["modular-mlp-mod2"]["test_accuracy"] == 1.0
+    assert steps["digit-cnn-digits"]["test_accuracy"] >= 0.97
+    assert steps["tiny-relu-sum"]["test_mse"] < 1e-3
+    assert (tmp_path / "tour.json").is_file()
+    assert (tmp_path / "modular-mlp-mod2" / "checkpoint" / "model.safetensors").is_file()

@@ -9,7 +9,9 @@ import typer
 
 from mechscope.cli import layers, train, tour
 from mechscope.cli import formula
+from mechscope.cli import attribute
 from mechscope.cli import probe
+from mechscope.cli import examples, circuits
 from mechscope.cli import fourier
 from mechscope.cli.errors import CLIError
 from mechscope.errors import MechscopeError
@@ -33,7 +35,10 @@ app.add_typer(train.app, name="train")
 app.command("layers", epilog=layers.EXAMPLES)(layers.layers)
 app.command("tour", epilog=tour.EXAMPLES)(tour.tour)
 app.command("formula", epilog=formula.EXAMPLES)(formula.formula)
+app.command("attribute", epilog=attribute.EXAMPLES)(attribute.attribute)
 app.command("probe", epilog=probe.EXAMPLES)(probe.probe)
+app.command("examples", epilog=examples.EXAMPLES)(examples.examples)
+app.command("circuits", epilog=circuits.EXAMPLES)(circuits.circuits)
 app.command("fourier", epilog=fourier.EXAMPLES)(fourier.fourier)
 
 

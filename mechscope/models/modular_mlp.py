@@ -34,6 +34,12 @@ ModularEncoding = Literal["one_hot", "pairs"]
 class ModularMLPConfig:
     """Shape of a ModularMLP.
 
+    The defaults are the article's mod-2 learner. Measured with `default_train_config`
+    (full-batch Adam) on 10,000 sampled pairs: mod 2 reaches 100% held-out accuracy
+    in 3-47 epochs (20 seeds); for mod 5 use `hidden=16` (100% in 12-25 epochs; the
+    5-wide stack also gets there, in 60-190 epochs). Narrow ReLU stacks lose units
+    for good, so give `activation="relu"` a width of 16 or more.
+
     Example:
         >>> ModularMLPConfig(modulus=5, hidden=32).n_hidden_layers
         5

@@ -34,7 +34,7 @@ from mechscope.models.digit_cnn import DigitCNN
 from mechscope.models.modular_mlp import ModularMLP
 from mechscope.models.tiny_relu import TinyReLU
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "default_train_config", "OptimizerName"]
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "default_train_config", "random_shift", "OptimizerName"]
 
 OptimizerName = Literal["adam", "sgd"]
 
@@ -64,19 +64,28 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not (_is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}; e.g. lr=1e-3.")
         if self.optimizer not in get_args(OptimizerName):
             raise ConfigError(f"optimizer must be one of {get_args(OptimizerName)!r}, got {self.optimizer!r}.")
-        if self.weight_decay < 0 or self.momentum < 0:
+        numbers = _is_number(self.weight_decay) and _is_number(self.momentum)
+        if not numbers or min(self.weight_decay, self.momentum) < 0:
             raise ConfigError(
-                f"weight_decay and momentum must be >= 0, got weight_decay={self.weight_decay!r}, "
+                f"weight_decay and momentum must be numbers >= 0, got weight_decay={self.weight_decay!r}, "
                 f"momentum={self.momentum!r}."
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}.")
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ConfigError(f"max_shift must be a non-negative integer of pixels, got {self.max_shift!r}.")
-        if self.target_metric is not None and not math.isfinite(self.target_metric):
+        target = self.target_metric
+        if target is not None and not (_is_number(target) and math.isfinite(target)):
             raise ConfigError(f"target_metric must be a finite number or None, got {self.target_metric!r}.")
+        if not isinstance(self.full_batch, bool) or not isinstance(self.cosine, bool):
+            raise ConfigError(
+                f"full_batch and cosine must be True or False, got full_batch={self.full_batch!r}, "
+                f"cosine={self.cosine!r}."
+            )
 
 
 @dataclass
@@ -127,9 +136,8 @@ def train(
     n = x_all.shape[0]
     if n == 0:
         raise DataError("the training split is empty; build data with n_train > 0.")
-    batch_size = n if config.full_batch else min(config.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    bounds = _batch_bounds(n, n if config.full_batch else config.batch_size)
+    total_steps = len(bounds) * config.epochs
     metric_key = "train_accuracy" if data.task == "classification" else "train_mse"
 
     history: list[dict[str, float]] = []
@@ -148,11 +156,11 @@ def train(
                 order = None if config.full_batch else torch.randperm(n, generator=generator).to(device)
                 loss_sum = torch.zeros((), device=device)
                 metric_sum = torch.zeros((), device=device)
-                for first in range(0, n, batch_size):
+                for first, last in bounds:
                     if order is None:
                         xb, yb = x_all, y_all
                     else:
-                        idx = order[first : first + batch_size]
+                        idx = order[first:last]
                         xb, yb = x_all[idx], y_all[idx]
                     if config.max_shift:
                         xb = random_shift(xb, config.max_shift, generator)
@@ -206,8 +214,12 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, task: Task, *, batch_size: 
     """
     if task not in ("classification", "regression"):
         raise DataError(f"task must be 'classification' or 'regression', got {task!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise DataError(f"need as many targets as inputs (and at least one), got {x.shape[0]} inputs, {y.shape[0]} targets.")
+        raise DataError(
+            f"need as many targets as inputs (and at least one), got {x.shape[0]} inputs, {y.shape[0]} targets."
+        )
     value = _evaluate_tensors(model, x, _targets(y, task), task, batch_size)
     return {"test_accuracy" if task == "classification" else "test_mse": value}
 
@@ -235,13 +247,19 @@ def _evaluate_tensors(model: nn.Module, x: Tensor, y: Tensor, task: Task, batch_
 def default_train_config(model: nn.Module, data: DataBundle) -> TrainConfig:
     """Return the documented training settings for `model` on `data`.
 
-    The settings were measured on a 2-core CPU:
+    Measured on a shared 2-core CPU, one thread, seeds 0-2 (data and weights):
 
-    * ModularMLP: full-batch Adam, lr 0.02, up to 3000 epochs, stop at train accuracy 1.0.
-    * TinyReLU: Adam, batch 512, lr 0.02 with cosine decay, 2 epochs
-      (100,000 examples: 392 steps).
-    * DigitCNN: Adam, batch 64, lr 2e-3 with cosine decay, random shifts of up to
-      1 pixel (8x8) or 2 pixels (28x28), 12 epochs (8x8) or 10 epochs (28x28).
+    * ModularMLP: full-batch Adam, lr 0.02, stop at train accuracy 1.0 (at most 3000
+      epochs). Mod 2, article setup: 100% held-out in 3-47 epochs (20 seeds), ~0.1 s.
+      Mod 5 with hidden=16: 100% in 12-25 epochs.
+    * TinyReLU: Adam, batch 512, lr 0.02 with cosine decay, 2 epochs (100,000
+      examples: 392 steps, < 1 s). Held-out MSE <= 3e-11 (sum, weighted) and <= 2e-5
+      (product, log space).
+    * DigitCNN, 28x28: Adam, batch 64, lr 4e-3 with cosine decay, random shifts of up
+      to 1 pixel, 10 epochs: mnist5k 97.6-98.0% (dense head, ~9 s), 98.2-98.9% (GAP, ~16 s).
+    * DigitCNN, 8x8: Adam, batch 64, lr 4e-3 with cosine decay, 30 epochs, no shifts
+      (a 1-pixel shift is 1/8 of the image and cost ~1.5 points): sklearn digits
+      97.6-99.1% (dense), 98.0-99.1% (GAP), ~6 s.
     * Anything else: Adam, batch 128, lr 1e-3, 20 epochs.
 
     Args:
@@ -256,8 +274,9 @@ def default_train_config(model: nn.Module, data: DataBundle) -> TrainConfig:
     if isinstance(model, TinyReLU):
         return TrainConfig(epochs=2, batch_size=512, lr=0.02, cosine=True)
     if isinstance(model, DigitCNN):
-        small = model.config.image_size <= 16
-        return TrainConfig(epochs=12 if small else 10, batch_size=64, lr=2e-3, max_shift=1 if small else 2, cosine=True)
+        if model.config.image_size <= 16:
+            return TrainConfig(epochs=30, batch_size=64, lr=4e-3, cosine=True)
+        return TrainConfig(epochs=10, batch_size=64, lr=4e-3, max_shift=1, cosine=True)
     return TrainConfig()
 
 
@@ -281,6 +300,21 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> 
     cols = (torch.arange(w, device=images.device) + offsets[:, 1:])[:, None, :]  # (batch, 1, width)
     batch_idx = torch.arange(b, device=images.device)[:, None, None]
     return padded[batch_idx, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # (batch, channel, height, width)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Return (first, last) slices covering 0..n; a lone trailing example joins the batch before it.
+
+    BatchNorm cannot normalise a batch of one example in training mode.
+    """
+    bounds = [(first, min(first + batch_size, n)) for first in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -1,0 +1,89 @@
+"""Target classes of an attribution: one class index per image, the predicted class by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mechscope.errors import DataError, UnsupportedModelError
+
+__all__ = ["Target", "resolve_target", "target_scores"]
+
+Target = int | Sequence[int] | Tensor | np.ndarray | None
+"""A class index for every image (int), one per image (sequence, array or tensor of shape
+(batch,)), or None for the class the model predicts."""
+
+
+def resolve_target(target: Target, logits: Tensor) -> Tensor:
+    """Turn `target` into class indices (batch,) on the logits' device and check their range.
+
+    Args:
+        target: See `Target`; None picks `logits.argmax(dim=1)`.
+        logits: Model output (batch, n_classes).
+
+    Returns:
+        Long tensor (batch,).
+
+    Raises:
+        UnsupportedModelError: The model does not return (batch, n_classes) logits.
+        DataError: A target is not an integer, has the wrong length, or is out of range.
+
+    Example:
+        >>> resolve_target(None, torch.tensor([[0.1, 2.0], [3.0, 0.0]]))
+        tensor([1, 0])
+    """
+    if logits.dim() != 2:
+        raise UnsupportedModelError(
+            f"Attribution needs a classifier returning logits of shape (batch, n_classes); the model returned "
+            f"shape {tuple(logits.shape)}. Wrap the model so that it returns one row of class scores per image."
+        )
+    batch, n_classes = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, bool):
+        raise DataError(f"target must be a class index or one index per image; got the bool {target!r}.")
+    if isinstance(target, (int, np.integer)):
+        index = torch.full((batch,), int(target), dtype=torch.long, device=logits.device)
+    else:
+        index = _as_index_tensor(target, batch).to(logits.device)
+    bad = (index < 0) | (index >= n_classes)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise DataError(
+            f"target class {int(index[first])} (image {first}) is out of range for a model with {n_classes} "
+            f"classes; use class indices 0..{n_classes - 1}, or target=None for the predicted class."
+        )
+    return index
+
+
+def target_scores(logits: Tensor, target: Target) -> tuple[Tensor, Tensor]:
+    """Pick each image's target logit.
+
+    Args:
+        logits: Model output (batch, n_classes), with its autograd graph.
+        target: See `Target`.
+
+    Returns:
+        (scores (batch,), class indices (batch,)); the scores keep the graph for backward.
+    """
+    index = resolve_target(target, logits)
+    return logits.gather(1, index[:, None]).squeeze(1), index
+
+
+def _as_index_tensor(target: Sequence[int] | Tensor | np.ndarray, batch: int) -> Tensor:
+    try:
+        index = torch.as_tensor(np.asarray(target) if not isinstance(target, Tensor) else target)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"target must be class indices; could not read {target!r} ({err}).") from err
+    if index.dim() == 0:
+        index = index.expand(batch)
+    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+        raise DataError(f"target must hold integer class indices; got dtype {index.dtype} ({target!r}).")
+    if tuple(index.shape) != (batch,):
+        raise DataError(
+            f"target must give one class index per image, shape ({batch},); got shape {tuple(index.shape)}."
+        )
+    return index.long()

@@ -1,0 +1,345 @@
+"""Causal checks by ablation: switch channels off (zero or mean) and measure what each class loses.
+
+If class c's top channels (from `class_contributions`) really are its detectors, ablating
+them must hurt class c more than ablating the same number of random channels. `causal_check`
+measures both for every class and reports the ratio over all classes. Ablations run through
+`mechscope.capture.patch`, so no hook outlives the call and the weights are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from mechscope.capture import HookPoint, capture, get_layer, patch
+from mechscope.capture.record import model_device
+from mechscope.circuits._modules import check_inputs, eval_mode
+from mechscope.errors import ConfigError, DataError
+
+__all__ = ["Mode", "ablate", "channel_means", "AblationEffect", "ablation_effect", "CausalCheck", "causal_check"]
+
+Mode = Literal["zero", "mean"]
+"""Ablation replaces channels by zero, or by their mean activation over a dataset."""
+
+
+@contextmanager
+def ablate(
+    model: nn.Module,
+    layer: str,
+    channels: Sequence[int] | Tensor,
+    *,
+    mode: Mode = "zero",
+    means: Tensor | None = None,
+) -> Iterator[None]:
+    """Replace `channels` of `layer`'s output while the block runs; the hook is removed on exit.
+
+    Args:
+        model: Any module.
+        layer: Dotted layer name; its output is (batch, channel, ...).
+        channels: Channel indices to ablate.
+        mode: "zero", or "mean" to substitute `means[channel]`.
+        means: (channel, ...) mean activation per channel (see `channel_means`); needed for "mean".
+
+    Example:
+        >>> with ablate(model, "relu3", [4, 17, 9]):
+        ...     logits = model(x)
+    """
+    if mode not in ("zero", "mean"):
+        raise ConfigError(f"mode must be 'zero' or 'mean'; got {mode!r}.")
+    if mode == "mean" and means is None:
+        raise ConfigError("mode='mean' needs means=channel_means(model, layer, inputs).")
+    index = torch.as_tensor(channels, dtype=torch.long).reshape(-1)
+    fill = means if means is not None else torch.zeros(0)
+    get_layer(model, layer)
+
+    def replace(output: Tensor, *, hook: HookPoint) -> Tensor:
+        if output.dim() < 2 or (index.numel() and int(index.max()) >= output.shape[1]) or (
+            index.numel() and int(index.min()) < 0
+        ):
+            raise ConfigError(
+                f"cannot ablate channels {index.tolist()} of {hook.name!r}: its output has shape "
+                f"{tuple(output.shape)} (channel is dimension 1)."
+            )
+        new = output.clone()
+        idx = index.to(output.device)
+        if mode == "zero":
+            new[:, idx] = 0
+        else:
+            values = fill.to(output.device, output.dtype)[idx]  # (n_ablated, *spatial)
+            new[:, idx] = values.unsqueeze(0).expand(output.shape[0], *values.shape)
+        return new
+
+    with patch(model, {layer: replace}):
+        yield
+
+
+def channel_means(model: nn.Module, layer: str, inputs: Tensor, *, batch_size: int = 256) -> Tensor:
+    """Mean activation of `layer` over `inputs`, per channel and position: (channel, *spatial)."""
+    check_inputs(inputs)
+    total: Tensor | None = None
+    with eval_mode(model), torch.no_grad():
+        for batch in inputs.split(batch_size):
+            with capture(model, [layer]) as store:
+                model(batch.to(model_device(model)))
+            part = store.act(layer).double().sum(dim=0).cpu()
+            total = part if total is None else total + part
+    if total is None:
+        raise DataError("channel_means got no inputs; pass at least one.")
+    return (total / inputs.shape[0]).float()
+
+
+@dataclass(frozen=True)
+class AblationEffect:
+    """What ablating a set of channels does to every class."""
+
+    layer: str  # ablated layer
+    channels: tuple[int, ...]  # ablated channels
+    mode: str  # "zero" or "mean"
+    base_accuracy: Tensor  # (n_classes,) accuracy per class without ablation
+    ablated_accuracy: Tensor  # (n_classes,) accuracy per class with the channels ablated
+    logit_change: Tensor  # (n_classes,) mean change of the true-class logit (ablated - base)
+    class_counts: Tensor  # (n_classes,) inputs per class
+
+    @property
+    def accuracy_drop(self) -> Tensor:
+        """(n_classes,) base minus ablated accuracy (positive: the ablation hurts)."""
+        return self.base_accuracy - self.ablated_accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "layer": self.layer,
+            "channels": list(self.channels),
+            "mode": self.mode,
+            "base_accuracy": self.base_accuracy.tolist(),
+            "ablated_accuracy": self.ablated_accuracy.tolist(),
+            "accuracy_drop": self.accuracy_drop.tolist(),
+            "logit_change": self.logit_change.tolist(),
+        }
+
+
+def ablation_effect(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    layer: str,
+    channels: Sequence[int] | Tensor,
+    *,
+    mode: Mode = "zero",
+    means: Tensor | None = None,
+    batch_size: int = 256,
+) -> AblationEffect:
+    """Per-class accuracy and true-class logit change when `channels` of `layer` are ablated.
+
+    Args:
+        model: Any module returning logits (batch, n_classes).
+        inputs: (batch, ...) inputs.
+        labels: (batch,) class indices.
+        layer: Layer to ablate.
+        channels: Channels to ablate.
+        mode: "zero" or "mean".
+        means: Per-channel means for mode="mean"; None computes them on `inputs`.
+        batch_size: Inputs per forward pass.
+
+    Example:
+        >>> effect = ablation_effect(model, data.x_test, data.y_test, "relu3", [4, 17, 9])
+        >>> effect.accuracy_drop[3]
+    """
+    check_inputs(inputs, labels)
+    if mode == "mean" and means is None:
+        means = channel_means(model, layer, inputs, batch_size=batch_size)
+    base = _logits(model, inputs, batch_size)
+    n_classes = _n_classes(base, labels)
+    with ablate(model, layer, channels, mode=mode, means=means):
+        ablated = _logits(model, inputs, batch_size)
+    counts = torch.bincount(labels.cpu(), minlength=n_classes)
+    return AblationEffect(
+        layer=layer,
+        channels=tuple(int(c) for c in torch.as_tensor(channels).reshape(-1).tolist()),
+        mode=mode,
+        base_accuracy=_per_class(base.argmax(1) == labels, labels, n_classes),
+        ablated_accuracy=_per_class(ablated.argmax(1) == labels, labels, n_classes),
+        logit_change=_per_class(_true(ablated, labels) - _true(base, labels), labels, n_classes),
+        class_counts=counts,
+    )
+
+
+@dataclass(frozen=True)
+class CausalCheck:
+    """Ablating each class's top channels versus as many random channels, class by class."""
+
+    layer: str  # ablated layer
+    mode: str  # "zero" or "mean"
+    n_random: int  # random draws per class
+    top_channels: Tensor  # (n_classes, top) channels ablated for each class
+    base_accuracy: Tensor  # (n_classes,) accuracy without ablation
+    top_drop: Tensor  # (n_classes,) accuracy drop on class c when its top channels are ablated
+    random_drop: Tensor  # (n_classes,) mean accuracy drop on class c over random draws of as many channels
+    top_logit_drop: Tensor  # (n_classes,) mean decrease of class c's logit on its inputs, top channels ablated
+    random_logit_drop: Tensor  # (n_classes,) the same for random channels, mean over draws
+    cross_drop: Tensor  # (n_classes, n_classes): accuracy drop on class j (column) when class i's (row) top go
+
+    @property
+    def ratio(self) -> float:
+        """Total accuracy drop from top channels over that from random ones, over all classes (inf if 0)."""
+        return _ratio(self.top_drop, self.random_drop)
+
+    @property
+    def logit_ratio(self) -> float:
+        """Total own-logit drop from top channels over that from random ones, over all classes."""
+        return _ratio(self.top_logit_drop, self.random_logit_drop)
+
+    @property
+    def classes_hurt_more(self) -> int:
+        """Classes whose own top channels cost them more accuracy than random ones."""
+        return int((self.top_drop > self.random_drop).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "layer": self.layer,
+            "mode": self.mode,
+            "n_random": self.n_random,
+            "ratio": self.ratio,
+            "logit_ratio": self.logit_ratio,
+            "classes_hurt_more": self.classes_hurt_more,
+            "base_accuracy": self.base_accuracy.tolist(),
+            "top_drop": self.top_drop.tolist(),
+            "random_drop": self.random_drop.tolist(),
+            "top_logit_drop": self.top_logit_drop.tolist(),
+            "random_logit_drop": self.random_logit_drop.tolist(),
+            "cross_drop": self.cross_drop.tolist(),
+        }
+
+
+def causal_check(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    top_channels: Tensor,
+    *,
+    layer: str,
+    mode: Mode = "zero",
+    n_random: int = 20,
+    seed: int = 0,
+    means: Tensor | None = None,
+    batch_size: int = 256,
+) -> CausalCheck:
+    """Compare ablating each class's top channels with ablating as many random other channels.
+
+    Args:
+        model: Any module returning logits (batch, n_classes).
+        inputs: (batch, ...) held-out inputs.
+        labels: (batch,) class indices.
+        top_channels: (n_classes, top) channels per class, e.g. `class_contributions(...).top_channels`.
+        layer: The layer the channels belong to.
+        mode: "zero" or "mean".
+        n_random: Random draws per class (from the channels outside that class's top set).
+        seed: Seed of the random draws.
+        means: Per-channel means for mode="mean"; None computes them on `inputs`.
+        batch_size: Inputs per forward pass.
+
+    Returns:
+        CausalCheck; `ratio > 1` means top channels matter more than random ones.
+
+    Example:
+        >>> found = class_contributions(model, data.x_train, data.y_train)
+        >>> check = causal_check(model, data.x_test, data.y_test, found.top_channels, layer=found.layer)
+        >>> check.ratio
+    """
+    check_inputs(inputs, labels)
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
+        raise ConfigError(f"n_random must be a positive integer; got {n_random!r}.")
+    if top_channels.dim() != 2:
+        raise DataError(f"top_channels must be (n_classes, top); got shape {tuple(top_channels.shape)}.")
+    if mode == "mean" and means is None:
+        means = channel_means(model, layer, inputs, batch_size=batch_size)
+    with eval_mode(model), torch.no_grad(), capture(model, [layer]) as store:
+        model(inputs[:1].to(model_device(model)))
+    n_channels = int(store.act(layer).shape[1])
+    base = _logits(model, inputs, batch_size)
+    n_classes = _n_classes(base, labels)
+    if top_channels.shape[0] != n_classes:
+        raise DataError(f"top_channels has {top_channels.shape[0]} rows for {n_classes} classes.")
+    size = top_channels.shape[1]
+    if n_channels - size < size:
+        raise ConfigError(
+            f"{layer!r} has {n_channels} channels: too few to draw {size} random channels outside a top set of {size}."
+        )
+    labels = labels.cpu()
+    generator = torch.Generator().manual_seed(seed)
+    base_acc = _per_class(base.argmax(1) == labels, labels, n_classes)
+    top_drop, random_drop = torch.zeros(n_classes), torch.zeros(n_classes)
+    top_logit, random_logit = torch.zeros(n_classes), torch.zeros(n_classes)
+    cross = torch.zeros(n_classes, n_classes)
+    for c in range(n_classes):
+        mine = labels == c
+        if not bool(mine.any()):
+            continue
+        with ablate(model, layer, top_channels[c], mode=mode, means=means):
+            ablated = _logits(model, inputs, batch_size)
+        cross[c] = base_acc - _per_class(ablated.argmax(1) == labels, labels, n_classes)
+        top_drop[c] = cross[c, c]
+        top_logit[c] = (_true(base, labels) - _true(ablated, labels))[mine].mean()
+        mine_top = set(top_channels[c].tolist())
+        pool = torch.tensor([k for k in range(n_channels) if k not in mine_top])
+        x_c, y_c, base_c = inputs[mine], labels[mine], base[mine]
+        drops, logit_drops = [], []
+        for _ in range(n_random):
+            chosen = pool[torch.randperm(len(pool), generator=generator)[:size]]
+            with ablate(model, layer, chosen, mode=mode, means=means):
+                out = _logits(model, x_c, batch_size)
+            drops.append(base_acc[c] - (out.argmax(1) == y_c).float().mean())
+            logit_drops.append((_true(base_c, y_c) - _true(out, y_c)).mean())
+        random_drop[c] = torch.stack(drops).mean()
+        random_logit[c] = torch.stack(logit_drops).mean()
+    return CausalCheck(
+        layer=layer,
+        mode=mode,
+        n_random=n_random,
+        top_channels=top_channels.cpu(),
+        base_accuracy=base_acc,
+        top_drop=top_drop,
+        random_drop=random_drop,
+        top_logit_drop=top_logit,
+        random_logit_drop=random_logit,
+        cross_drop=cross,
+    )
+
+
+def _logits(model: nn.Module, inputs: Tensor, batch_size: int) -> Tensor:
+    device = model_device(model)
+    with eval_mode(model), torch.no_grad():
+        return torch.cat([model(batch.to(device)).float().cpu() for batch in inputs.split(batch_size)])
+
+
+def _n_classes(logits: Tensor, labels: Tensor) -> int:
+    if logits.dim() != 2:
+        raise DataError(f"ablation needs logits of shape (batch, n_classes); the model returned {tuple(logits.shape)}.")
+    n = int(logits.shape[1])
+    if int(labels.max()) >= n:
+        raise DataError(f"labels go up to {int(labels.max())} but the model returns {n} logits.")
+    return n
+
+
+def _per_class(values: Tensor, labels: Tensor, n_classes: int) -> Tensor:
+    labels = labels.cpu()
+    sums = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, values.double().cpu())
+    counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
+    return (sums / counts).float()
+
+
+def _true(logits: Tensor, labels: Tensor) -> Tensor:
+    return logits.gather(1, labels.cpu()[:, None])[:, 0]
+
+
+def _ratio(top: Tensor, random: Tensor) -> float:
+    denominator = float(random.sum())
+    if denominator <= 0:
+        return float("inf") if float(top.sum()) > 0 else float("nan")
+    return float(top.sum()) / denominator

@@ -1,0 +1,253 @@
+"""Class circuits: the channels of a conv layer that contribute most to each class's logit.
+
+Seed 003 draws, for each digit, the "main detector circuits": the few last-layer channels
+the classifier relies on. Here a channel's contribution to class c is measured over the
+inputs of class c:
+
+* GAP head (global average pooling then one Linear, as DigitCNN(gap=True)): the logit is
+  `b_c + sum_k W[c, k] * mean_hw A_k`, so `W[c, k] * mean over class-c inputs of mean_hw A_k`
+  is exact: the contributions plus the bias sum to the class's mean logit.
+* Any other head: gradient x activation, `sum_hw dlogit_c/dA_k * A_k`, averaged over the
+  class's inputs (a first-order estimate that equals the exact value for a GAP head).
+
+The GAP head is detected by checking, on the first batch, that some Linear layer maps the
+channel means of the layer to the logits; nothing is assumed from module names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mechscope.capture import capture, get_layer
+from mechscope.capture.record import model_device
+from mechscope.circuits._modules import check_inputs, default_layer, eval_mode
+from mechscope.errors import ConfigError, DataError, UnsupportedModelError
+
+__all__ = ["Method", "ClassContributions", "class_contributions", "class_mean_maps", "find_gap_head"]
+
+Method = Literal["auto", "gap", "gradient"]
+"""How contributions are measured: exact GAP-head weights, gradient x activation, or detect."""
+
+
+@dataclass(frozen=True)
+class ClassContributions:
+    """Per-class channel contributions of one layer and each class's top channels."""
+
+    layer: str  # dotted name of the layer whose channels are scored
+    method: str  # "gap" (exact, head weight x mean activation) or "gradient" (gradient x activation)
+    head: str | None  # the Linear layer read by the "gap" method
+    contributions: Tensor  # (n_classes, channel): contribution of each channel to each class's logit
+    top_channels: Tensor  # (n_classes, top): largest contributions first
+    mean_maps: Tensor  # (n_classes, channel, *spatial): mean activation map of each channel per class
+    class_counts: Tensor  # (n_classes,) inputs per class
+    class_names: tuple[str, ...]  # readable label per class
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return int(self.contributions.shape[0])
+
+    def top_maps(self, cls: int) -> Tensor:
+        """Mean activation maps of class `cls`'s top channels on that class, (top, *spatial)."""
+        return self.mean_maps[cls, self.top_channels[cls]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: per class, its top channels and every channel's contribution."""
+        return {
+            "layer": self.layer,
+            "method": self.method,
+            "head": self.head,
+            "classes": {
+                name: {
+                    "top_channels": self.top_channels[c].tolist(),
+                    "contributions": self.contributions[c].tolist(),
+                }
+                for c, name in enumerate(self.class_names)
+            },
+        }
+
+
+def class_contributions(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    layer: str | None = None,
+    top: int = 3,
+    method: Method = "auto",
+    batch_size: int = 256,
+    class_names: tuple[str, ...] | None = None,
+) -> ClassContributions:
+    """Score every channel of `layer` by its contribution to each class's logit.
+
+    Args:
+        model: Any module returning logits (batch, n_classes).
+        inputs: (batch, ...) inputs; each is scored against its own label.
+        labels: (batch,) class indices.
+        layer: Layer whose channels are scored; None uses `model.last_conv` if the model
+            names one, else the activation layer of the last conv module.
+        top: Channels kept per class.
+        method: "gap" (exact, needs a GAP head), "gradient", or "auto" (GAP if detected).
+        batch_size: Inputs per forward pass.
+        class_names: Label per class; None uses "0", "1", ...
+
+    Returns:
+        ClassContributions; `top_channels[c]` are class c's main detectors.
+
+    Raises:
+        UnsupportedModelError: method="gap" but no Linear maps the layer's channel means to the logits.
+        DataError: inputs and labels disagree, or the model does not return (batch, n_classes) logits.
+
+    Example:
+        >>> found = class_contributions(model, data.x_train, data.y_train)
+        >>> found.method, found.top_channels[3]     # 'gap', tensor([12, 5, 30])
+    """
+    check_inputs(inputs, labels)
+    if method not in ("auto", "gap", "gradient"):
+        raise ConfigError(f"method must be 'auto', 'gap' or 'gradient'; got {method!r}.")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1; got {batch_size}.")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top must be a positive integer; got {top!r}.")
+    name = default_layer(model) if layer is None else layer
+    get_layer(model, name)
+    device = model_device(model)
+    with eval_mode(model):
+        with torch.no_grad(), capture(model, [name]) as store:
+            probe_logits = model(inputs[:batch_size].to(device))
+        probe_act = store.act(name)
+        n_classes = _check_logits(probe_logits, labels)
+        if probe_act.dim() < 2:
+            raise DataError(f"Layer {name!r} returns shape {tuple(probe_act.shape)}; it needs (batch, channel, ...).")
+        n_channels = probe_act.shape[1]
+        head = None if method == "gradient" else find_gap_head(model, probe_act, probe_logits)
+        if method == "gap" and head is None:
+            raise UnsupportedModelError(
+                f"No Linear layer of {type(model).__name__} maps the channel means of {name!r} to the logits, so "
+                "the exact GAP contribution does not apply; use method='gradient' (or 'auto')."
+            )
+        sums = torch.zeros(n_classes, n_channels, dtype=torch.float64)
+        map_sums = torch.zeros(n_classes, *probe_act.shape[1:], dtype=torch.float64)
+        counts = torch.zeros(n_classes, dtype=torch.int64)
+        for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
+            if int(y.max()) >= n_classes:
+                raise DataError(f"labels go up to {int(y.max())} but the model returns {n_classes} logits.")
+            act, per_input = _score_batch(model, name, batch.to(device), y.to(device), head)
+            y_cpu = y.cpu()
+            sums.index_add_(0, y_cpu, per_input.double().cpu())
+            map_sums.index_add_(0, y_cpu, act.double().cpu())
+            counts += torch.bincount(y_cpu, minlength=n_classes)
+    denom = counts.clamp_min(1).double()
+    per_class = sums / denom[:, None]
+    if head is not None:  # per_class holds channel means: weight them by the head once
+        weight: Tensor = getattr(get_layer(model, head), "weight")
+        per_class = weight.detach().cpu().double() * per_class
+    contributions = per_class.float()
+    mean_maps = (map_sums / denom.reshape(-1, *([1] * (map_sums.dim() - 1)))).float()
+    order = torch.sort(contributions, dim=1, descending=True, stable=True).indices[:, : min(top, n_channels)]
+    names = tuple(str(c) for c in range(n_classes)) if class_names is None else tuple(class_names)
+    if len(names) != n_classes:
+        raise ConfigError(f"class_names has {len(names)} entries for {n_classes} classes.")
+    return ClassContributions(
+        layer=name,
+        method="gap" if head is not None else "gradient",
+        head=head,
+        contributions=contributions,
+        top_channels=order,
+        mean_maps=mean_maps,
+        class_counts=counts,
+        class_names=names,
+    )
+
+
+def class_mean_maps(
+    model: nn.Module, inputs: Tensor, labels: Tensor, layer: str, *, n_classes: int | None = None, batch_size: int = 256
+) -> Tensor:
+    """Mean activation of `layer` over each class's inputs: (n_classes, channel, *spatial).
+
+    Example:
+        >>> class_mean_maps(model, data.x_test, data.y_test, "relu2").shape   # (10, 16, 14, 14)
+    """
+    check_inputs(inputs, labels)
+    n = int(labels.max()) + 1 if n_classes is None else n_classes
+    sums: Tensor | None = None
+    device = model_device(model)
+    with eval_mode(model), torch.no_grad():
+        for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
+            with capture(model, [layer]) as store:
+                model(batch.to(device))
+            act = store.act(layer).double().cpu()
+            if sums is None:
+                sums = torch.zeros(n, *act.shape[1:], dtype=torch.float64)
+            sums.index_add_(0, y.cpu(), act)
+    if sums is None:
+        raise DataError("class_mean_maps got no inputs; pass at least one.")
+    counts = torch.bincount(labels.cpu(), minlength=n).clamp_min(1).double()
+    return (sums / counts.reshape(-1, *([1] * (sums.dim() - 1)))).float()
+
+
+def find_gap_head(model: nn.Module, activations: Tensor, logits: Tensor) -> str | None:
+    """Name of the Linear layer with `logits == Linear(mean over positions of activations)`, if any.
+
+    Args:
+        model: The model.
+        activations: A layer's output on a batch, (batch, channel, *spatial).
+        logits: The model's output on the same batch, (batch, n_classes).
+
+    Returns:
+        The dotted name of the matching Linear layer, or None.
+    """
+    pooled = activations.flatten(2).mean(dim=2) if activations.dim() > 2 else activations
+    scale = 1.0 + float(logits.abs().max())
+    for candidate, module in model.named_modules():
+        if not isinstance(module, nn.Linear):
+            continue
+        if module.in_features != pooled.shape[1] or module.out_features != logits.shape[1]:
+            continue
+        with torch.no_grad():
+            predicted = F.linear(pooled, module.weight, module.bias)
+        if torch.allclose(predicted, logits, rtol=0.0, atol=1e-4 * scale):
+            return candidate
+    return None
+
+
+def _score_batch(model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str | None) -> tuple[Tensor, Tensor]:
+    """Activations (batch, channel, *spatial) and per-input scores (batch, channel).
+
+    With a GAP head the score is the channel mean (the head weight is applied once, later);
+    otherwise gradient x activation of each input's own-class logit, summed over positions.
+    """
+    if head is not None:
+        with torch.no_grad(), capture(model, [layer]) as store:
+            model(x)
+        act = store.act(layer)
+        return act, act.flatten(2).mean(dim=2) if act.dim() > 2 else act
+    if x.is_floating_point():
+        x = x.detach().clone().requires_grad_(True)  # a graph exists even when the weights are frozen
+    with torch.enable_grad(), capture(model, [layer], detach=False) as store:
+        logits = model(x)
+        act = store.act(layer)
+        if not act.requires_grad:
+            raise UnsupportedModelError(
+                f"Layer {layer!r} carries no gradient, so gradient x activation is undefined; "
+                "give the model float inputs or trainable weights."
+            )
+        (grad,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), act)
+    act = act.detach()
+    per_input = grad * act
+    return act, per_input.flatten(2).sum(dim=2) if per_input.dim() > 2 else per_input
+
+
+def _check_logits(logits: Tensor, labels: Tensor) -> int:
+    if logits.dim() != 2:
+        raise DataError(f"class circuits need logits of shape (batch, n_classes); the model returned "
+                        f"{tuple(logits.shape)}.")
+    n_classes = int(logits.shape[1])
+    if int(labels.max()) >= n_classes:
+        raise DataError(f"labels go up to {int(labels.max())} but the model returns {n_classes} logits.")
+    return n_classes

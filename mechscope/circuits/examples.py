@@ -1,0 +1,311 @@
+"""Dataset examples: the top-k and bottom-k inputs of every channel or neuron, in one streaming pass.
+
+A conv channel scores an input by its largest activation (or its mean) over positions; a
+dense neuron by its value. `StreamingTopK` keeps, per unit, the k best scores seen so far and
+merges each new batch into them, so memory is O(k x units) whatever the dataset size: the
+activations of the whole dataset are never held at once. The merge is a stable sort of the
+running k rows stacked on the batch, so ties (common: a ReLU channel that stays at zero)
+are broken by dataset order and the result equals a brute-force ranking of all scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from mechscope.capture import LayerSpec, capture, resolve_layers
+from mechscope.capture.record import Inputs, iter_batches, model_device
+from mechscope.circuits._modules import ReceptiveField, eval_mode, receptive_field
+from mechscope.errors import ConfigError, DataError
+
+__all__ = [
+    "Reduce",
+    "StreamingTopK",
+    "RankedExamples",
+    "LayerExamples",
+    "DatasetExamples",
+    "dataset_examples",
+    "unit_scores",
+]
+
+Reduce = Literal["max", "mean"]
+"""How a conv channel scores an input: its largest activation or its mean over positions."""
+
+
+class StreamingTopK:
+    """Running top-k (or bottom-k) per unit over batches of scores, in O(k x units) memory.
+
+    Example:
+        >>> top = StreamingTopK(3)
+        >>> for first, scores in enumerate(batches):            # scores (batch, unit)
+        ...     top.update(scores, torch.arange(first * 64, first * 64 + len(scores)))
+        >>> top.values_.shape, top.indices_.shape                 # (k, unit) each
+    """
+
+    def __init__(self, k: int, *, largest: bool = True) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer; got {k!r}.")
+        self.k = k
+        self.largest = largest
+        self.values_: Tensor | None = None  # (m, unit), m <= k, best first
+        self.indices_: Tensor | None = None  # (m, unit) dataset positions
+        self.positions_: Tensor | None = None  # (m, unit, n_spatial) argmax positions, if given
+
+    def update(self, scores: Tensor, indices: Tensor, positions: Tensor | None = None) -> None:
+        """Merge one batch: `scores` (batch, unit), `indices` (batch,), `positions` (batch, unit, n_spatial)."""
+        if scores.dim() != 2 or indices.shape != scores.shape[:1]:
+            raise DataError(
+                f"update takes scores (batch, unit) and indices (batch,); got {tuple(scores.shape)} and "
+                f"{tuple(indices.shape)}."
+            )
+        batch_indices = indices.to(scores.device)[:, None].expand_as(scores)
+        if self.values_ is None or self.indices_ is None:
+            values, index = scores, batch_indices
+            pos = positions
+        else:
+            # Running rows first: they hold earlier inputs, so the stable sort prefers them on ties.
+            values = torch.cat([self.values_, scores])
+            index = torch.cat([self.indices_, batch_indices])
+            pos = None if positions is None or self.positions_ is None else torch.cat([self.positions_, positions])
+        order = torch.sort(values, dim=0, descending=self.largest, stable=True).indices[: self.k]  # (k, unit)
+        self.values_ = values.gather(0, order)
+        self.indices_ = index.gather(0, order)
+        if pos is not None:
+            self.positions_ = pos.gather(0, order[:, :, None].expand(-1, -1, pos.shape[2]))
+
+
+def unit_scores(activations: Tensor, reduce: Reduce = "max") -> tuple[Tensor, Tensor | None]:
+    """Score each input per unit and locate each unit's maximum.
+
+    Args:
+        activations: (batch, unit) for dense layers or (batch, channel, *spatial) for conv layers.
+        reduce: "max" or "mean" over positions (conv layers only).
+
+    Returns:
+        scores (batch, unit) and positions (batch, unit, n_spatial) of the maximum, or None
+        for a dense layer.
+    """
+    if reduce not in ("max", "mean"):
+        raise ConfigError(f"reduce must be 'max' or 'mean'; got {reduce!r}.")
+    if activations.dim() < 2:
+        raise DataError(f"activations need a batch and a unit dimension; got shape {tuple(activations.shape)}.")
+    if activations.dim() == 2:
+        return activations, None
+    spatial = tuple(activations.shape[2:])
+    flat = activations.flatten(2)  # (batch, channel, positions)
+    peak, where = flat.max(dim=2)
+    scores = peak if reduce == "max" else flat.mean(dim=2)
+    positions = torch.stack(torch.unravel_index(where, spatial), dim=-1)  # (batch, channel, n_spatial)
+    return scores, positions
+
+
+@dataclass(frozen=True)
+class RankedExamples:
+    """The k best (or worst) inputs of every unit."""
+
+    values: Tensor  # (unit, k) scores, best first
+    indices: Tensor  # (unit, k) int64 positions in the dataset
+    positions: Tensor | None  # (unit, k, n_spatial) position of each input's maximum; None for dense layers
+
+    def to_dict(self, unit: int) -> dict[str, Any]:
+        """One unit's examples as plain lists."""
+        out: dict[str, Any] = {"indices": self.indices[unit].tolist(), "values": self.values[unit].tolist()}
+        if self.positions is not None:
+            out["positions"] = self.positions[unit].tolist()
+        return out
+
+
+@dataclass(frozen=True)
+class LayerExamples:
+    """Top-k and bottom-k dataset examples of every unit of one layer."""
+
+    layer: str  # dotted layer name
+    reduce: str  # "max" or "mean": how a conv channel scores an input
+    top: RankedExamples  # highest scores first
+    bottom: RankedExamples  # lowest scores first
+    activation_shape: tuple[int, ...]  # one input's activation shape at this layer
+    receptive_field: ReceptiveField | None  # where a position looks in the input; None for dense layers
+    n_inputs: int  # inputs streamed
+
+    @property
+    def n_units(self) -> int:
+        """Channels (conv) or neurons (dense) of the layer."""
+        return int(self.top.values.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Examples kept per unit (fewer than asked when the dataset is smaller)."""
+        return int(self.top.values.shape[1])
+
+    def windows(self, which: Literal["top", "bottom"] = "top") -> Tensor | None:
+        """Input window around each example's maximum: (unit, k, n_spatial, 2) holding (first, size) per axis.
+
+        Windows may reach past the image border; `crops` pads with zeros there. None when the
+        receptive field is unknown (dense layer, or a module whose geometry mechscope cannot read).
+        """
+        ranked = self._ranked(which)
+        field = self.receptive_field
+        if field is None or ranked.positions is None:
+            return None
+        pos = ranked.positions.double()
+        start = torch.tensor(field.start, dtype=torch.float64)
+        jump = torch.tensor(field.jump, dtype=torch.float64)
+        size = torch.tensor(field.size, dtype=torch.float64)
+        first = torch.round(start + pos * jump - (size - 1) / 2).long()
+        return torch.stack([first, size.long().expand_as(first)], dim=-1)
+
+    def crops(self, inputs: Tensor, which: Literal["top", "bottom"] = "top") -> Tensor:
+        """Cut the receptive-field window around each example's maximum out of `inputs`.
+
+        Args:
+            inputs: The dataset the examples were collected from, (batch, channel, *spatial).
+            which: "top" or "bottom" examples.
+
+        Returns:
+            (unit, k, channel, *window) crops, zero outside the image.
+
+        Raises:
+            DataError: The layer has no receptive field (dense layer) or `inputs` is not the dataset.
+        """
+        windows = self.windows(which)
+        if windows is None:
+            raise DataError(f"Layer {self.layer!r} has no spatial receptive field, so its examples cannot be cropped; "
+                            "show the whole inputs instead.")
+        if inputs.shape[0] != self.n_inputs:
+            raise DataError(f"crops needs the {self.n_inputs} inputs the examples came from; got {inputs.shape[0]}.")
+        ranked = self._ranked(which)
+        size = windows[0, 0, :, 1].tolist()
+        pad = max(size)
+        chosen = inputs[ranked.indices.flatten()].detach().cpu()  # (unit * k, channel, *spatial)
+        n_axes = len(size)
+        padded = F.pad(chosen, [pad] * (2 * n_axes))
+        flat = windows.reshape(-1, n_axes, 2)
+        crops = []
+        for item, window in zip(padded, flat):
+            slices = tuple(slice(int(f) + pad, int(f) + pad + int(s)) for f, s in window)
+            crops.append(item[(slice(None),) + slices])
+        return torch.stack(crops).reshape(*ranked.indices.shape, inputs.shape[1], *size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: per unit, the indices, values and maximum positions of its examples."""
+        field = self.receptive_field
+        return {
+            "layer": self.layer,
+            "reduce": self.reduce,
+            "k": self.k,
+            "n_inputs": self.n_inputs,
+            "activation_shape": list(self.activation_shape),
+            "receptive_field": None if field is None else {
+                "size": list(field.size), "jump": list(field.jump), "start": list(field.start)
+            },
+            "units": [
+                {"unit": u, "top": self.top.to_dict(u), "bottom": self.bottom.to_dict(u)} for u in range(self.n_units)
+            ],
+        }
+
+    def _ranked(self, which: str) -> RankedExamples:
+        if which not in ("top", "bottom"):
+            raise ConfigError(f"which must be 'top' or 'bottom'; got {which!r}.")
+        return self.top if which == "top" else self.bottom
+
+
+@dataclass(frozen=True)
+class DatasetExamples:
+    """Dataset examples of several layers."""
+
+    layers: dict[str, LayerExamples]  # layer name -> its examples
+
+    def __getitem__(self, layer: str) -> LayerExamples:
+        return self.layers[layer]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form keyed by layer name."""
+        return {"layers": {name: ex.to_dict() for name, ex in self.layers.items()}}
+
+
+def dataset_examples(
+    model: nn.Module,
+    data: Inputs,
+    layers: LayerSpec,
+    *,
+    k: int = 9,
+    reduce: Reduce = "max",
+    batch_size: int = 256,
+    progress: bool = True,
+) -> DatasetExamples:
+    """Find the top-k and bottom-k inputs of every unit of `layers` in one pass over `data`.
+
+    Args:
+        model: Any module.
+        data: Inputs (batch, ...), a Dataset or a DataLoader (iterated in order; indices count
+            inputs in the order they arrive).
+        layers: Layer names; conv outputs (batch, channel, *spatial) rank channels, dense
+            outputs (batch, unit) rank neurons.
+        k: Examples kept per unit and direction.
+        reduce: A conv channel's score for an input: "max" (default) or "mean" over positions.
+        batch_size: Inputs per forward pass (tensors and Datasets).
+        progress: Show a progress bar on a terminal.
+
+    Returns:
+        DatasetExamples; `result[layer].top.indices[unit]` are the unit's top inputs.
+
+    Example:
+        >>> found = dataset_examples(model, data.x_test, ["relu1", "relu3"], k=9)
+        >>> found["relu3"].top.indices[5], found["relu3"].crops(data.x_test).shape
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1; got {batch_size}.")
+    if reduce not in ("max", "mean"):
+        raise ConfigError(f"reduce must be 'max' or 'mean'; got {reduce!r}.")
+    names = resolve_layers(model, layers)
+    top = {name: StreamingTopK(k, largest=True) for name in names}
+    bottom = {name: StreamingTopK(k, largest=False) for name in names}
+    shapes: dict[str, tuple[int, ...]] = {}
+    fields: dict[str, ReceptiveField | None] = {}
+    batches, total = iter_batches(data, batch_size)
+    device = model_device(model)
+    seen = 0
+    with eval_mode(model), torch.no_grad():
+        bar = tqdm(batches, desc="dataset examples", leave=False, disable=None if progress else True,
+                   total=None if total is None else -(-total // batch_size))
+        for batch in bar:
+            batch = batch.to(device)
+            with capture(model, names) as store:
+                model(batch)
+            indices = torch.arange(seen, seen + batch.shape[0], device=device)
+            for name in names:
+                act = store.act(name)
+                if name not in shapes:
+                    shapes[name] = tuple(act.shape[1:])
+                    fields[name] = receptive_field(model, name, tuple(batch.shape[1:]), shapes[name]) \
+                        if act.dim() > 2 else None
+                scores, positions = unit_scores(act, reduce)
+                top[name].update(scores, indices, positions)
+                bottom[name].update(scores, indices, positions)
+            seen += batch.shape[0]
+    if seen == 0:
+        raise DataError("dataset_examples got an empty dataset; pass at least one input.")
+    return DatasetExamples({
+        name: LayerExamples(
+            layer=name,
+            reduce=reduce,
+            top=_finish(top[name]),
+            bottom=_finish(bottom[name]),
+            activation_shape=shapes[name],
+            receptive_field=fields[name],
+            n_inputs=seen,
+        )
+        for name in names
+    })
+
+
+def _finish(acc: StreamingTopK) -> RankedExamples:
+    if acc.values_ is None or acc.indices_ is None:
+        raise DataError("no scores were streamed; pass at least one input.")
+    positions = None if acc.positions_ is None else acc.positions_.transpose(0, 1).cpu()
+    return RankedExamples(acc.values_.t().cpu(), acc.indices_.t().cpu(), positions)

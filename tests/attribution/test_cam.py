@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mechscope.attribution import CAM, GradCAM, GradCAMPlusPlus, GuidedBackprop, GuidedGradCAM
+from mechscope.attribution.base import upsample
+from mechscope.errors import UnsupportedModelError
+
+
+class MaxPoolHead(nn.Module):
+    """conv -> ReLU -> global MAX pool -> linear: head shapes fit CAM, but the pooling does not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.act(self.conv(x))).flatten(1))
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a.flatten(1).double() - a.flatten(1).double().mean(dim=1, keepdim=True)
+    b = b.flatten(1).double() - b.flatten(1).double().mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+@pytest.mark.parametrize("target", [None, 3])
+def test_gradcam_times_spatial_size_equals_cam_on_gap_model(target, gap_cnn, x8):
+    cam = CAM(gap_cnn).layer_map(x8, target)
+    grad_cam = GradCAM(gap_cnn).layer_map(x8, target)
+    height, width = cam.shape[-2:]
+    assert (grad_cam * height * width - cam).abs().max() <= 1e-5
+
+
+def test_gradcam_times_spatial_size_equals_cam_at_finer_resolution(small_conv_net, images):
+    # 8x8 activation maps: the relation holds at every spatial size, not only 2x2.
+    cam = CAM(small_conv_net, "features.3", head="fc").layer_map(images)
+    grad_cam = GradCAM(small_conv_net, "features.3").layer_map(images)
+    assert cam.shape == (5, 8, 8)
+    assert (grad_cam * 64 - cam).abs().max() <= 1e-5
+
+
+def test_cam_equals_gradcam_after_relu_and_normalisation(gap_cnn, x8):
+    assert torch.allclose(CAM(gap_cnn).attribute(x8), GradCAM(gap_cnn).attribute(x8), atol=1e-6)
+
+
+def test_cam_rejects_dense_head_with_shape_message(dense_cnn, x8):
+    with pytest.raises(UnsupportedModelError, match="32 channels but head 'fc2' maps 64 inputs.*global average pool"):
+        CAM(dense_cnn).attribute(x8)
+
+
+def test_cam_rejects_head_that_is_not_fed_by_an_average(x8):
+    with pytest.raises(UnsupportedModelError, match="not 'fc' applied to the spatial mean of 'act'"):
+        CAM(MaxPoolHead(), "act").attribute(x8)
+
+
+def test_cam_head_must_be_linear(gap_cnn):
+    with pytest.raises(UnsupportedModelError, match="not nn.Linear"):
+        CAM(gap_cnn, head="conv3")
+
+
+@pytest.mark.parametrize("model_name", ["gap_cnn", "dense_cnn"])
+def test_gradcam_agrees_with_captum_layer_gradcam(model_name, request, x8):
+    captum_attr = pytest.importorskip("captum.attr")
+    model = request.getfixturevalue(model_name)
+    target = model(x8).argmax(dim=1)
+    reference = captum_attr.LayerGradCam(model, model.relu3).attribute(x8, target=target)[:, 0].detach()
+    ours = GradCAM(model).layer_map(x8, target)
+    assert _pearson(ours, reference).min() >= 0.999
+    # After ReLU, upsampling and normalisation the maps agree too.
+    up = captum_attr.LayerAttribution.interpolate(reference.clamp(min=0)[:, None], (8, 8), "bilinear")[:, 0]
+    up = up / up.flatten(1).amax(dim=1).clamp(min=1e-12)[:, None, None]
+    assert torch.allclose(GradCAM(model).attribute(x8, target), up, atol=1e-5)
+
+
+def test_gradcam_finer_layer_agrees_with_captum(gap_cnn, x8):
+    captum_attr = pytest.importorskip("captum.attr")
+    reference = captum_attr.LayerGradCam(gap_cnn, gap_cnn.relu2).attribute(x8, target=1)[:, 0].detach()
+    ours = GradCAM(gap_cnn, "relu2").layer_map(x8, 1)
+    assert ours.shape == (6, 4, 4)
+    assert _pearson(ours, reference).min() >= 0.999
+
+
+def test_gradcam_plus_plus_closed_form_on_gap_model(gap_cnn, x8):
+    # On a GAP head the gradient at the layer is fc.weight[c] / (h w) everywhere, so the weights
+    # reduce to w_k = h w relu(g_k) / (2 + S_k g_k) with S_k the spatial sum of channel k.
+    target = torch.full((6,), 4)
+    weights_map = GradCAMPlusPlus(gap_cnn).layer_map(x8, target)
+    with torch.no_grad():
+        acts = gap_cnn.relu3(gap_cnn.conv3(gap_cnn.pool2(gap_cnn.relu2(gap_cnn.conv2(gap_cnn.pool1(
+            gap_cnn.relu1(gap_cnn.conv1(x8))))))))
+    hw = acts.shape[-2] * acts.shape[-1]
+    g = (gap_cnn.fc.weight[4] / hw).detach().expand(6, -1)
+    s = acts.sum(dim=(2, 3))
+    w = torch.where(g != 0, hw * torch.relu(g) * g**2 / (2 * g**2 + s * g**3 + 1e-7), torch.zeros_like(g))
+    expected = torch.einsum("bc,bchw->bhw", w, acts)
+    assert torch.allclose(weights_map, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", [CAM, GradCAM, GradCAMPlusPlus])
+def test_cam_family_maps_are_nonnegative_with_peak_one(method, gap_cnn, x8):
+    maps = method(gap_cnn).attribute(x8)
+    assert maps.min() >= 0
+    peaks = maps.amax(dim=(1, 2))
+    assert torch.all((peaks - 1).abs() < 1e-6)
+
+
+def test_cam_family_upsamples_bilinearly_from_layer_resolution(gap_cnn, x8):
+    raw = torch.relu(GradCAM(gap_cnn).layer_map(x8))
+    expected = F.interpolate(raw[:, None], size=(8, 8), mode="bilinear", align_corners=False)[:, 0]
+    expected = expected / expected.amax(dim=(1, 2), keepdim=True)
+    assert torch.allclose(GradCAM(gap_cnn).attribute(x8), expected, atol=1e-6)
+    assert torch.allclose(upsample(raw, (8, 8)), F.interpolate(raw[:, None], (8, 8), mode="bilinear")[:, 0], atol=1e-6)
+
+
+def test_guided_gradcam_is_guided_backprop_times_gradcam(gap_cnn, x8):
+    target = gap_cnn(x8).argmax(dim=1)
+    expected = GuidedBackprop(gap_cnn).attribute(x8, target) * GradCAM(gap_cnn).attribute(x8, target)
+    assert torch.allclose(GuidedGradCAM(gap_cnn).attribute(x8), expected, atol=1e-7)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mechscope.circuits import DepthStatistics, LayerStatistics, activation_maps, depth_statistics
+from mechscope.errors import DataError
+
+
+def _scaling_net() -> nn.Sequential:
+    model = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.Conv2d(1, 1, 1, bias=False), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[2].weight.fill_(2.0)
+    return model
+
+
+def test_depth_statistics_hand_values():
+    x = torch.tensor([[[[-1.0, 2.0], [0.0, 3.0]]], [[[1.0, 1.0], [1.0, -5.0]]]])  # (2, 1, 2, 2)
+    stats = depth_statistics(_scaling_net(), x, batch_size=1, progress=False)
+    first, second = stats.layers
+    assert [s.layer for s in stats.layers] == ["1", "3"]
+    # relu1 = [0, 2, 0, 3] and [1, 1, 1, 0]; relu2 doubles it.
+    assert first.mean_activation == pytest.approx(8 / 8)
+    assert first.fraction_zeros == pytest.approx(3 / 8)
+    assert first.active_units == pytest.approx(5 / 2)
+    assert first.mean_active_value == pytest.approx(8 / 5)
+    assert second.mean_activation == pytest.approx(2.0)
+    assert stats.sparser_deeper and not stats.larger_early and not stats.claim_holds
+    assert "partly holds" in stats.verdict()
+
+
+def test_depth_statistics_claim_logic():
+    def layer(name: str, mean: float, zeros: float) -> LayerStatistics:
+        return LayerStatistics(name, 10, mean, mean, zeros, 10 * (1 - zeros))
+
+    holds = DepthStatistics((layer("a", 2.0, 0.1), layer("b", 1.0, 0.5), layer("c", 0.5, 0.9)), n_inputs=4)
+    assert holds.claim_holds and "' holds" in holds.verdict()
+    fails = DepthStatistics((layer("a", 1.0, 0.5), layer("b", 2.0, 0.1)), n_inputs=4)
+    assert not fails.sparser_deeper and not fails.larger_early
+    assert fails.to_dict()["claim_holds"] is False
+
+
+def test_depth_statistics_default_layers_and_batch_invariance(gap_cnn, images):
+    small = depth_statistics(gap_cnn, images, batch_size=2, progress=False)
+    whole = depth_statistics(gap_cnn, images, batch_size=64, progress=False)
+    assert [s.layer for s in small.layers] == ["relu1", "relu2", "relu3"]
+    for a, b in zip(small.layers, whole.layers):
+        assert a.mean_activation == pytest.approx(b.mean_activation, rel=1e-6)  # float32 convs differ by batch
+        assert a.fraction_zeros == pytest.approx(b.fraction_zeros)
+
+
+def test_activation_maps_shapes_and_no_hooks_left(gap_cnn, images):
+    maps = activation_maps(gap_cnn, images[:1])
+    assert {name: tuple(v.shape) for name, v in maps.maps.items()} == {
+        "relu1": (8, 8, 8), "relu2": (16, 4, 4), "relu3": (32, 2, 2)
+    }
+    assert maps.to_dict()["layers"]["relu2"]["shape"] == [16, 4, 4]
+    assert sum(len(m._forward_hooks) for m in gap_cnn.modules()) == 0
+
+
+def test_activation_maps_rejects_a_batch(gap_cnn, images):
+    with pytest.raises(DataError, match=r"batch of one.*x\[i : i \+ 1\]"):
+        activation_maps(gap_cnn, images[:2])

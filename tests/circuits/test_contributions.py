@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mechscope.capture import capture
+from mechscope.circuits import class_contributions, class_mean_maps, find_gap_head
+from mechscope.errors import ConfigError, DataError, UnsupportedModelError
+
+
+@pytest.fixture
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(4)
+    return torch.rand(60, 1, 8, 8, generator=generator), torch.arange(60) % 10
+
+
+def test_gap_contributions_sum_to_the_mean_class_logit(gap_cnn, batch):
+    x, y = batch
+    found = class_contributions(gap_cnn, x, y, batch_size=16)
+    assert (found.method, found.head, found.layer) == ("gap", "fc", "relu3")
+    with torch.no_grad():
+        logits = gap_cnn(x)
+    for c in range(10):
+        mean_logit = logits[y == c, c].mean()
+        total = found.contributions[c].sum() + gap_cnn.fc.bias.detach()[c]
+        assert float(total) == pytest.approx(float(mean_logit), abs=1e-5)
+
+
+def test_gradient_times_activation_agrees_with_exact_gap(gap_cnn, batch):
+    x, y = batch
+    exact = class_contributions(gap_cnn, x, y, method="gap")
+    estimate = class_contributions(gap_cnn, x, y, method="gradient")
+    assert estimate.method == "gradient" and estimate.head is None
+    torch.testing.assert_close(estimate.contributions, exact.contributions, rtol=1e-4, atol=1e-5)
+    assert torch.equal(estimate.top_channels, exact.top_channels)
+
+
+def test_dense_head_uses_gradient_and_leaves_no_gradients(dense_head_cnn, batch):
+    x, y = batch
+    found = class_contributions(dense_head_cnn, x, y, top=4)
+    assert found.method == "gradient"
+    assert found.top_channels.shape == (10, 4)
+    assert all(p.grad is None for p in dense_head_cnn.parameters())
+    assert not dense_head_cnn.training
+    # top channels are sorted by contribution
+    picked = found.contributions.gather(1, found.top_channels)
+    assert torch.all(picked[:, :-1] >= picked[:, 1:])
+    with pytest.raises(UnsupportedModelError, match="use method='gradient'"):
+        class_contributions(dense_head_cnn, x, y, method="gap")
+
+
+def test_mean_maps_are_class_means(gap_cnn, batch):
+    x, y = batch
+    found = class_contributions(gap_cnn, x, y, layer="relu2")
+    with torch.no_grad(), capture(gap_cnn, "relu2") as store:
+        gap_cnn(x)
+    act = store.act("relu2")
+    torch.testing.assert_close(found.mean_maps[3], act[y == 3].mean(dim=0))
+    torch.testing.assert_close(found.top_maps(3), act[y == 3].mean(dim=0)[found.top_channels[3]])
+    torch.testing.assert_close(class_mean_maps(gap_cnn, x, y, "relu2"), found.mean_maps)
+
+
+def test_find_gap_head_needs_the_exact_map(gap_cnn, batch):
+    x, _ = batch
+    with torch.no_grad(), capture(gap_cnn, ["relu3", "relu2"]) as store:
+        logits = gap_cnn(x)
+    assert find_gap_head(gap_cnn, store.act("relu3"), logits) == "fc"
+    assert find_gap_head(gap_cnn, store.act("relu3") * 1.01 + 0.1, logits) is None
+
+
+def test_contributions_errors(gap_cnn, batch):
+    x, y = batch
+    with pytest.raises(DataError, match="one label per input"):
+        class_contributions(gap_cnn, x, y[:-1])
+    with pytest.raises(DataError, match="labels go up to 12"):
+        class_contributions(gap_cnn, x, y + 3)
+    with pytest.raises(ConfigError, match="top must be a positive integer"):
+        class_contributions(gap_cnn, x, y, top=0)
+    with pytest.raises(ConfigError, match="method must be"):
+        class_contributions(gap_cnn, x, y, method="cam")  # type: ignore[arg-type]

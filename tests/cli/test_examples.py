@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mechscope.cli.main import main
+from mechscope.data import digits_data
+from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded
+from mechscope.models.checkpoint import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    model = build_seeded(DigitCNN, DigitCNNConfig(image_size=8, channels=(8, 16, 32), pools=2, gap=True), seed=0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "gap", model, data_spec=digits_data("digits").spec)
+
+
+def test_examples_json_with_polysemanticity_and_figures(checkpoint, tmp_path, capsys):
+    code = main(["examples", str(checkpoint), "--layer", "relu2", "--k", "4", "--split", "test",
+                 "--format", "json", "--out", str(tmp_path)])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["layer"] == "relu2" and result["k"] == 4 and result["n_inputs"] == 451
+    unit = result["units"][0]
+    assert len(unit["top"]["indices"]) == 4 and len(unit["bottom"]["positions"]) == 4
+    assert unit["top"]["values"] == sorted(unit["top"]["values"], reverse=True)
+    assert len(result["polysemanticity"]["units"]) == 16
+    names = {p.rsplit("/", 1)[-1] for p in result["figures"]}
+    assert names == {"examples_relu2_units0-15_top.png", "examples_relu2_units0-15_bottom.png",
+                     "examples_relu2_units0-15_crops.png", "polysemanticity_relu2.png"}
+
+
+def test_examples_text_lists_units(checkpoint, capsys):
+    assert main(["examples", str(checkpoint), "--layer", "fc", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("fc: 10 units, top/bottom 3 of 1797 inputs")
+    assert "unit   9:" in out and "polysemantic units:" in out
+
+
+def test_examples_bad_flags_exit_2(checkpoint, capsys):
+    assert main(["examples", str(checkpoint), "--layer", "relu2", "--k", "0"]) == 2
+    assert "--k must be a positive integer" in capsys.readouterr().err
+    assert main(["examples", str(checkpoint), "--layer", "rleu2"]) == 2
+    assert "Did you mean 'relu2'" in capsys.readouterr().err
+    assert main(["examples", str(checkpoint)]) == 2  # --layer is required
