@@ -13,6 +13,7 @@ from mechscope.cli import attribute
 from mechscope.cli import probe
 from mechscope.cli import examples, circuits
 from mechscope.cli import fourier
+from mechscope.cli import featurevis
 from mechscope.cli.errors import CLIError
 from mechscope.errors import MechscopeError
 
@@ -40,6 +41,7 @@ app.command("probe", epilog=probe.EXAMPLES)(probe.probe)
 app.command("examples", epilog=examples.EXAMPLES)(examples.examples)
 app.command("circuits", epilog=circuits.EXAMPLES)(circuits.circuits)
 app.command("fourier", epilog=fourier.EXAMPLES)(fourier.fourier)
+app.command("featurevis", epilog=featurevis.EXAMPLES)(featurevis.featurevis)
 
 
 def main(argv: list[str] | None = None) -> int:

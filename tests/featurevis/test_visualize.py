@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mechscope.errors import ConfigError, LayerNameError
+from mechscope.featurevis import RenderConfig, count_units, jitter, unit_objective, visualize
+
+FAST = RenderConfig(steps=16)
+
+
+@pytest.mark.parametrize(
+    ("kind", "layer", "description"),
+    [
+        ("channel", "relu2", "relu2 channels 0, 1"),
+        ("neuron", "relu2", "relu2 neurons 0, 1"),
+        ("layer", "relu2", "mean of relu2"),
+        ("logit", None, "logits 0, 1"),
+        ("prob", "fc2", "fc2 probabilities 0, 1"),
+    ],
+)
+def test_unit_objective_builds_each_kind(kind, layer, description):
+    assert unit_objective(kind, layer, [0, 1]).description == description
+
+
+def test_unit_objective_rejects_unknown_kinds_and_missing_layers():
+    with pytest.raises(ConfigError, match="objective must be one of"):
+        unit_objective("texture", "relu1", 0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a layer name"):
+        unit_objective("channel", None, 0)
+
+
+def test_count_units_reads_channels_and_outputs(cnn, digits, hooks_left):
+    x = digits.x_test[:2]
+    assert count_units(cnn, "relu3", x) == 32
+    assert count_units(cnn, "fc1", x) == 64
+    assert count_units(cnn, None, x) == 10
+    with pytest.raises(LayerNameError, match="Did you mean"):
+        count_units(cnn, "relu7", x)
+    assert hooks_left(cnn) == 0
+
+
+def test_visualize_renders_and_measures_every_unit(cnn, digits):
+    vis = visualize(cnn, unit_objective("channel", "relu1", range(8)), digits.all_inputs(), config=FAST,
+                    progress=False)
+    assert vis.result.images.shape == (8, 1, 8, 8)
+    assert vis.evidence.units == tuple(range(8))
+    summary = json.loads(json.dumps(vis.to_dict()))
+    assert summary["steps"] == 16 and len(summary["units"]) == 8
+    assert set(summary["units"][0]) == {"unit", "activation", "dataset_max", "dataset_argmax", "ratio"}
+
+
+def test_visualize_keeps_the_best_restart(cnn, digits):
+    x = digits.all_inputs()
+    one = visualize(cnn, unit_objective("logit", None, [2, 5]), x, config=FAST, progress=False)
+    best = visualize(cnn, unit_objective("logit", None, [2, 5]), x, config=RenderConfig(steps=16, restarts=3),
+                     progress=False)
+    assert torch.all(best.result.activation >= one.result.activation - 1e-5)
+
+
+def test_visualize_accepts_transforms_and_rejects_other_values(cnn, digits):
+    x = digits.all_inputs()
+    vis = visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms=jitter(1), progress=False)
+    assert vis.result.images.shape == (1, 1, 8, 8)
+    vis = visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms="standard", progress=False)
+    assert vis.result.images.shape == (1, 1, 8, 8)
+    with pytest.raises(ConfigError, match="transforms must be 'standard'"):
+        visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms="jitter")  # type: ignore[arg-type]
