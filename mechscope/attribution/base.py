@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeVar, overload
 
@@ -33,6 +31,7 @@ from mechscope.attribution.targets import Target, target_scores
 from mechscope.capture import get_layer, patch
 from mechscope.capture.record import model_device
 from mechscope.errors import DataError, UnsupportedModelError
+from mechscope.capture.modes import eval_mode
 
 __all__ = [
     "Attribution",
@@ -43,7 +42,6 @@ __all__ = [
     "upsample",
     "normalize_maps",
     "check_images",
-    "eval_mode",
     "run_layer_pass",
 ]
 
@@ -289,17 +287,6 @@ def check_images(inputs: Tensor, model: nn.Module) -> Tensor:
             f"{tuple(inputs.shape)}. Add a batch dimension with x[None] for a single image."
         )
     return inputs.to(model_device(model))
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put `model` in eval mode for the block and restore its previous mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:

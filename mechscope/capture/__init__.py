@@ -2,6 +2,7 @@
 
 from mechscope.capture.capture import capture
 from mechscope.capture.hooks import HookFn, HookPoint, hooks, patch
+from mechscope.capture.modes import eval_mode
 from mechscope.capture.names import LayerSpec, get_layer, layer_names, resolve_layers
 from mechscope.capture.record import record
 from mechscope.capture.store import ActivationStore
@@ -15,6 +16,7 @@ __all__ = [
     "LayerSpec",
     "capture",
     "describe_layers",
+    "eval_mode",
     "get_layer",
     "hooks",
     "layer_names",

@@ -7,14 +7,13 @@ layers in the order they run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from mechscope.capture import get_layer
 from mechscope.errors import DataError, UnsupportedModelError
+from mechscope.capture.modes import eval_mode
 
 __all__ = [
     "ReceptiveField",
@@ -24,7 +23,6 @@ __all__ = [
     "conv_layers",
     "default_layer",
     "depth_layers",
-    "eval_mode",
     "receptive_field",
 ]
 
@@ -159,17 +157,6 @@ def receptive_field(
     if not reached or tuple(spatial) != tuple(output_shape[1:]):
         return None
     return ReceptiveField(tuple(size), tuple(jump), tuple(start))
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put `model` in eval mode for the block and restore its train/eval flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def check_inputs(inputs: Tensor, labels: Tensor | None = None, *, what: str = "inputs") -> None:
