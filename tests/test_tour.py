@@ -54,14 +54,55 @@ def test_tour_refuses_file_as_out(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_tour_steps_pair_every_target_with_its_report():
+    for quick, report in ((True, "report-quick"), (False, "report")):
+        steps = tour.tour_steps(quick=quick)
+        trained, reports = steps[0::2], steps[1::2]
+        assert len(trained) == len(reports) == 6
+        assert [s.name for s in reports] == [f"{t.name}/{report}" for t in trained]
+        assert all(s.is_report for s in reports) and not any(s.is_report for s in trained)
+    quick = {s.name for s in tour.tour_steps(quick=True)}
+    full = {s.name for s in tour.tour_steps(quick=False)}
+    assert {"modular-mlp-mod2", "tiny-relu-sum", "tiny-relu-weighted", "tiny-relu-product"} <= quick & full
+    assert {"digit-cnn-gap-mnist5k", "grokking-mlp-p59"} <= full - quick
+    assert {"digit-cnn-digits", "grokking-mlp-p31"} <= quick - full
+
+
+def test_tour_index_links_every_report_step(tmp_path, monkeypatch):
+    def report(folder):
+        (folder / "index.html").write_text("<html></html>")
+        (folder / "report.json").write_text(json.dumps({"name": f"model <{folder.parent.name}>", "sections": []}))
+        return {}
+
+    steps = [tour.TourStep("m1", lambda folder: {}), tour.TourStep("m1/report", report, is_report=True),
+             tour.TourStep("m2", lambda folder: {}), tour.TourStep("m2/report", report, is_report=True)]
+    monkeypatch.setattr(tour, "tour_steps", lambda quick=False: steps)
+    summary = tour.run_tour(tmp_path)
+    text = (tmp_path / "index.html").read_text()
+    assert summary["index"] == str(tmp_path / "index.html")
+    assert 'href="m1/report/index.html"' in text and 'href="m2/report/index.html"' in text
+    assert "model &lt;m1&gt;" in text
+
+
 @pytest.mark.slow
-def test_tour_quick_trains_seed_targets(tmp_path, capsys):
+def test_tour_quick_trains_analyses_and_reports_every_target(tmp_path, capsys):
     code = main(["tour", "--out", str(tmp_path), "--quick", "--format", "json"])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0
     steps = {s["name"]: s["metrics"] for s in summary["steps"]}
     assert steps["modular-mlp-mod2"]["test_accuracy"] == 1.0
-    assert steps["digit-cnn-digits"]["test_accuracy"] >= 0.97
+    assert steps["digit-cnn-digits"]["test_accuracy"] >= 0.95
     assert steps["tiny-relu-sum"]["test_mse"] < 1e-3
+    assert steps["grokking-mlp-p31"]["test_accuracy"] >= 0.99
     assert (tmp_path / "tour.json").is_file()
     assert (tmp_path / "modular-mlp-mod2" / "checkpoint" / "model.safetensors").is_file()
+    index = (tmp_path / "index.html").read_text()
+    for name in steps:
+        if name.endswith("/report-quick"):
+            assert (tmp_path / name / "index.html").is_file()
+            assert f'href="{name}/index.html"' in index
+    assert "attribution" in steps["digit-cnn-digits/report-quick"]["sections"]
+    assert "formula" in steps["tiny-relu-product/report-quick"]["sections"]
+    assert "fourier" in steps["grokking-mlp-p31/report-quick"]["sections"]
+    again = tour.run_tour(tmp_path, quick=True)
+    assert all(s["reused"] for s in again["steps"])

@@ -14,6 +14,7 @@ from mechscope.cli import probe
 from mechscope.cli import examples, circuits
 from mechscope.cli import fourier
 from mechscope.cli import featurevis
+from mechscope.cli import report, serve
 from mechscope.cli.errors import CLIError
 from mechscope.errors import MechscopeError
 
@@ -42,6 +43,8 @@ app.command("examples", epilog=examples.EXAMPLES)(examples.examples)
 app.command("circuits", epilog=circuits.EXAMPLES)(circuits.circuits)
 app.command("fourier", epilog=fourier.EXAMPLES)(fourier.fourier)
 app.command("featurevis", epilog=featurevis.EXAMPLES)(featurevis.featurevis)
+app.command("report", epilog=report.EXAMPLES)(report.report)
+app.command("serve", epilog=serve.EXAMPLES)(serve.serve)
 
 
 def main(argv: list[str] | None = None) -> int:

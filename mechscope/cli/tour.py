@@ -1,4 +1,4 @@
-"""`mechscope tour --out DIR`: train the seed articles' targets and write their checkpoints and metrics."""
+"""`mechscope tour --out DIR`: train the seed articles' targets, analyse them, and write a report of each."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ EXAMPLES = "Examples:\n\n  mechscope tour --out tour\n\n  mechscope tour --out t
 
 
 def tour(out: OutDirOpt, quick: QuickOpt = False, force: ForceOpt = False, fmt: FormatOpt = OutputFormat.text) -> None:
-    """Train every built-in target, run the analyses and write everything into --out."""
+    """Train every built-in target, run every analysis and write a browsable report of each into --out."""
     summary = run_tour(out, quick=quick, force=force)
-    lines = [f"tour written to {summary['out']}"]
+    lines = [f"tour written to {summary['out']} in {summary['seconds']:.0f}s"]
     for step in summary["steps"]:
         state = "reused" if step["reused"] else f"{step['seconds']:.1f}s"
         scores = ", ".join(f"{k}={v:.4g}" for k, v in step["metrics"].items() if isinstance(v, float))
-        lines.append(f"  {step['name']:<22} {state:>8}  {scores}")
+        lines.append(f"  {step['name']:<34} {state:>8}  {scores}")
+    if summary["index"]:
+        lines.append(f"open {summary['index']} in a browser (no server needed)")
     emit(summary, fmt, "\n".join(lines))

@@ -40,6 +40,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     os.close(handle)
     try:
         fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; figures are for anyone who reads the folder
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,30 @@
+"""`mechscope report CHECKPOINT --out DIR`: the browsable report of a model."""
+
+from __future__ import annotations
+
+import json
+
+from mechscope.cli._options import CheckpointArg, FormatOpt, OutDirOpt, QuickOpt
+from mechscope.cli._output import OutputFormat, emit
+from mechscope.report import REPORT_FILE, build_report
+
+EXAMPLES = (
+    "Examples:\n\n  mechscope report runs/digit-cnn --out report/digit-cnn\n\n"
+    "  mechscope report runs/modular-mlp-mod2 --out report/mod2 --quick --format json\n\n"
+    "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope serve report/digit-cnn"
+)
+
+
+def report(checkpoint: CheckpointArg, out: OutDirOpt, quick: QuickOpt = False,
+           fmt: FormatOpt = OutputFormat.text) -> None:
+    """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
+    index = build_report(checkpoint, out, quick=quick)
+    summary = json.loads((index.parent / REPORT_FILE).read_text())
+    shown = [s for s in summary["sections"] if s.get("page")]
+    missing = [s for s in summary["sections"] if not s.get("page")]
+    lines = [f"report written: {index} ({summary['pages']} pages, {summary['seconds']['total']:.1f}s)"]
+    lines += [f"  {s['title']}: {s['page']}" for s in shown]
+    lines += [f"  {s['title']}: not shown ({s['reason']})" for s in missing]
+    lines.append(f"open {index} in a browser")
+    emit({"index": str(index), **summary}, fmt, "\n".join(lines))
+

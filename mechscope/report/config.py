@@ -1,0 +1,59 @@
+"""How much work a report does: examples per unit, render steps, images, seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from mechscope.errors import ConfigError
+
+__all__ = ["ReportConfig"]
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Sizes of the analyses behind a report. `ReportConfig.quick()` is the fast preset.
+
+    Example:
+        >>> ReportConfig(featurevis_steps=64, k=6)
+    """
+
+    k: int = 9  # dataset examples shown per unit (top and bottom)
+    max_units: int = 128  # units per layer that get a page (the first ones)
+    featurevis_steps: int = 128  # optimisation steps of the per-layer feature visualisation
+    featurevis_restarts: int = 2  # starts per unit in the same batch; the best is kept
+    attribution_images: int = 8  # rows of the attribution gallery
+    faithfulness_images: int = 100  # test images behind the deletion/insertion curves
+    sanity_images: int = 16  # test images behind the randomisation sanity check
+    probe_seeds: int = 3  # seeds (splits, initialisations, controls) of every probe
+    probe_inputs: int = 1000  # most inputs a probe is fitted on
+    circuit_draws: int = 20  # random channel sets per class in the causal check
+    ablation_inputs: int = 1000  # held-out inputs behind each unit's ablation effect
+    article_probe: bool = True  # also run seed 000's convolutional probe on a ModularMLP
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "article_probe":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"ReportConfig.article_probe must be True or False, got {value!r}.")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ReportConfig.{f.name} must be a positive integer, got {value!r}.")
+
+    @classmethod
+    def quick(cls) -> ReportConfig:
+        """A fast look: fewer steps, images, seeds and draws."""
+        return cls(
+            k=6,
+            max_units=64,
+            featurevis_steps=32,
+            featurevis_restarts=1,
+            attribution_images=6,
+            faithfulness_images=32,
+            sanity_images=8,
+            probe_seeds=1,
+            probe_inputs=600,
+            circuit_draws=5,
+            ablation_inputs=300,
+            article_probe=False,
+        )

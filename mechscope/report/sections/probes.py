@@ -1,0 +1,175 @@
+"""Probe accuracy by layer: where the inputs, labels and outputs become linearly decodable.
+
+Targets depend on the data: operands `a`, `b` and the model's `output` for modular
+arithmetic; the true `label` for image classifiers; the target value `y` (R^2) for
+regression. Conv layers are probed on their channel means (one feature per channel): a
+linear probe on every position of an early layer costs seconds per fit and mostly
+measures the input again. For seed 000's ModularMLP the article's convolutional probe
+over the stacked hidden layers is added (full reports).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mechscope.capture import record
+from mechscope.errors import DataError
+from mechscope.models import ModularMLP
+from mechscope.probes import (
+    LayerProbeTable,
+    LayerScore,
+    LinearProbe,
+    evaluate_probe,
+    probe_by_layer,
+    probe_modular_mlp,
+    save_probe_figures,
+    untrained_copy,
+)
+from mechscope.report.context import ReportContext
+from mechscope.report.html import Html, link, paragraph, table, tag
+from mechscope.report.section import Section, figure_path, section_crumbs, skipped
+from mechscope.report.sections.units import layer_page
+from mechscope.report.widgets import figure, fmt
+
+__all__ = ["build_probes", "TITLE"]
+
+TITLE = "Probes by layer"
+
+# L-BFGS to a looser tolerance than LinearProbe's default: the control task (random labels)
+# otherwise runs every fit to 200 iterations, and two decimals of accuracy are all a page shows.
+_PROBE = LinearProbe(max_iter=60, tol=1e-4)
+
+
+def build_probes(ctx: ReportContext) -> Section:
+    """Fit a linear probe per layer and target, with baseline, control task and untrained copy."""
+    if ctx.data is None:
+        return skipped("probes", TITLE, "no data was given to fit probes on.")
+    layers = _probe_layers(ctx)
+    if not layers:
+        return skipped("probes", TITLE, f"{ctx.model_class} has no hidden layer to probe.")
+    from mechscope.plots._style import save_figure
+    from mechscope.plots.probes import plot_accuracy_by_layer
+
+    n = ctx.settings.probe_inputs
+    x = ctx.data.x_test[:n]
+    targets, types, what = _targets(ctx, x)
+    constant = [name for name, values in targets.items() if not values.is_floating_point()
+                and values.unique().numel() < 2]
+    targets = {name: values for name, values in targets.items() if name not in constant}
+    if not targets:
+        return skipped("probes", TITLE, f"every target ({', '.join(constant)}) takes a single value on the "
+                       f"{x.shape[0]} probed inputs, so there is nothing to decode.")
+    seeds = tuple(range(ctx.settings.probe_seeds))
+    if ctx.is_conv:
+        table_ = _pooled_by_layer(ctx, x, targets, layers, seeds)
+        what += ", read from each conv channel's mean activation"
+    else:
+        table_ = probe_by_layer(ctx.model, x, targets, layers, probe=_PROBE, types=types, seeds=seeds,
+                                progress=ctx.progress)
+    page = ctx.site.rel("probes.html")
+    rel, path = figure_path(ctx, "probes-by-layer.png")
+    save_figure(plot_accuracy_by_layer(table_), path)
+    score = "accuracy" if all(r.kind == "categorical" for r in table_.rows) else "score (accuracy or R^2)"
+    rows = [
+        [_layer_link(ctx, page, r.layer), r.target, f"{r.score:.3f} \u00b1 {r.score_std:.3f}", r.baseline, r.control,
+         r.selectivity, "-" if r.untrained is None else r.untrained]
+        for r in table_.rows
+    ]
+    if constant:
+        what += f"; left out, as they take a single value here: {', '.join(constant)}"
+    body: list[Html] = [
+        paragraph(f"A linear probe per layer and target ({what}), fitted on {x.shape[0]} held-out inputs and scored "
+                  f"on a held-out part of them, {len(seeds)} seed(s). The controls say what a score means: the "
+                  "majority baseline, a control task (random labels per distinct input; Hewitt & Liang, 2019), "
+                  "selectivity = task - control, and the same probe on an untrained copy of the model."),
+        figure(ctx.site.href(page, rel), "probe accuracy by layer", f"Held-out {score} by layer, with controls."),
+        table(["layer", "target", "held-out score", "majority baseline", "control task", "selectivity",
+               "untrained copy"], rows),
+    ]
+    data_out: dict[str, Any] = {"by_layer": table_.to_dict()}
+    if isinstance(ctx.model, ModularMLP) and "pairs_test" in ctx.data.extras and ctx.settings.article_probe:
+        run = probe_modular_mlp(ctx.model, ctx.data, seeds=seeds)
+        paths = save_probe_figures(run, ctx.site.path(ctx.site.rel("fig", "article-probe")))
+        data_out["article_probe"] = run.to_dict()
+        report = run.report
+        body += [
+            tag("h2", "The article's convolutional probe"),
+            paragraph("Seed 000's probe reads all hidden layers at once as an activation image (layers x units) "
+                      f"and decodes a, b and the output: all heads {report.all_heads_accuracy:.3f}, control task "
+                      f"{report.control_accuracy:.3f}, selectivity {report.selectivity:.3f}"
+                      + (f", untrained copy {report.untrained_accuracy:.3f}" if report.untrained_accuracy is not None
+                         else "") + "."),
+        ]
+        for p in paths:
+            rel_p = ctx.site.rel("fig", "article-probe", p.name)
+            body.append(figure(ctx.site.href(page, rel_p), p.stem.replace("_", " "), p.stem.replace("_", " ")))
+    ctx.site.write_page(page, TITLE, body, crumbs=section_crumbs(ctx, TITLE))
+    best = max(table_.rows, key=lambda r: r.selectivity)
+    summary = tag("p", f"{len(layers)} layers x {len(table_.targets)} targets ({', '.join(table_.targets)}); highest "
+                  f"selectivity {fmt(best.selectivity)} for {best.target!r} at {best.layer}.")
+    ctx.results["probes"] = data_out
+    return Section("probes", TITLE, page, summary=summary, data=data_out)
+
+
+def _probe_layers(ctx: ReportContext) -> list[str]:
+    """Unit layers plus an embedding, if the model has one (GrokkingMLP's `embed`)."""
+    names = [row.name for row in ctx.layers if row.type == "Embedding"]
+    return names + list(ctx.unit_layers)
+
+
+def _targets(ctx: ReportContext, x: Tensor) -> tuple[dict[str, Tensor], Tensor | None, str]:
+    data = ctx.data
+    if data is None:
+        raise DataError("probes need data; pass data=... to build_report.")
+    n = x.shape[0]
+    y = data.y_test[:n]
+    if data.task != "classification":
+        return {"y": y.float().reshape(n, -1)[:, 0]}, None, "the regression target y, scored by R^2"
+    with torch.no_grad():
+        output = ctx.model(x).argmax(dim=1)
+    pairs = data.extras.get("pairs_test")
+    if isinstance(pairs, Tensor) and pairs.shape[0] == data.x_test.shape[0]:
+        pairs = pairs[:n]
+        return ({"a": pairs[:, 0], "b": pairs[:, 1], "output": output}, pairs,
+                "operands a and b and the model's own output")
+    if "modulus" in data.extras and x.dim() == 2 and x.shape[1] == 2 and not x.is_floating_point():
+        return {"a": x[:, 0], "b": x[:, 1], "output": output}, x, "operands a and b and the model's own output"
+    return {"label": y}, None, "the true label"
+
+
+def _pooled_by_layer(
+    ctx: ReportContext, x: Tensor, targets: dict[str, Tensor], layers: list[str], seeds: tuple[int, ...]
+) -> LayerProbeTable:
+    """Like `probe_by_layer`, on channel means: (batch, channel, ...) -> (batch, channel)."""
+    trained = record(ctx.model, layers, x, progress=False)
+    copies = {s: record(untrained_copy(ctx.model, seed=s), layers, x, progress=False) for s in seeds}
+
+    def pooled(value: Tensor) -> Tensor:
+        return (value.flatten(2).mean(dim=2) if value.dim() > 2 else value).float()
+
+    rows = []
+    for layer in layers:
+        for name, values in targets.items():
+
+            def untrained(seed: int, layer: str = layer) -> Tensor:
+                return pooled(copies[seed].act(layer))
+
+            report = evaluate_probe(_PROBE, pooled(trained.act(layer)), {name: values}, types=x, seeds=seeds,
+                                    test_fraction=0.2, untrained=untrained)
+            rows.append(LayerScore(
+                layer=layer, target=name, kind="categorical" if not values.is_floating_point() else "continuous",
+                score=report.heads[name], score_std=report.heads_std[name], baseline=report.baseline_heads[name],
+                control=report.control_heads[name], selectivity=report.selectivity_heads[name],
+                untrained=None if report.untrained_heads is None else report.untrained_heads[name],
+            ))
+    return LayerProbeTable(tuple(rows), tuple(layers), tuple(targets), repr(_PROBE) + " on channel means",
+                           seeds)
+
+
+def _layer_link(ctx: ReportContext, page: str, layer: str) -> Html:
+    if layer in ctx.unit_layers and ctx.results.get("units") is not None and layer in ctx.results["units"]:
+        return link(ctx.site.href(page, layer_page(ctx, layer)), layer)
+    return tag("span", layer)

@@ -1,0 +1,176 @@
+"""A static site on disk: safe file names, atomic writes, relative links, one page layout.
+
+Every path is given relative to the site root as slash-separated parts; each part goes
+through `slugify`, and the resolved target must stay inside the root, so no name a model
+or dataset brings (``../x``, ``<script>``, an absolute path) can write anywhere else.
+Pages link to each other and to their images by relative URLs only, so the site opens
+from disk (``file://``) without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import tempfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mechscope.errors import ConfigError
+from mechscope.report.html import Html, esc, link, raw, tag
+
+__all__ = ["Site", "Crumb", "slugify", "STYLE_FILE"]
+
+STYLE_FILE = "style.css"
+
+_FILE_MODE = 0o644
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_SLUG = 64
+
+Crumb = tuple[str, str | None]
+"""One breadcrumb: (text, site-relative page path or None for the current page)."""
+
+
+def slugify(name: Any) -> str:
+    """Turn any name into a safe file-name part: letters, digits, '.', '_' and '-' only.
+
+    A name that had to change gets a short hash of the original appended, so two names
+    never share a slug ("a/b" and "a-b" differ). The result never starts with a dot
+    (no "..", no hidden files) and is never empty.
+
+    Example:
+        >>> slugify("relu1"), slugify("hidden.0")
+        ('relu1', 'hidden.0')
+        >>> slugify("../etc/passwd")
+        'etc-passwd-1bf5b6b6'
+    """
+    text = str(name)
+    slug = _UNSAFE.sub("-", text).strip("-.")[:_MAX_SLUG].strip("-.")
+    if slug != text or not slug:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        slug = f"{slug}-{digest}" if slug else f"x-{digest}"
+    return slug
+
+
+class Site:
+    """Write pages and files under one root folder.
+
+    Args:
+        root: Folder of the site (created if missing).
+        title: Site name shown in every page's title.
+        home: Optional (text, path) of an index page outside the site that the
+            breadcrumb starts from (the tour index); linked relatively, never written.
+
+    Example:
+        >>> site = Site("out", title="DigitCNN")
+        >>> site.write_page("index.html", "Overview", body, crumbs=[("DigitCNN", None)])
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, title: str, home: tuple[str, Path] | None = None) -> None:
+        self.root = Path(root).resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"--out {str(self.root)!r} exists and is not a folder; choose a folder path.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.title = title
+        self.home = None if home is None else (home[0], Path(home[1]).resolve())
+        self.pages: list[str] = []  # site-relative paths of the pages written
+
+    def rel(self, *parts: Any) -> str:
+        """A site-relative path made of slugified parts, e.g. rel("layers", "relu1", "unit-3.html")."""
+        if not parts:
+            raise ConfigError("a site path needs at least one part.")
+        return "/".join(slugify(p) for p in parts)
+
+    def path(self, rel: str) -> Path:
+        """The file a site-relative path names; raises ConfigError if it would leave the root."""
+        pieces = rel.split("/")
+        if any(p in ("", ".", "..") or p != slugify(p) for p in pieces):
+            raise ConfigError(f"unsafe site path {rel!r}: build paths with Site.rel(...).")
+        target = (self.root / Path(*pieces)).resolve()
+        if target != self.root and self.root not in target.parents:
+            raise ConfigError(f"refusing to write {str(target)!r}: it lies outside the site folder {str(self.root)!r}.")
+        return target
+
+    def href(self, from_rel: str, to_rel: str) -> str:
+        """Relative URL from the page `from_rel` to the site file `to_rel`."""
+        return posixpath.relpath(to_rel, posixpath.dirname(from_rel) or ".")
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        """Write a file atomically (temporary sibling, then rename)."""
+        target = self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes private files; pages are meant to be read
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def share(self) -> None:
+        """Make every private file under the root readable (pictures written by other modules use mkstemp)."""
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and not path.stat().st_mode & 0o044:
+                os.chmod(path, _FILE_MODE)
+
+    def write_text(self, rel: str, text: str) -> Path:
+        """Write UTF-8 text atomically."""
+        return self.write_bytes(rel, text.encode("utf-8"))
+
+    def write_style(self) -> Path:
+        """Copy the stylesheet into the site root."""
+        css = resources.files("mechscope.report").joinpath("templates").joinpath(STYLE_FILE).read_text(encoding="utf-8")
+        return self.write_text(STYLE_FILE, css)
+
+    def write_page(
+        self,
+        rel: str,
+        heading: Any,
+        body: Html | Sequence[Html],
+        *,
+        crumbs: Sequence[Crumb],
+        subtitle: Any = None,
+    ) -> Path:
+        """Write one HTML page with the site layout: breadcrumb, heading, body.
+
+        Args:
+            rel: Site-relative page path ending in ".html".
+            heading: Page heading (escaped).
+            body: Markup built with `mechscope.report.html` (already safe).
+            crumbs: Breadcrumb from the model overview down to this page.
+            subtitle: Optional line under the heading (escaped).
+        """
+        parts = [body] if isinstance(body, Html) else list(body)
+        trail = self._breadcrumb(rel, crumbs)
+        head = raw(
+            '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        ) + tag("title", f"{heading} - {self.title}") + raw(
+            f'<link rel="stylesheet" href="{esc(self.href(rel, STYLE_FILE))}">'
+        )
+        header = tag("header", trail, tag("h1", heading), tag("p", subtitle, class_="subtitle") if subtitle else "")
+        page = (
+            raw("<!DOCTYPE html>\n<html lang=\"en\">")
+            + tag("head", head)
+            + tag("body", header, tag("main", *parts), tag("footer", "mechscope report - ", self.title))
+            + raw("</html>\n")
+        )
+        self.pages.append(rel)
+        return self.write_text(rel, page)
+
+    def _breadcrumb(self, rel: str, crumbs: Sequence[Crumb]) -> Html:
+        items: list[Html] = []
+        if self.home is not None:
+            page_dir = self.path(rel).parent
+            items.append(tag("li", link(Path(os.path.relpath(self.home[1], page_dir)).as_posix(), self.home[0])))
+        for text, target in crumbs:
+            if target is None:
+                items.append(tag("li", text, aria_current="page"))
+            else:
+                items.append(tag("li", link(self.href(rel, target), text)))
+        return tag("nav", tag("ol", *items), class_="crumbs", aria_label="breadcrumb")

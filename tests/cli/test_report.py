@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+
+from mechscope.cli.main import main
+from mechscope.data import modular_data
+from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
+from mechscope.models.checkpoint import save_checkpoint
+
+
+def _checkpoint(tmp_path):
+    data = modular_data(2, n_train=40, n_test=40)
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
+    return save_checkpoint(tmp_path / "mod2", model, data_spec=data.spec, metrics={"test_accuracy": 0.5})
+
+
+def test_report_cli_prints_the_index_and_sections(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path)
+    code = main(["report", str(ckpt), "--out", str(tmp_path / "out"), "--quick", "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["index"] == str(tmp_path / "out" / "index.html")
+    assert (tmp_path / "out" / "index.html").is_file()
+    shown = {s["key"] for s in result["sections"] if s["page"]}
+    assert {"units", "probes", "fourier"} <= shown
+    assert all(s["reason"] for s in result["sections"] if not s["page"])
+
+
+def test_report_cli_missing_checkpoint_exits_1(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
+    assert "No checkpoint folder" in capsys.readouterr().err
+
+
+def test_serve_cli_serves_for_a_bounded_time(tmp_path, capsys):
+    (tmp_path / "index.html").write_text("<html></html>")
+    assert main(["serve", str(tmp_path), "--port", "0", "--seconds", "0.3"]) == 0
+    assert "http://127.0.0.1:" in capsys.readouterr().out
+
+
+def test_serve_cli_refuses_a_folder_without_index(tmp_path, capsys):
+    assert main(["serve", str(tmp_path), "--port", "0"]) == 2
+    assert "no index.html" in capsys.readouterr().err

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from mechscope.errors import ConfigError
+from mechscope.models import ModularMLP, ModularMLPConfig, TinyReLU, TinyReLUConfig, build_seeded
+from mechscope.report import ReportConfig
+from mechscope.report.context import make_context, unit_layers
+from tests.report.conftest import EVIL_LAYER, EvilNet, evil_data
+
+
+def test_unit_layers_pick_activation_outputs():
+    assert unit_layers(EvilNet(), image=True) == [EVIL_LAYER, "relu2"]
+    mlp = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=5, hidden=3), 0)
+    assert unit_layers(mlp, image=False) == ["hidden.0", "hidden.1", "hidden.2"]
+    assert unit_layers(TinyReLU(TinyReLUConfig()), image=False) == ["act"]
+
+
+def test_make_context_reads_what_the_model_is(tmp_path):
+    ctx = make_context(EvilNet(), tmp_path, data=evil_data(), settings=ReportConfig(), home=None, progress=False)
+    assert ctx.is_image and ctx.is_conv and ctx.is_classifier
+    assert ctx.class_names == evil_data().class_names
+    assert [row.name for row in ctx.layers][:2] == ["conv1", EVIL_LAYER]
+
+
+def test_make_context_without_data_knows_no_shapes(tmp_path):
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
+    ctx = make_context(model, tmp_path, data=None, settings=ReportConfig(), home=None, progress=False)
+    assert not ctx.is_image and not ctx.is_classifier and ctx.layers == [] and ctx.data_kind == "unknown"
+
+
+def test_make_context_refuses_other_sources(tmp_path):
+    with pytest.raises(ConfigError, match="checkpoint folder, a Checkpoint or an nn.Module"):
+        make_context(42, tmp_path, data=None, settings=ReportConfig(), home=None, progress=False)  # type: ignore[arg-type]
+
+
+def test_report_config_validates_sizes():
+    with pytest.raises(ConfigError, match="featurevis_steps"):
+        ReportConfig(featurevis_steps=0)
+    assert ReportConfig.quick().featurevis_steps < ReportConfig().featurevis_steps
