@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from mechscope.capture.capture import capture
+from mechscope.capture.modes import eval_mode
 from mechscope.capture.names import LayerSpec, resolve_layers
 from mechscope.capture.store import ActivationStore, finish_memmaps, open_memmaps
 from mechscope.errors import DataError
@@ -84,14 +85,12 @@ def record(
     if out_dir is not None and total is None:
         raise DataError("Streaming to disk needs a dataset with a length; pass a Tensor or a sized Dataset.")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
     result = ActivationStore()
     tmp: Path | None = None
     maps: dict[str, np.memmap] = {}
     offset = 0
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for batch in tqdm(batches, total=_n_batches(total, batch_size, data), disable=_quiet(progress, total),
                               desc="record", leave=False):
                 with capture(model, names) as store:
@@ -114,7 +113,6 @@ def record(
             return ActivationStore.load(out_dir)  # type: ignore[arg-type]
         return result
     finally:
-        model.train(was_training)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

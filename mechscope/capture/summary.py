@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.capture.capture import capture
+from mechscope.capture.modes import eval_mode
 from mechscope.capture.names import layer_names
 from mechscope.capture.record import model_device
 
@@ -43,16 +44,11 @@ def describe_layers(model: nn.Module, example: Tensor) -> list[LayerInfo]:
     """
     names = layer_names(model)
     modules = dict(model.named_modules())
-    was_training = model.training
-    model.eval()
     shapes: dict[str, tuple[int, ...]] = {}
-    try:
-        with torch.no_grad(), capture(model, names) as store:
-            model(example.to(model_device(model)))
-        for name in store.names:
-            shapes[name] = tuple(store.act(name).shape[1:])
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad(), capture(model, names) as store:
+        model(example.to(model_device(model)))
+    for name in store.names:
+        shapes[name] = tuple(store.act(name).shape[1:])
     return [
         LayerInfo(
             name=name,
