@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import torch
+from _article_target import article_weights, target_epoch
 
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
@@ -34,28 +35,6 @@ ARTICLE_EPOCHS = 13  # both of the article's loops report convergence on iterati
 
 
 # -- baseline: the article's per-sample NumPy algorithm -------------------------------------------
-def target_epoch(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, alpha: float = 1e-4) -> float:
-    """One per-sample pass of the target's backpropagation; returns the mean squared error."""
-    err = 0.0
-    for i in range(x.shape[0]):
-        acts = [x[i]]
-        for w in weights[:-1]:
-            acts.append(np.tanh(acts[-1] @ w))
-        z = acts[-1] @ weights[-1]
-        out = np.exp(z) / np.exp(z).sum()
-        delta = out - y[i]
-        back = delta * out * (1.0 - out)
-        grads = []
-        for j in range(len(weights) - 1, -1, -1):
-            grads.append((j, np.outer(acts[j], back)))
-            if j > 0:
-                back = (back @ weights[j].T) * (1.0 - acts[j] ** 2)
-        for j, grad in grads:
-            weights[j] -= alpha * grad
-        err += float((delta**2).sum())
-    return err / x.shape[0]
-
-
 def record_images(weights: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample forward passes: (batch, 5, 5) hidden activations and the softmax outputs, rounded."""
     images = np.zeros((x.shape[0], len(weights) - 1, weights[0].shape[1]))
@@ -149,9 +128,7 @@ def baseline(data, epochs: int | None) -> dict[str, float]:
     x, y = data.x_train.numpy().astype(np.float64), np.eye(2)[data.y_train.numpy()]
     xt = data.x_test.numpy().astype(np.float64)
     pairs = data.extras["pairs_test"].numpy()
-    rng = np.random.default_rng(4)
-    weights = [2.0 * rng.random((4, 5))] + [2.0 * rng.random((5, 5)) - 1.0 for _ in range(4)]
-    weights += [2.0 * rng.random((5, 2)) - 1.0]
+    weights = article_weights(4, 2)
 
     start = time.perf_counter()
     target_epochs, err = 0, 1e5
