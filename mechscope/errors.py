@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "NotFittedError",
     "UnsupportedModelError",
+    "OutputError",
     "close_matches",
 ]
 
@@ -46,6 +47,13 @@ class NotFittedError(MechscopeError, ValueError, AttributeError):
 
 class UnsupportedModelError(MechscopeError, TypeError):
     """The model is not shaped the way a method needs (e.g. CAM without a GAP head)."""
+
+
+class OutputError(MechscopeError, OSError):
+    """An output path cannot be written: it holds something mechscope did not write, or the OS refused."""
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -29,7 +29,7 @@ from mechscope.models import (
     default_train_config,
     train,
 )
-from mechscope.models.checkpoint import save_checkpoint
+from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.train import TrainConfig
 
 __all__ = ["TrainedTarget", "train_modular_mlp", "train_tiny_relu", "train_digit_cnn", "fit_and_save"]
@@ -63,6 +63,7 @@ def fit_and_save(
     progress: bool = True,
 ) -> TrainedTarget:
     """Train `model` on `data` with the documented defaults and write its checkpoint to `out`."""
+    check_checkpoint_out(out)  # before any work: never train only to find `out` unwritable
     config = default_train_config(model, data) if config is None else config
     result = train(model, data, config, progress=progress)
     path = save_checkpoint(
@@ -88,6 +89,7 @@ def train_modular_mlp(
     progress: bool = True,
 ) -> TrainedTarget:
     """Seed 000's binary-operation learner on 10,000 random training and 10,000 test pairs."""
+    check_checkpoint_out(out)
     config = ModularMLPConfig(modulus=modulus, n_layers=n_layers, hidden=hidden, activation=activation)
     data = modular_data(modulus, operation, n_train=10_000, n_test=10_000, seed=seed)
     model = build_seeded(ModularMLP, config, seed)
@@ -104,6 +106,7 @@ def train_tiny_relu(
     progress: bool = True,
 ) -> TrainedTarget:
     """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product (in logs)."""
+    check_checkpoint_out(out)
     data = function_data(function, n_inputs=n_inputs, seed=seed)
     model = build_seeded(TinyReLU, TinyReLUConfig(n_inputs=n_inputs, hidden=hidden), seed)
     return fit_and_save("tiny-relu", model, data, out, progress=progress)
@@ -118,6 +121,7 @@ def train_digit_cnn(
     progress: bool = True,
 ) -> TrainedTarget:
     """A small CNN on digits: "digits" (8x8), "mnist5k" (28x28) or "idx:PATH" (full MNIST files)."""
+    check_checkpoint_out(out)
     bundle = digits_data(data, seed=seed)
     config = DigitCNNConfig(in_channels=bundle.input_shape[0], image_size=bundle.input_shape[-1], gap=gap)
     model = build_seeded(DigitCNN, config, seed)

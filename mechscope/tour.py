@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,12 +25,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mechscope import targets
-from mechscope.errors import MechscopeError
+from mechscope.atomic import check_output, write_file
 
-__all__ = ["TourStep", "tour_steps", "run_tour", "write_json_atomic", "INDEX_FILE", "STEP_FILE"]
+__all__ = ["TourStep", "tour_steps", "run_tour", "is_tour", "write_json_atomic", "INDEX_FILE", "STEP_FILE",
+           "TOUR_FILE"]
 
 STEP_FILE = "step.json"
 INDEX_FILE = "index.html"
+TOUR_FILE = "tour.json"  # written first (the marker of a tour folder) and rewritten with the summary
+_FORMAT = "mechscope-tour"
 
 # The quick tour's grokking run: a smaller table that still groks (test accuracy 1.0 by step 600).
 _QUICK_GROK_MODULUS = 31
@@ -61,11 +63,6 @@ def _reported(target: str, *, quick: bool, title: str) -> Callable[[Path], dict[
         from mechscope.report import build_report  # the report pulls in matplotlib: only when a step needs it
 
         root = folder.parent.parent
-        for stale in folder.iterdir():  # what an interrupted build left: the tour owns this folder
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink()
         index = build_report(folder.parent / "checkpoint", folder, quick=quick, title=title,
                              home=("tour", root / INDEX_FILE), progress=True)
         summary = json.loads((folder / "report.json").read_text())
@@ -140,10 +137,10 @@ def tour_steps(*, quick: bool = False) -> list[TourStep]:
 
 def run_tour(out: str | os.PathLike[str], *, quick: bool = False, force: bool = False) -> dict[str, Any]:
     """Run every tour step into `out`, then write `out/index.html`; return a summary (also `out/tour.json`)."""
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise MechscopeError(f"--out {str(root)!r} exists and is not a folder; choose a folder path.")
+    root = check_output(out, owned=is_tour, what="a mechscope tour")
     root.mkdir(parents=True, exist_ok=True)
+    if not is_tour(root):
+        write_json_atomic(root / TOUR_FILE, {"format": _FORMAT, "out": str(root), "quick": quick, "steps": []})
     steps = tour_steps(quick=quick)
     records = []
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -171,9 +168,9 @@ def run_tour(out: str | os.PathLike[str], *, quick: bool = False, force: bool = 
         from mechscope.report import build_index
 
         index = str(build_index(root, reports, title="mechscope tour", intro=_intro(quick)))
-    summary = {"out": str(root), "quick": quick, "index": index, "steps": records,
+    summary = {"format": _FORMAT, "out": str(root), "quick": quick, "index": index, "steps": records,
                "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started}
-    write_json_atomic(root / "tour.json", summary)
+    write_json_atomic(root / TOUR_FILE, summary)
     return summary
 
 
@@ -184,8 +181,20 @@ def _intro(quick: bool) -> str:
             "its analyses, layers and units; every page links back here.")
 
 
+def is_tour(path: Path) -> bool:
+    """True when the folder `path` holds a mechscope tour (by its tour.json marker)."""
+    try:
+        with open(Path(path) / TOUR_FILE, "rb") as handle:
+            return f'"format": "{_FORMAT}"'.encode() in handle.read(4096)
+    except OSError:
+        return False
+
+
 def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON to a temporary sibling and rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)
+    """Write JSON to a temporary sibling and rename it over `path` (a JSON file the tour wrote)."""
+    write_file(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2)), owned=_owned_json,
+               what="a tour record")
+
+
+def _owned_json(path: Path) -> bool:
+    return path.name in (STEP_FILE, TOUR_FILE) and path.is_file()

@@ -50,8 +50,9 @@ def test_tour_resumes_after_interruption(tmp_path, monkeypatch):
 def test_tour_refuses_file_as_out(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")
-    assert main(["tour", "--out", str(target)]) == 1
-    assert "not a folder" in capsys.readouterr().err
+    assert main(["tour", "--out", str(target)]) == 2
+    assert target.read_text() == "x"
+    assert "existing file that does not hold a mechscope tour" in capsys.readouterr().err
 
 
 def test_tour_steps_pair_every_target_with_its_report():

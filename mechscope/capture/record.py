@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 from mechscope.capture.capture import capture
 from mechscope.capture.modes import eval_mode
 from mechscope.capture.names import LayerSpec, resolve_layers
-from mechscope.capture.store import ActivationStore, finish_memmaps, open_memmaps
+from mechscope.atomic import check_output, writing_folder
+from mechscope.capture.store import ActivationStore, finish_memmaps, is_activation_folder, open_memmaps
 from mechscope.errors import DataError
 
 __all__ = ["record", "iter_batches", "model_device"]
@@ -68,11 +69,15 @@ def record(
         layers: Dotted layer names.
         data: Input tensor (batch, ...), Dataset or DataLoader.
         batch_size: Examples per forward pass (ignored for a DataLoader).
-        out_dir: Folder for memory-mapped activations; None keeps them in memory.
+        out_dir: Folder for memory-mapped activations; None keeps them in memory. It must be
+            new, empty, or hold earlier recorded activations (replaced once the new ones are complete).
         progress: Show a progress bar on long runs.
 
     Returns:
         ActivationStore whose `act(name)` has shape (batch, ...) over the whole dataset.
+
+    Raises:
+        OutputError: `out_dir` holds something other than recorded activations.
 
     Example:
         >>> store = record(model, ["hidden.0", "hidden.1"], x_test)
@@ -84,37 +89,39 @@ def record(
     batches, total = iter_batches(data, batch_size)
     if out_dir is not None and total is None:
         raise DataError("Streaming to disk needs a dataset with a length; pass a Tensor or a sized Dataset.")
+    if out_dir is not None:
+        check_output(out_dir, owned=is_activation_folder, what="recorded activations")
     device = model_device(model)
     result = ActivationStore()
-    tmp: Path | None = None
     maps: dict[str, np.memmap] = {}
     offset = 0
-    try:
+    with ExitStack() as stack:
+        folder = None
+        if out_dir is not None:
+            folder = stack.enter_context(writing_folder(out_dir, owned=is_activation_folder,
+                                                        what="recorded activations"))
         with eval_mode(model), torch.no_grad():
             for batch in tqdm(batches, total=_n_batches(total, batch_size, data), disable=_quiet(progress, total),
                               desc="record", leave=False):
                 with capture(model, names) as store:
                     model(batch.to(device))
                 acts = {name: store.act(name) for name in names}
-                if out_dir is None:
+                if folder is None:
                     for name, value in acts.items():
                         result._append("act", name, value.cpu())
                     continue
-                if tmp is None:
-                    shapes = {name: (int(total or 0), *value.shape[1:]) for name, value in acts.items()}
-                    tmp, maps = open_memmaps(Path(out_dir), shapes)
+                if not maps:
+                    maps = open_memmaps(folder, {name: (int(total or 0), *value.shape[1:])
+                                                 for name, value in acts.items()})
                 n = batch.shape[0]
                 for name, value in acts.items():
                     maps[name][offset : offset + n] = value.float().cpu().numpy()
                 offset += n
-        if tmp is not None:
-            finish_memmaps(tmp, Path(out_dir), maps)  # type: ignore[arg-type]
-            tmp = None
-            return ActivationStore.load(out_dir)  # type: ignore[arg-type]
-        return result
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if folder is not None:
+            finish_memmaps(folder, maps)
+    if out_dir is not None:
+        return ActivationStore.load(out_dir)
+    return result
 
 
 def _first(batch: object) -> Tensor:

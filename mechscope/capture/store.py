@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +13,7 @@ from torch import Tensor
 
 from mechscope.errors import DataError, LayerNameError, close_matches
 
-__all__ = ["ActivationStore", "Kind"]
+__all__ = ["ActivationStore", "Kind", "is_activation_folder"]
 
 Kind = Literal["act", "input", "grad"]
 _INDEX = "activations.json"
@@ -122,35 +121,28 @@ class ActivationStore:
         return store
 
 
-def open_memmaps(root: Path, shapes: dict[str, tuple[int, ...]]) -> tuple[Path, dict[str, np.memmap]]:
-    """Create a temporary folder next to `root` holding one .npy memmap per layer."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    maps = {
-        name: np.lib.format.open_memmap(tmp / _file_name(i), mode="w+", dtype=np.float32, shape=shape)
+def is_activation_folder(path: Path) -> bool:
+    """True when the folder `path` holds activations recorded by mechscope (by its index file)."""
+    return (Path(path) / _INDEX).is_file()
+
+
+def open_memmaps(folder: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.memmap]:
+    """Create one float32 .npy memmap per layer in `folder` (a fresh temporary folder)."""
+    return {
+        name: np.lib.format.open_memmap(folder / _file_name(i), mode="w+", dtype=np.float32, shape=shape)
         for i, (name, shape) in enumerate(shapes.items())
     }
-    return tmp, maps
 
 
-def finish_memmaps(tmp: Path, root: Path, maps: dict[str, np.memmap]) -> None:
-    """Flush, write the index, and move the folder into place in one rename."""
+def finish_memmaps(folder: Path, maps: dict[str, np.memmap]) -> None:
+    """Flush the memmaps and write the index (last: it marks the folder complete)."""
     layers = {}
     for i, (name, array) in enumerate(maps.items()):
         array.flush()
         layers[name] = {"file": _file_name(i), "shape": list(array.shape), "dtype": "float32"}
-    (tmp / _INDEX).write_text(json.dumps({"layers": layers}, indent=2))
-    if root.exists():
-        _remove_tree(root)
-    os.replace(tmp, root)
+    (folder / _INDEX).write_text(json.dumps({"layers": layers}, indent=2))
 
 
 def _file_name(i: int) -> str:
     # Layer names may hold characters a file system dislikes; the index maps names to files.
     return f"layer_{i:03d}.npy"
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path)

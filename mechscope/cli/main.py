@@ -77,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"Error: {err}", err=True)
         return 1
+    except OSError as err:  # the file system refused: one line naming the path
+        if debug:
+            raise
+        where = f" at {err.filename!r}" if err.filename is not None else ""
+        typer.echo(f"Error: {err.strerror or err}{where}.", err=True)
+        return 1
     return 0
 
 

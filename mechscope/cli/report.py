@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from mechscope.cli._options import CheckpointArg, FormatOpt, OutDirOpt, QuickOpt
+from mechscope.cli._options import CheckpointArg, FormatOpt, OutDirOpt, QuickOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.report import REPORT_FILE, build_report
+from mechscope.report.build import check_report_out
 
 EXAMPLES = (
     "Examples:\n\n  mechscope report runs/digit-cnn --out report/digit-cnn\n\n"
@@ -18,7 +19,7 @@ EXAMPLES = (
 def report(checkpoint: CheckpointArg, out: OutDirOpt, quick: QuickOpt = False,
            fmt: FormatOpt = OutputFormat.text) -> None:
     """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
-    index = build_report(checkpoint, out, quick=quick)
+    index = build_report(checkpoint, checked_out(out, check_report_out), quick=quick)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from mechscope import targets
-from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt
+from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.fourier.grokking import train_grokking_mlp
+from mechscope.models.checkpoint import check_checkpoint_out
 from mechscope.models.grokking_mlp import GrokkingMLPConfig
 from mechscope.models.grokking_train import GrokkingTrainConfig
 
@@ -48,6 +49,10 @@ def _report(result: targets.TrainedTarget, fmt: OutputFormat) -> None:
     emit(result.to_dict(), fmt, text)
 
 
+def _out(out: Path | None, default: str) -> Path:
+    return checked_out(out or Path(default), check_checkpoint_out)
+
+
 def _positive(value: int, flag: str) -> int:
     if value < 1:
         raise CLIError(f"{flag} must be a positive integer; got {value}.")
@@ -75,7 +80,7 @@ def modular_mlp(
     if layers < 3:
         raise CLIError(f"--layers counts input and output layers and must be >= 3; got {layers}.")
     result = targets.train_modular_mlp(
-        out or Path(f"runs/modular-mlp-mod{modulus}"),
+        _out(out, f"runs/modular-mlp-mod{modulus}"),
         modulus=modulus,
         operation=operation.value,
         n_layers=layers,
@@ -101,7 +106,7 @@ def tiny_relu(
 ) -> None:
     """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product."""
     result = targets.train_tiny_relu(
-        out or Path(f"runs/tiny-relu-{function.value}"),
+        _out(out, f"runs/tiny-relu-{function.value}"),
         function=function.value,
         n_inputs=_positive(inputs, "--inputs"),
         hidden=_positive(hidden, "--hidden"),
@@ -128,7 +133,7 @@ def digit_cnn(
     if data not in ("digits", "mnist5k") and not data.startswith("idx:"):
         raise CLIError(f"--data must be digits, mnist5k or idx:PATH; got {data!r}.")
     name = "digit-cnn-gap" if gap else "digit-cnn"
-    result = targets.train_digit_cnn(out or Path(f"runs/{name}"), data=data, gap=gap, seed=seed)
+    result = targets.train_digit_cnn(_out(out, f"runs/{name}"), data=data, gap=gap, seed=seed)
     _report(result, fmt)
 
 
@@ -170,7 +175,7 @@ def grokking_mlp(
     )
     train_config = GrokkingTrainConfig(steps=_positive(steps, "--steps"), lr=lr, weight_decay=weight_decay, seed=seed)
     result = train_grokking_mlp(
-        out or Path(f"runs/grokking-mlp-p{modulus}"),
+        _out(out, f"runs/grokking-mlp-p{modulus}"),
         model_config=model_config,
         train_config=train_config,
         train_fraction=train_fraction,

@@ -27,7 +27,7 @@ from mechscope.fourier.energy import frequency_spectrum
 from mechscope.fourier.progress import progress_measures
 from mechscope.fourier.tables import embedding_matrix
 from mechscope.models import GrokkingMLP, GrokkingMLPConfig, build_seeded
-from mechscope.models.checkpoint import save_checkpoint
+from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ def train_grokking_mlp(
     """
     from mechscope.targets import TrainedTarget  # here, so that mechscope.targets may import this module
 
+    check_checkpoint_out(out)
     model_config = GrokkingMLPConfig() if model_config is None else model_config
     train_config = GrokkingTrainConfig(seed=seed) if train_config is None else train_config
     if not (isinstance(train_fraction, (int, float)) and 0.0 < train_fraction < 1.0):

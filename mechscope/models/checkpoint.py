@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,25 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mechscope._version import __version__
+from mechscope.atomic import check_output, recover, writing_folder
 from mechscope.errors import CheckpointError, ConfigError, UnsupportedModelError
 from mechscope.models.registry import build_model, model_spec
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "WEIGHTS_FILE", "META_FILE"]
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "is_checkpoint",
+    "check_checkpoint_out",
+    "WEIGHTS_FILE",
+    "META_FILE",
+]
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "checkpoint.json"
 _FORMAT = "mechscope-checkpoint"
 _FORMAT_VERSION = 1
+_MAX_META_BYTES = 64 << 20  # a checkpoint.json larger than this is not one of ours
 
 
 @dataclass
@@ -63,12 +71,15 @@ def save_checkpoint(
     """Write `model` to the folder `path` (model.safetensors + checkpoint.json), atomically.
 
     The folder is assembled under a temporary name beside `path` and renamed into place,
-    so a crash never leaves half a checkpoint; an existing checkpoint is replaced whole.
+    so a crash never leaves half a checkpoint; an existing checkpoint is replaced whole and
+    kept until the new one is in place. Anything else at `path` is never replaced.
 
     Raises:
         CheckpointError: the model class is not registered or a value is not JSON-serialisable.
+        OutputError: `path` holds something that is not a mechscope checkpoint (checked
+            before any work), or the file system refused.
     """
-    target = Path(path)
+    target = check_checkpoint_out(path)
     try:
         name, config = model_spec(model)
     except UnsupportedModelError as err:
@@ -88,17 +99,11 @@ def save_checkpoint(
         json.dumps(meta)
     except TypeError as err:
         raise CheckpointError(f"Checkpoint metadata must be JSON-serialisable: {err}") from err
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with writing_folder(target, owned=is_checkpoint, what="a mechscope checkpoint") as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         meta["weights_sha256"] = _sha256(tmp / WEIGHTS_FILE)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=True))
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=True))  # written last: the marker
     return target
 
 
@@ -110,6 +115,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             do not match the recorded model configuration. The message names the file.
     """
     root = Path(path)
+    recover(root, owned=is_checkpoint)  # puts back a checkpoint whose replacement was interrupted
     meta_path, weights_path = root / META_FILE, root / WEIGHTS_FILE
     if not root.is_dir():
         hint = " (a checkpoint is a folder holding checkpoint.json and model.safetensors)"
@@ -144,6 +150,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         extra=meta.get("extra") or {},
         mechscope_version=str(meta.get("mechscope_version", "")),
     )
+
+
+def is_checkpoint(path: Path) -> bool:
+    """True when the folder `path` holds a mechscope checkpoint (by its checkpoint.json marker)."""
+    meta = Path(path) / META_FILE
+    try:
+        if not meta.is_file() or meta.stat().st_size > _MAX_META_BYTES:
+            return False
+        with open(meta, "rb") as handle:
+            return _FORMAT.encode() in handle.read(4096)
+    except OSError:
+        return False
+
+
+def check_checkpoint_out(path: str | os.PathLike[str]) -> Path:
+    """Check before any work that a checkpoint may be written at `path`; return it resolved.
+
+    Raises:
+        OutputError: `path` holds something that is not a mechscope checkpoint, or is unwritable.
+    """
+    return check_output(path, owned=is_checkpoint, what="a mechscope checkpoint")
 
 
 def _read_meta(meta_path: Path) -> dict[str, Any]:
@@ -192,16 +219,3 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    if not target.is_dir():
-        raise CheckpointError(f"{str(target)!r} exists and is not a checkpoint folder; choose another --out path.")
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,12 +12,15 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["plt", "Figure", "save_figure", "DIVERGING", "SEQUENTIAL", "IMAGE", "CATEGORICAL"]
+from mechscope.atomic import PNG_SOFTWARE, owned_png, write_file  # noqa: E402
+
+__all__ = ["plt", "Figure", "save_figure", "PNG_METADATA", "DIVERGING", "SEQUENTIAL", "IMAGE", "CATEGORICAL"]
 
 DIVERGING = "RdBu_r"  # signed values (weights, contributions): blue negative, red positive
 SEQUENTIAL = "viridis"  # non-negative magnitudes (activations, energy)
 IMAGE = "gray"  # grayscale inputs and feature visualisations
 CATEGORICAL = "tab10"  # one colour per class or method
+PNG_METADATA = {"Software": PNG_SOFTWARE}  # marks every PNG mechscope writes, so it may replace it later
 
 plt.rcParams.update(
     {
@@ -33,18 +35,19 @@ plt.rcParams.update(
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write `fig` as PNG atomically (temporary file, then rename) and close it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".png", dir=target.parent)
-    os.close(handle)
+    """Write `fig` as PNG atomically (temporary file, then rename) and close it.
+
+    An existing file at `path` is replaced only if mechscope wrote it (its PNG metadata).
+
+    Raises:
+        OutputError: `path` holds a file mechscope did not write, or the OS refused.
+    """
     try:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; figures are for anyone who reads the folder
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return write_file(
+            path,
+            lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight", metadata=PNG_METADATA),
+            owned=owned_png,
+            what="a figure",
+        )
     finally:
         plt.close(fig)
-    return target

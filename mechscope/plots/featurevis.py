@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,9 +11,10 @@ import numpy as np
 from matplotlib.image import AxesImage
 from torch import Tensor
 
+from mechscope.atomic import owned_png, write_file
 from mechscope.errors import DataError
 from mechscope.featurevis.evidence import Evidence
-from mechscope.plots._style import IMAGE, plt, save_figure
+from mechscope.plots._style import IMAGE, PNG_METADATA, plt, save_figure
 
 __all__ = ["plot_layer_grid", "plot_class_pairs", "save_unit_image"]
 
@@ -143,19 +143,19 @@ def plot_class_pairs(
 def save_unit_image(
     image: Tensor, path: str | os.PathLike[str], *, value_range: tuple[float, float] = (0.0, 1.0)
 ) -> Path:
-    """Write one rendered image (channel, height, width) as a PNG, atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write one rendered image (channel, height, width) as a PNG, atomically.
+
+    Raises:
+        OutputError: `path` holds a file mechscope did not write, or the OS refused.
+    """
     array, cmap = _array(image, value_range)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".png", dir=target.parent)
-    os.close(handle)
-    try:
-        plt.imsave(tmp, array, cmap=cmap, vmin=value_range[0], vmax=value_range[1], format="png")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_file(
+        path,
+        lambda tmp: plt.imsave(tmp, array, cmap=cmap, vmin=value_range[0], vmax=value_range[1], format="png",
+                               metadata=PNG_METADATA),
+        owned=owned_png,
+        what="a figure",
+    )
 
 
 def _note(evidence: Evidence | None, k: int, kind: str) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from mechscope.atomic import check_output, writing_folder
 from mechscope.data import DataBundle
 from mechscope.errors import MechscopeError
 from mechscope.report.config import ReportConfig
@@ -37,9 +37,10 @@ from mechscope.report.sections.overview import write_overview
 from mechscope.report.sections.probes import build_probes
 from mechscope.report.sections.units import build_units
 
-__all__ = ["build_report", "BUILDERS", "REPORT_FILE"]
+__all__ = ["build_report", "is_report", "check_report_out", "BUILDERS", "REPORT_FILE", "REPORT_FORMAT"]
 
 REPORT_FILE = "report.json"
+REPORT_FORMAT = "mechscope-report"  # first entry of report.json: the marker of a report folder
 
 BUILDERS: tuple[tuple[str, str, SectionBuilder], ...] = (
     ("depth", "Activations by depth", build_depth),
@@ -52,8 +53,6 @@ BUILDERS: tuple[tuple[str, str, SectionBuilder], ...] = (
 )
 """(key, title, builder) in build order: layer pages read the depth statistics, and the
 circuit and probe pages link to unit pages."""
-
-_GENERATED_DIRS = ("layers", "fig", "inputs")  # folders a report writes under its root
 
 _SHOWN_ORDER = ("units", "depth", "circuits", "attribution", "probes", "formula", "fourier")
 
@@ -73,7 +72,8 @@ def build_report(
 
     Args:
         source: A checkpoint folder, a loaded Checkpoint, or any nn.Module.
-        out_dir: Folder of the site (created; files in it are replaced, nothing outside is written).
+        out_dir: Folder of the site. It must be new, empty, or hold an earlier report, which
+            is replaced whole once the new one is complete (built beside it, then renamed).
         data: The model's data; default: rebuilt from the checkpoint's data spec. A plain
             module without data gets the sections that need none (and the reasons for the rest).
         quick: Use `ReportConfig.quick()` (fewer steps, images, seeds) unless `config` is given.
@@ -88,12 +88,21 @@ def build_report(
 
     Raises:
         CheckpointError: `source` is a folder that holds no readable checkpoint.
-        ConfigError: `out_dir` is a file, or `source` is of an unsupported type.
+        ConfigError: `source` is of an unsupported type.
+        OutputError: `out_dir` holds something that is not a mechscope report (checked
+            before any work), or the file system refused.
     """
     settings = config if config is not None else (ReportConfig.quick() if quick else ReportConfig())
     home_page = None if home is None else (home[0], Path(home[1]))
-    _clear_previous(Path(out_dir))
-    ctx = make_context(source, out_dir, data=data, settings=settings, home=home_page, progress=progress)
+    out = check_report_out(out_dir)
+    with writing_folder(out, owned=is_report, what="a mechscope report") as tmp:
+        index = _build(source, tmp, data=data, settings=settings, title=title, home=home_page, progress=progress)
+    return out / index.name
+
+
+def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: ReportConfig, title: str | None,
+           home: tuple[str, Path] | None, progress: bool) -> Path:
+    ctx = make_context(source, tmp, data=data, settings=settings, home=home, progress=progress)
     if title is not None:
         ctx.name = title
     elif ctx.source is not None and ctx.name == "checkpoint":
@@ -112,6 +121,7 @@ def build_report(
     sections = [built[key] for key in _SHOWN_ORDER if key in built]
     index = write_overview(ctx, sections)
     summary = {
+        "format": REPORT_FORMAT,
         "name": ctx.name,
         "model_class": ctx.model_class,
         "checkpoint": ctx.source,
@@ -122,23 +132,31 @@ def build_report(
         "seconds": {**timings, "total": round(time.perf_counter() - start, 3)},
         "pages": len(ctx.site.pages),
     }
-    ctx.site.write_text(REPORT_FILE, json.dumps(_jsonable(summary), indent=1, allow_nan=False))
+    ctx.site.write_text(REPORT_FILE, json.dumps(_jsonable(summary), indent=1, allow_nan=False))  # the marker
     ctx.site.share()
     return index
 
 
-def _clear_previous(root: Path) -> None:
-    """Remove the pages and pictures of an earlier report in `root` (recognised by its report.json).
+def is_report(path: Path) -> bool:
+    """True when the folder `path` holds a mechscope report (by its report.json marker)."""
+    meta = Path(path) / REPORT_FILE
+    try:
+        if not meta.is_file():
+            return False
+        with open(meta, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return f'"format": "{REPORT_FORMAT}"'.encode() in head
 
-    Only what a report writes is removed, so a rebuilt report never links stale unit pages;
-    a folder without report.json is left alone.
+
+def check_report_out(out_dir: str | os.PathLike[str]) -> Path:
+    """Check before any work that a report may be written at `out_dir`; return it resolved.
+
+    Raises:
+        OutputError: `out_dir` holds something that is not a mechscope report, or is unwritable.
     """
-    if not (root / REPORT_FILE).is_file():
-        return
-    for name in _GENERATED_DIRS:
-        shutil.rmtree(root / name, ignore_errors=True)
-    for page in root.glob("*.html"):
-        page.unlink()
+    return check_output(out_dir, owned=is_report, what="a mechscope report")
 
 
 def _run(ctx: ReportContext, key: str, title: str, builder: SectionBuilder) -> Section:

@@ -14,7 +14,7 @@ import numpy as np
 from torch import Tensor
 
 from mechscope.data import DataBundle
-from mechscope.plots._style import IMAGE, plt
+from mechscope.plots._style import IMAGE, PNG_METADATA, plt
 from mechscope.report.site import Site
 
 __all__ = ["Picture", "picture_bytes", "save_picture", "input_range", "describe_input"]
@@ -44,10 +44,11 @@ def picture_bytes(image: Tensor, style: Picture) -> bytes:
     buffer = io.BytesIO()
     if pixels.shape[0] == 3:
         rgb = ((pixels - style.low) / span).clamp(0, 1).permute(1, 2, 0).numpy()
-        plt.imsave(buffer, rgb, format="png")
+        plt.imsave(buffer, rgb, format="png", metadata=PNG_METADATA)
     else:
         array = pixels.reshape(-1, *pixels.shape[-2:]).mean(0).numpy().astype(np.float64)
-        plt.imsave(buffer, array, cmap=style.cmap, vmin=style.low, vmax=style.high, format="png")
+        plt.imsave(buffer, array, cmap=style.cmap, vmin=style.low, vmax=style.high, format="png",
+                   metadata=PNG_METADATA)
     return buffer.getvalue()
 
 

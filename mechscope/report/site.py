@@ -13,20 +13,27 @@ import hashlib
 import os
 import posixpath
 import re
-import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mechscope.atomic import owned_png, write_file
 from mechscope.errors import ConfigError
 from mechscope.report.html import Html, esc, link, raw, tag
 
-__all__ = ["Site", "Crumb", "slugify", "STYLE_FILE"]
+__all__ = ["Site", "Crumb", "slugify", "site_file_owned", "STYLE_FILE", "GENERATOR"]
 
 STYLE_FILE = "style.css"
 
 _FILE_MODE = 0o644
+GENERATOR = '<meta name="generator" content="mechscope">'
+"""In every page's head: marks the page as one mechscope wrote (and may replace)."""
+_SIGNATURES = {  # what the first bytes of a site file mechscope wrote hold, by suffix
+    ".html": GENERATOR.encode(),
+    ".css": b"/* mechscope",
+    ".json": b'"format": "mechscope-',
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_SLUG = 64
 
@@ -99,19 +106,9 @@ class Site:
         return posixpath.relpath(to_rel, posixpath.dirname(from_rel) or ".")
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
-        """Write a file atomically (temporary sibling, then rename)."""
-        target = self.path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.chmod(tmp, _FILE_MODE)  # mkstemp makes private files; pages are meant to be read
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        """Write a file atomically (temporary sibling, then rename); never over a file mechscope did not write."""
+        return write_file(self.path(rel), lambda tmp: tmp.write_bytes(data), owned=site_file_owned,
+                          what="a report file", mode=_FILE_MODE, tidy=False)
 
     def share(self) -> None:
         """Make every private file under the root readable (pictures written by other modules use mkstemp)."""
@@ -149,7 +146,7 @@ class Site:
         parts = [body] if isinstance(body, Html) else list(body)
         trail = self._breadcrumb(rel, crumbs)
         head = raw(
-            '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta charset="utf-8">' + GENERATOR + '<meta name="viewport" content="width=device-width, initial-scale=1">'
         ) + tag("title", f"{heading} - {self.title}") + raw(
             f'<link rel="stylesheet" href="{esc(self.href(rel, STYLE_FILE))}">'
         )
@@ -174,3 +171,17 @@ class Site:
             else:
                 items.append(tag("li", link(self.href(rel, target), text)))
         return tag("nav", tag("ol", *items), class_="crumbs", aria_label="breadcrumb")
+
+
+def site_file_owned(path: Path) -> bool:
+    """True for a page, stylesheet, JSON or PNG file that mechscope wrote (by its first bytes)."""
+    if path.suffix == ".png":
+        return owned_png(path)
+    signature = _SIGNATURES.get(path.suffix)
+    if signature is None:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return signature in handle.read(4096)
+    except OSError:
+        return False

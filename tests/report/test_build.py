@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mechscope.errors import ConfigError
+from mechscope.errors import ConfigError, OutputError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.models.checkpoint import save_checkpoint
 from mechscope.data import modular_data
@@ -74,8 +74,9 @@ def test_build_report_refuses_a_file_as_out(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")
     model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
-    with pytest.raises(ConfigError, match="not a folder"):
+    with pytest.raises(OutputError, match="existing file that does not hold a mechscope report"):
         build_report(model, target, config=TINY, progress=False)
+    assert target.read_text() == "x"
 
 
 def test_build_report_without_data_says_why_sections_are_missing(tmp_path):
@@ -90,11 +91,19 @@ def test_build_report_replaces_an_earlier_report_without_stale_pages(tmp_path):
     wide = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=4), 0)
     narrow = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
     data = modular_data(2, n_train=40, n_test=40)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "notes.txt").write_text("mine")
     build_report(wide, tmp_path / "out", data=data, config=TINY, progress=False)
     assert (tmp_path / "out" / "layers" / "hidden.0" / "unit-3.html").is_file()
     build_report(narrow, tmp_path / "out", data=data, config=TINY, progress=False)
     assert not (tmp_path / "out" / "layers" / "hidden.0" / "unit-3.html").exists()
     assert (tmp_path / "out" / "layers" / "hidden.0" / "unit-1.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left beside it
+
+
+def test_build_report_refuses_a_folder_it_did_not_write(tmp_path):
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="does not hold a mechscope report"):
+        build_report(model, tmp_path / "out", config=TINY, progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt", "sub"]
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"

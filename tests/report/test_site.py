@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mechscope.errors import ConfigError
+from mechscope.errors import ConfigError, OutputError
 from mechscope.report.site import Site, slugify
 
 
@@ -47,12 +47,20 @@ def test_site_refuses_a_file_as_root(tmp_path):
 
 def test_site_writes_atomically_and_links_relatively(tmp_path):
     site = Site(tmp_path, title="t")
-    site.write_text("a/b/page.html", "old")
-    site.write_text("a/b/page.html", "new")
-    assert (tmp_path / "a" / "b" / "page.html").read_text() == "new"
+    site.write_page("a/b/page.html", "old", [], crumbs=[])
+    site.write_page("a/b/page.html", "new", [], crumbs=[])
+    assert "<h1>new</h1>" in (tmp_path / "a" / "b" / "page.html").read_text()
     assert not [p for p in tmp_path.rglob(".*")]  # no temporary files left behind
     assert site.href("a/b/page.html", "fig/x.png") == "../../fig/x.png"
     assert site.href("index.html", "a/b/page.html") == "a/b/page.html"
+
+
+def test_site_never_replaces_a_file_it_did_not_write(tmp_path):
+    site = Site(tmp_path, title="t")
+    (tmp_path / "page.html").write_text("<p>my own page</p>")
+    with pytest.raises(OutputError, match="does not hold a report file"):
+        site.write_page("page.html", "x", [], crumbs=[])
+    assert (tmp_path / "page.html").read_text() == "<p>my own page</p>"
 
 
 def test_site_files_are_readable_by_others(tmp_path):
