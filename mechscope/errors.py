@@ -14,6 +14,7 @@ __all__ = [
     "NotFittedError",
     "UnsupportedModelError",
     "OutputError",
+    "LimitError",
     "close_matches",
 ]
 
@@ -54,6 +55,10 @@ class OutputError(MechscopeError, OSError):
 
     def __str__(self) -> str:  # OSError would format (errno, strerror)
         return str(self.args[0]) if self.args else ""
+
+
+class LimitError(MechscopeError, ValueError):
+    """A size is above its documented limit, or would need more memory than the budget allows."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

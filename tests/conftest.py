@@ -61,3 +61,84 @@ def small_conv_net() -> SmallConvNet:
 def images() -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     return torch.rand(5, 1, 8, 8, generator=generator)
+
+
+class ResidualCNN(nn.Module):
+    """1x8x8 -> conv -> in-place ReLU -> residual block (`out += identity`) -> GAP -> linear(3), seeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.relu1(self.conv1(x))
+        out = self.conv2(identity)
+        out += identity
+        return self.fc(self.relu2(out).mean(dim=(2, 3)))
+
+
+class DictOutputNet(nn.Module):
+    """2 -> 3 (ReLU) -> 2, returning {"logits": ..., "hidden": ...} like a Hugging Face ModelOutput."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(2, 3)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        hidden = self.act(self.fc1(x))
+        return {"logits": self.fc2(hidden), "hidden": hidden}
+
+
+class GRUNet(nn.Module):
+    """(batch, pos, 3) sequences -> GRU(4) -> linear(2) on the last position, seeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.gru = nn.GRU(3, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x)
+        return self.head(out[:, -1])
+
+
+class TokenNet(nn.Module):
+    """Integer token ids (batch, pos) -> Embedding(5, 3) -> mean over positions -> linear(2), seeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(5, 3)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(ids).mean(dim=1))
+
+
+@pytest.fixture
+def residual_cnn() -> ResidualCNN:
+    return ResidualCNN().eval()
+
+
+@pytest.fixture
+def dict_output_net() -> DictOutputNet:
+    return DictOutputNet()
+
+
+@pytest.fixture
+def gru_net() -> GRUNet:
+    return GRUNet().eval()
+
+
+@pytest.fixture
+def token_net() -> TokenNet:
+    return TokenNet()

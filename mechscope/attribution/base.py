@@ -30,6 +30,8 @@ from mechscope.attribution._layout import channels_last_call
 from mechscope.attribution.targets import Target, target_scores
 from mechscope.capture import get_layer, patch
 from mechscope.capture.record import model_device
+from mechscope.data.dtypes import explain_dtype_errors
+from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.capture.modes import eval_mode
 
@@ -78,31 +80,40 @@ class Attribution:
         return clone
 
     @overload
-    def attribute(self, inputs: Tensor, target: Target = None, *, return_numpy: Literal[False] = False) -> Tensor: ...
+    def attribute(
+        self, inputs: Tensor, target: Target = None, *, return_numpy: Literal[False] = False, check_finite: bool = True
+    ) -> Tensor: ...
 
     @overload
-    def attribute(self, inputs: Tensor, target: Target = None, *, return_numpy: Literal[True]) -> np.ndarray: ...
+    def attribute(
+        self, inputs: Tensor, target: Target = None, *, return_numpy: Literal[True], check_finite: bool = True
+    ) -> np.ndarray: ...
 
-    def attribute(self, inputs: Tensor, target: Target = None, *, return_numpy: bool = False) -> Tensor | np.ndarray:
+    def attribute(
+        self, inputs: Tensor, target: Target = None, *, return_numpy: bool = False, check_finite: bool = True
+    ) -> Tensor | np.ndarray:
         """Compute one attribution map per image.
 
         Args:
             inputs: Images (batch, channel, height, width); never modified.
             target: Class per image (see `mechscope.attribution.Target`); None = predicted class.
             return_numpy: Return a float numpy array instead of a tensor.
+            check_finite: Raise DataError on NaN/inf in `inputs` (one `isfinite` per call);
+                False computes the maps anyway (they will hold NaN).
 
         Returns:
             Maps (batch, height, width), detached, on the model's device (or numpy).
 
         Raises:
-            DataError: `inputs` is not a float 4-D batch, or a target is out of range.
+            DataError: `inputs` is not a float 4-D batch, holds NaN/inf, has another float
+                dtype than the model's parameters, or a target is out of range.
             UnsupportedModelError: The model or layer does not fit the method.
 
         Example:
             >>> maps = GradCAM(model).attribute(x_test[:16])   # (16, 28, 28), each max 1
         """
-        x = check_images(inputs, self.model)
-        with eval_mode(self.model):
+        x = check_images(inputs, self.model, check_finite=check_finite)
+        with eval_mode(self.model), explain_dtype_errors(self.model, x):
             maps = self._attribute(x, target).detach()
         return maps.cpu().numpy() if return_numpy else maps
 
@@ -185,10 +196,13 @@ class LayerAttribution(Attribution):
         """One weight per channel and image, shape (batch, channel)."""
         raise NotImplementedError(f"{type(self).__name__} must implement channel_weights().")
 
-    def layer_map(self, inputs: Tensor, target: Target = None) -> Tensor:
-        """The weighted channel sum before ReLU, upsampling and normalisation, (batch, height', width')."""
-        x = check_images(inputs, self.model)
-        with eval_mode(self.model):
+    def layer_map(self, inputs: Tensor, target: Target = None, *, check_finite: bool = True) -> Tensor:
+        """The weighted channel sum before ReLU, upsampling and normalisation, (batch, height', width').
+
+        `inputs`, `target` and `check_finite` are as in `attribute`.
+        """
+        x = check_images(inputs, self.model, check_finite=check_finite)
+        with eval_mode(self.model), explain_dtype_errors(self.model, x):
             return self._layer_map(x, target).detach()
 
     def _layer_map(self, inputs: Tensor, target: Target) -> Tensor:
@@ -274,8 +288,12 @@ def default_layer(model: nn.Module) -> str:
     return convs[-1]
 
 
-def check_images(inputs: Tensor, model: nn.Module) -> Tensor:
-    """Validate a float image batch and move it to the model's device."""
+def check_images(inputs: Tensor, model: nn.Module, *, check_finite: bool = True) -> Tensor:
+    """Validate a float image batch (finite unless `check_finite` is False) and move it to the model's device.
+
+    Raises:
+        DataError: `inputs` is not a non-empty float 4-D tensor, or holds NaN/inf.
+    """
     if not isinstance(inputs, Tensor):
         raise DataError(
             f"inputs must be a torch.Tensor of images (batch, channel, height, width); got {type(inputs).__name__}. "
@@ -286,6 +304,8 @@ def check_images(inputs: Tensor, model: nn.Module) -> Tensor:
             f"inputs must be a non-empty float batch (batch, channel, height, width); got {inputs.dtype} "
             f"{tuple(inputs.shape)}. Add a batch dimension with x[None] for a single image."
         )
+    if check_finite:
+        check_tensor_finite(inputs, "inputs", skip_with="check_finite=False")
     return inputs.to(model_device(model))
 
 

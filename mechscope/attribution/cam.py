@@ -7,7 +7,8 @@ for a target class c and return `ReLU(sum_k w_k A_k)`, upsampled and divided by 
   pool -> one Linear, where `logit_c = b_c + mean_hw(sum_k w_k A_k)`.
 * Grad-CAM (Selvaraju et al., 2017): `w_k = mean_hw d logit_c / d A_k`. On a GAP model that
   equals `fc.weight[c, k] / (height * width)`, so Grad-CAM times the spatial size is CAM.
-* Grad-CAM++ (Chattopadhay et al., 2018): positive gradients weighted per location.
+* Grad-CAM++ (Chattopadhay et al., 2018): positive gradients weighted per location; the
+  channel weights are those of pytorch-grad-cam's `GradCAMPlusPlus.get_cam_weights`.
 """
 
 from __future__ import annotations
@@ -89,20 +90,28 @@ class GradCAM(LayerAttribution):
 
 
 class GradCAMPlusPlus(LayerAttribution):
-    """Grad-CAM++: `w_k = sum_ij a_ij relu(g_ij)` with `a = g^2 / (2 g^2 + sum_ab A_ab g^3)`.
+    """Grad-CAM++: `w_k = sum_ij a_ij relu(g_ij)` with `a_ij = g_ij^2 / (2 g_ij^2 + S_k g_ij^3 + 1e-6)`.
 
-    Uses the closed form for an exponential of the logit, as the paper and pytorch-grad-cam do.
+    `g` is the gradient of the target logit at the layer, `S_k` the spatial sum of channel
+    k's activations, and `a_ij = 0` wherever `g_ij = 0`. This is the closed form for an
+    exponential of the logit (the paper's eq. 19) exactly as pytorch-grad-cam's
+    `GradCAMPlusPlus.get_cam_weights` computes it, epsilon included, so the channel weights
+    agree with it to float precision. The maps then differ in post-processing only: here
+    ReLU, bilinear upsampling and division by the maximum; there ReLU, min-max scaling
+    and `cv2.resize`.
     """
 
     name = "grad-cam++"
     label = "Grad-CAM++"
+    eps: ClassVar[float] = 1e-6  # pytorch-grad-cam's value, so the weights match
 
     def channel_weights(self, layer_pass: LayerPass) -> Tensor:
         grads, acts = _grads(layer_pass), layer_pass.acts
         g2 = grads.pow(2)
-        denominator = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * grads
-        alpha = torch.where(grads != 0, g2 / (denominator + 1e-7), torch.zeros_like(grads))
-        return (alpha * torch.relu(grads)).sum(dim=(2, 3))
+        g3 = g2 * grads
+        denominator = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g3 + self.eps
+        alpha = torch.where(grads != 0, g2 / denominator, torch.zeros_like(grads))
+        return (torch.relu(grads) * alpha).sum(dim=(2, 3))
 
 
 class GuidedGradCAM(InputAttribution):

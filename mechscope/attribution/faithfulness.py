@@ -21,6 +21,8 @@ from mechscope.attribution._layout import channels_last_call
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.sanity import named_methods
 from mechscope.attribution.targets import Target, resolve_target
+from mechscope.data.dtypes import explain_dtype_errors
+from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
 
 __all__ = ["FaithfulnessResult", "faithfulness", "perturbation_curves", "area_under_curve", "RANDOM"]
@@ -69,6 +71,7 @@ def faithfulness(
     baseline: float = 0.0,
     seed: int = 0,
     batch_size: int = 1024,
+    check_finite: bool = True,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves of every method, averaged over `inputs`, beside random maps.
 
@@ -82,9 +85,15 @@ def faithfulness(
             (0 = black for digits in [0, 1]).
         seed: Seeds the random maps and the tie-breaking.
         batch_size: Perturbed images per forward pass (bounds memory, not the result).
+        check_finite: Raise DataError on NaN/inf in `inputs` (before any work) or in a method's
+            maps (a NaN map ranks no pixels); False computes the curves anyway.
 
     Returns:
         FaithfulnessResult; `result.random_baseline` holds the random maps' areas.
+
+    Raises:
+        DataError: `inputs` is not a float image batch, holds NaN/inf, or has another dtype
+            than the model's parameters; or a method's maps hold NaN/inf.
 
     Example:
         >>> result = faithfulness(model, [GradCAM(model), Saliency(model)], x_test[:200])
@@ -94,11 +103,16 @@ def faithfulness(
     named = named_methods(methods)
     if RANDOM in named:
         raise ConfigError(f"{RANDOM!r} labels the random baseline; give the method another label.")
-    x = check_images(inputs, model)
-    with eval_mode(model), torch.no_grad():
+    x = check_images(inputs, model, check_finite=check_finite)
+    with eval_mode(model), torch.no_grad(), explain_dtype_errors(model, x):
         index = resolve_target(target, model(x))
     generator = torch.Generator().manual_seed(seed)
-    maps = {label: method.attribute(x, index) for label, method in named.items()}
+    maps = {label: method.attribute(x, index, check_finite=False) for label, method in named.items()}
+    if check_finite:
+        for label, value in maps.items():
+            check_tensor_finite(
+                value, f"the {label} maps", fix="The model gives NaN/inf on finite inputs: check its weights"
+            )
     maps[RANDOM] = torch.rand(x.shape[0], x.shape[-2], x.shape[-1], generator=generator).to(x.device)
     fractions: Tensor | None = None
     deletion: dict[str, list[float]] = {}
@@ -107,7 +121,8 @@ def faithfulness(
     insertion_auc: dict[str, float] = {}
     for label, value in tqdm(maps.items(), desc="faithfulness", leave=False, disable=None):
         fractions, deleted, inserted = perturbation_curves(
-            model, x, value, index, n_steps=n_steps, baseline=baseline, seed=seed, batch_size=batch_size
+            model, x, value, index, n_steps=n_steps, baseline=baseline, seed=seed, batch_size=batch_size,
+            check_finite=False,  # inputs and maps were checked above
         )
         deletion[label] = deleted.mean(dim=0).tolist()
         insertion[label] = inserted.mean(dim=0).tolist()
@@ -127,6 +142,7 @@ def perturbation_curves(
     baseline: float = 0.0,
     seed: int = 0,
     batch_size: int = 1024,
+    check_finite: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Target-class probability as pixels are deleted or inserted in the order of `maps`.
 
@@ -139,14 +155,20 @@ def perturbation_curves(
         baseline: Value of deleted pixels and of the empty image.
         seed: Seeds the order among tied map values.
         batch_size: Perturbed images per forward pass.
+        check_finite: Raise DataError on NaN/inf in `inputs` or `maps`.
 
     Returns:
         (fractions (n_steps + 1,), deletion (batch, n_steps + 1), insertion (batch, n_steps + 1)).
+
+    Raises:
+        DataError: `inputs` or `maps` is malformed or holds NaN/inf (a NaN map has no ranking).
     """
-    x = check_images(inputs, model)
+    x = check_images(inputs, model, check_finite=check_finite)
     batch, _, height, width = x.shape
     if tuple(maps.shape) != (batch, height, width):
         raise DataError(f"maps must have shape {(batch, height, width)} to match the inputs; got {tuple(maps.shape)}.")
+    if check_finite:
+        check_tensor_finite(maps, "maps", skip_with="check_finite=False")
     for flag, value in (("n_steps", n_steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag} must be a positive integer; got {value!r}.")
@@ -158,7 +180,7 @@ def perturbation_curves(
     deletion = torch.empty(steps + 1, batch, device=x.device)
     insertion = torch.empty(steps + 1, batch, device=x.device)
     per_chunk = max(1, batch_size // (2 * batch))
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad(), explain_dtype_errors(model, x):
         index = resolve_target(target, model(x))
         for first in range(0, steps + 1, per_chunk):
             chunk = counts[first : first + per_chunk]

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.targets import Target, resolve_target
 from mechscope.capture import get_layer
+from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.errors import ConfigError
 
 __all__ = ["SanityResult", "cascading_randomization", "randomization_order", "spearman", "named_methods"]
@@ -59,6 +60,7 @@ def cascading_randomization(
     threshold: float = 0.5,
     seed: int = 0,
     layers: Sequence[str] | None = None,
+    check_finite: bool = True,
 ) -> SanityResult:
     """Run the cascading parameter-randomisation sanity check for several methods.
 
@@ -77,9 +79,14 @@ def cascading_randomization(
         seed: Seeds the re-initialisation.
         layers: Layers to randomise, top first; None = every module that owns parameters,
             in reverse registration order.
+        check_finite: Raise DataError on NaN/inf in `inputs`, once, before any work.
 
     Returns:
         SanityResult with per-step mean correlations and pass/fail per method.
+
+    Raises:
+        DataError: `inputs` is not a float image batch, holds NaN/inf, or has another dtype
+            than the model's parameters.
 
     Example:
         >>> result = cascading_randomization(model, [Saliency(model), GradCAM(model)], x_test[:64])
@@ -94,17 +101,18 @@ def cascading_randomization(
         get_layer(model, name)  # unknown names fail before any work, with close matches
     if not order:
         raise ConfigError(f"{type(model).__name__} has no parameters to randomise; pass layers=[...].")
-    x = check_images(inputs, model)
-    with eval_mode(model), torch.no_grad():
+    x = check_images(inputs, model, check_finite=check_finite)
+    with eval_mode(model), torch.no_grad(), explain_dtype_errors(model, x):
         index = resolve_target(target, model(x))
-    reference = {label: method.attribute(x, index).abs() for label, method in named.items()}
+    # `x` is checked once here; the many attribute calls below need not repeat it.
+    reference = {label: method.attribute(x, index, check_finite=False).abs() for label, method in named.items()}
     randomized = copy.deepcopy(model)
     means: dict[str, list[float]] = {label: [] for label in named}
     stds: dict[str, list[float]] = {label: [] for label in named}
     for step, name in enumerate(tqdm(order, desc="randomise", leave=False, disable=None)):
         _reinitialize(get_layer(randomized, name), seed + step)
         for label, method in named.items():
-            maps = method.with_model(randomized).attribute(x, index).abs()
+            maps = method.with_model(randomized).attribute(x, index, check_finite=False).abs()
             rho = spearman(reference[label].flatten(1), maps.flatten(1))
             means[label].append(float(rho.mean()))
             stds[label].append(float(rho.std(unbiased=False)))

@@ -18,6 +18,7 @@ from mechscope.capture.modes import eval_mode
 from mechscope.capture.names import LayerSpec, resolve_layers
 from mechscope.atomic import check_output, writing_folder
 from mechscope.capture.store import ActivationStore, finish_memmaps, is_activation_folder, open_memmaps
+from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import DataError
 
 __all__ = ["record", "iter_batches", "model_device"]
@@ -57,6 +58,7 @@ def record(
     batch_size: int = 256,
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    check_finite: bool = True,
 ) -> ActivationStore:
     """Run `data` through `model` in eval mode and record the named layers' outputs.
 
@@ -72,12 +74,17 @@ def record(
         out_dir: Folder for memory-mapped activations; None keeps them in memory. It must be
             new, empty, or hold earlier recorded activations (replaced once the new ones are complete).
         progress: Show a progress bar on long runs.
+        check_finite: Raise DataError on NaN/inf inputs (one `isfinite` over a tensor before
+            any forward pass; one per batch for a Dataset or DataLoader). False records them,
+            NaN activations included.
 
     Returns:
         ActivationStore whose `act(name)` has shape (batch, ...) over the whole dataset.
 
     Raises:
         OutputError: `out_dir` holds something other than recorded activations.
+        DataError: The data holds NaN/inf (the message names the first one), or its dtype
+            differs from the model's parameters (e.g. float64 inputs to a float32 model).
 
     Example:
         >>> store = record(model, ["hidden.0", "hidden.1"], x_test)
@@ -86,6 +93,8 @@ def record(
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1; got {batch_size}.")
     names = resolve_layers(model, layers)
+    if check_finite and isinstance(data, Tensor):
+        check_tensor_finite(data, "data", skip_with=_SKIP)
     batches, total = iter_batches(data, batch_size)
     if out_dir is not None and total is None:
         raise DataError("Streaming to disk needs a dataset with a length; pass a Tensor or a sized Dataset.")
@@ -101,27 +110,32 @@ def record(
             folder = stack.enter_context(writing_folder(out_dir, owned=is_activation_folder,
                                                         what="recorded activations"))
         with eval_mode(model), torch.no_grad():
-            for batch in tqdm(batches, total=_n_batches(total, batch_size, data), disable=_quiet(progress, total),
-                              desc="record", leave=False):
-                with capture(model, names) as store:
+            for number, batch in enumerate(tqdm(batches, total=_n_batches(total, batch_size, data),
+                                                disable=_quiet(progress, total), desc="record", leave=False)):
+                if check_finite and not isinstance(data, Tensor):
+                    check_tensor_finite(batch, f"data (batch {number}, from example {offset})", skip_with=_SKIP)
+                with capture(model, names, check_finite=False) as store:  # checked above, once per tensor
                     model(batch.to(device))
                 acts = {name: store.act(name) for name in names}
+                n = batch.shape[0]
                 if folder is None:
                     for name, value in acts.items():
                         result._append("act", name, value.cpu())
-                    continue
-                if not maps:
-                    maps = open_memmaps(folder, {name: (int(total or 0), *value.shape[1:])
-                                                 for name, value in acts.items()})
-                n = batch.shape[0]
-                for name, value in acts.items():
-                    maps[name][offset : offset + n] = value.float().cpu().numpy()
+                else:
+                    if not maps:
+                        maps = open_memmaps(folder, {name: (int(total or 0), *value.shape[1:])
+                                                     for name, value in acts.items()})
+                    for name, value in acts.items():
+                        maps[name][offset : offset + n] = value.float().cpu().numpy()
                 offset += n
         if folder is not None:
             finish_memmaps(folder, maps)
     if out_dir is not None:
         return ActivationStore.load(out_dir)
     return result
+
+
+_SKIP = "check_finite=False to record()"
 
 
 def _first(batch: object) -> Tensor:

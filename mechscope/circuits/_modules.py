@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from mechscope.capture import get_layer
+from mechscope.data.finite import check_finite
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.capture.modes import eval_mode
 
@@ -160,10 +161,15 @@ def receptive_field(
 
 
 def check_inputs(inputs: Tensor, labels: Tensor | None = None, *, what: str = "inputs") -> None:
-    """Raise DataError unless `inputs` is a non-empty batch and `labels` class indices of the same length."""
+    """Raise DataError unless `inputs` is a finite non-empty batch and `labels` class indices of the same length.
+
+    The entry points that call this run their captures with `check_finite=False`: the
+    inputs are checked here, once per tensor.
+    """
     if not isinstance(inputs, Tensor) or inputs.dim() < 1 or inputs.shape[0] == 0:
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise DataError(f"{what} must be a non-empty tensor of shape (batch, ...); got {shape}.")
+    check_finite(inputs, what)
     if labels is None:
         return
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point():

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from mechscope.capture import HookPoint, capture, get_layer, patch
 from mechscope.capture.record import model_device
 from mechscope.circuits._modules import check_inputs, eval_mode
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 
 __all__ = ["Mode", "ablate", "channel_means", "AblationEffect", "ablation_effect", "CausalCheck", "causal_check"]
@@ -54,7 +55,7 @@ def ablate(
     if mode == "mean" and means is None:
         raise ConfigError("mode='mean' needs means=channel_means(model, layer, inputs).")
     index = torch.as_tensor(channels, dtype=torch.long).reshape(-1)
-    fill = means if means is not None else torch.zeros(0)
+    fill = check_finite(means, "means") if means is not None else torch.zeros(0)
     get_layer(model, layer)
 
     def replace(output: Tensor, *, hook: HookPoint) -> Tensor:
@@ -84,7 +85,7 @@ def channel_means(model: nn.Module, layer: str, inputs: Tensor, *, batch_size: i
     total: Tensor | None = None
     with eval_mode(model), torch.no_grad():
         for batch in inputs.split(batch_size):
-            with capture(model, [layer]) as store:
+            with capture(model, [layer], check_finite=False) as store:
                 model(batch.to(model_device(model)))
             part = store.act(layer).double().sum(dim=0).cpu()
             total = part if total is None else total + part
@@ -259,7 +260,7 @@ def causal_check(
         raise DataError(f"top_channels must be (n_classes, top); got shape {tuple(top_channels.shape)}.")
     if mode == "mean" and means is None:
         means = channel_means(model, layer, inputs, batch_size=batch_size)
-    with eval_mode(model), torch.no_grad(), capture(model, [layer]) as store:
+    with eval_mode(model), torch.no_grad(), capture(model, [layer], check_finite=False) as store:
         model(inputs[:1].to(model_device(model)))
     n_channels = int(store.act(layer).shape[1])
     base = _logits(model, inputs, batch_size)

@@ -67,7 +67,7 @@ def activation_maps(model: nn.Module, x: Tensor, layers: LayerSpec | None = None
         raise DataError(f"activation_maps takes one input as a batch of one, shape (1, ...); got {tuple(x.shape)}. "
                         "Select one with x[i : i + 1].")
     names = depth_layers(model) if layers is None else resolve_layers(model, layers)
-    with eval_mode(model), torch.no_grad(), capture(model, names) as store:
+    with eval_mode(model), torch.no_grad(), capture(model, names, check_finite=False) as store:
         model(x.to(model_device(model)))
     return ActivationMaps(image=x[0].detach().cpu(), maps={name: store.act(name)[0].cpu() for name in names})
 
@@ -188,7 +188,7 @@ def depth_statistics(
     chunks = inputs.split(batch_size)
     with eval_mode(model), torch.no_grad():
         for batch in tqdm(chunks, desc="depth statistics", leave=False, disable=None if progress else True):
-            with capture(model, names) as store:
+            with capture(model, names, check_finite=False) as store:
                 model(batch.to(device))
             for name in names:
                 act = store.act(name).reshape(batch.shape[0], -1).double()

@@ -19,7 +19,7 @@ from mechscope.circuits.connections import ConvConnections, conv_connections
 from mechscope.circuits._modules import activation_after, conv_feeding
 from mechscope.circuits.contributions import ClassContributions, Method, class_contributions, class_mean_maps
 from mechscope.data import DataBundle
-from mechscope.errors import DataError
+from mechscope.errors import ConfigError, DataError
 
 __all__ = ["ClassCircuits", "class_circuits"]
 
@@ -108,7 +108,7 @@ def class_circuits(
         ClassCircuits; `to_dict()` is the `mechscope circuits --format json` output.
 
     Raises:
-        DataError: `data` is not a classification bundle.
+        DataError: `data` is not a classification bundle, or a split holds NaN/inf.
 
     Example:
         >>> circuits = class_circuits(model, digits_data("digits"))
@@ -116,9 +116,16 @@ def class_circuits(
     """
     if data.task != "classification":
         raise DataError(f"class circuits need classification data; got task {data.task!r}.")
+    data.check_finite()
     found = class_contributions(
         model, data.x_train, data.y_train, layer=layer, top=top, method=method, class_names=data.class_names
     )
+    n_channels = int(found.contributions.shape[1])
+    if top > n_channels // 2:
+        raise ConfigError(
+            f"top={top} detectors per class need at least {2 * top} channels in {found.layer!r} (it has {n_channels}), "
+            f"so that as many random channels can be drawn outside them; choose top <= {max(n_channels // 2, 1)}."
+        )
     means = channel_means(model, found.layer, data.x_train) if mode == "mean" else None
     check = causal_check(
         model, data.x_test, data.y_test, found.top_channels, layer=found.layer, mode=mode, n_random=n_random,

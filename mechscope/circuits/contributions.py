@@ -118,7 +118,7 @@ def class_contributions(
     get_layer(model, name)
     device = model_device(model)
     with eval_mode(model):
-        with torch.no_grad(), capture(model, [name]) as store:
+        with torch.no_grad(), capture(model, [name], check_finite=False) as store:
             probe_logits = model(inputs[:batch_size].to(device))
         probe_act = store.act(name)
         n_classes = _check_logits(probe_logits, labels)
@@ -179,7 +179,7 @@ def class_mean_maps(
     device = model_device(model)
     with eval_mode(model), torch.no_grad():
         for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
-            with capture(model, [layer]) as store:
+            with capture(model, [layer], check_finite=False) as store:
                 model(batch.to(device))
             act = store.act(layer).double().cpu()
             if sums is None:
@@ -223,13 +223,13 @@ def _score_batch(model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str |
     otherwise gradient x activation of each input's own-class logit, summed over positions.
     """
     if head is not None:
-        with torch.no_grad(), capture(model, [layer]) as store:
+        with torch.no_grad(), capture(model, [layer], check_finite=False) as store:
             model(x)
         act = store.act(layer)
         return act, act.flatten(2).mean(dim=2) if act.dim() > 2 else act
     if x.is_floating_point():
         x = x.detach().clone().requires_grad_(True)  # a graph exists even when the weights are frozen
-    with torch.enable_grad(), capture(model, [layer], detach=False) as store:
+    with torch.enable_grad(), capture(model, [layer], detach=False, check_finite=False) as store:
         logits = model(x)
         act = store.act(layer)
         if not act.requires_grad:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from mechscope.capture import LayerSpec, capture, resolve_layers
 from mechscope.capture.record import Inputs, iter_batches, model_device
 from mechscope.circuits._modules import ReceptiveField, eval_mode, receptive_field
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 
 __all__ = [
@@ -254,6 +255,10 @@ def dataset_examples(
     Returns:
         DatasetExamples; `result[layer].top.indices[unit]` are the unit's top inputs.
 
+    Raises:
+        DataError: `data` is empty or holds NaN/inf (a tensor is checked once before any
+            forward pass, a Dataset or DataLoader batch by batch).
+
     Example:
         >>> found = dataset_examples(model, data.x_test, ["relu1", "relu3"], k=9)
         >>> found["relu3"].top.indices[5], found["relu3"].crops(data.x_test).shape
@@ -263,6 +268,8 @@ def dataset_examples(
     if reduce not in ("max", "mean"):
         raise ConfigError(f"reduce must be 'max' or 'mean'; got {reduce!r}.")
     names = resolve_layers(model, layers)
+    if isinstance(data, Tensor):
+        check_finite(data, "data")
     top = {name: StreamingTopK(k, largest=True) for name in names}
     bottom = {name: StreamingTopK(k, largest=False) for name in names}
     shapes: dict[str, tuple[int, ...]] = {}
@@ -273,9 +280,11 @@ def dataset_examples(
     with eval_mode(model), torch.no_grad():
         bar = tqdm(batches, desc="dataset examples", leave=False, disable=None if progress else True,
                    total=None if total is None else -(-total // batch_size))
-        for batch in bar:
+        for number, batch in enumerate(bar):
+            if not isinstance(data, Tensor):
+                check_finite(batch, f"data (batch {number}, from example {seen})")
             batch = batch.to(device)
-            with capture(model, names) as store:
+            with capture(model, names, check_finite=False) as store:
                 model(batch)
             indices = torch.arange(seen, seen + batch.shape[0], device=device)
             for name in names:

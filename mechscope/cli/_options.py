@@ -10,17 +10,50 @@ import typer
 
 from mechscope.cli._output import OutputFormat
 from mechscope.cli.errors import CLIError
+from mechscope.atomic import check_output
 from mechscope.errors import OutputError
+from mechscope.limits import MAX_SEED
 
-__all__ = ["CheckpointArg", "FormatOpt", "OutDirOpt", "OutPathOpt", "SeedOpt", "ForceOpt", "QuickOpt", "checked_out"]
+__all__ = [
+    "CheckpointArg",
+    "FormatOpt",
+    "OutDirOpt",
+    "OutPathOpt",
+    "FiguresOpt",
+    "SeedOpt",
+    "ForceOpt",
+    "QuickOpt",
+    "checked_out",
+    "figures_folder",
+]
 
 CheckpointArg = Annotated[
     Path, typer.Argument(help="Checkpoint folder written by `mechscope train` (checkpoint.json + model.safetensors).")
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Print text for people or one JSON object.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same weights and data split.")]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed: same seed, same weights and data split.")
+]
 OutPathOpt = Annotated[Path | None, typer.Option("--out", help="Where to write the checkpoint folder.")]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Folder for everything the command writes.")]
+
+
+def figures_folder(value: Path | None) -> Path | None:
+    """Check a figures folder while parsing, before any work: a folder (new or existing), never a file."""
+    if value is not None:
+        try:
+            check_output(value, owned=lambda path: True, what="figures")  # figures join whatever is in the folder
+        except OutputError as err:
+            raise typer.BadParameter(str(err)) from None
+    return value
+
+
+FiguresOpt = Annotated[
+    Path | None,
+    typer.Option("--out", callback=figures_folder,
+                 help="Folder for the PNG figures (created if missing; a file mechscope did not write is never "
+                      "replaced)."),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo finished steps instead of reusing their artifacts.")]
 QuickOpt = Annotated[bool, typer.Option("--quick", help="Smaller runs: a fast look rather than the full job.")]
 

@@ -18,10 +18,12 @@ from mechscope.attribution import (
     cascading_randomization,
     faithfulness,
 )
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.errors import LayerNameError, UnsupportedModelError, close_matches
+from mechscope.limits import MAX_SEED, MAX_WIDTH
+from mechscope.capture import get_layer
 from mechscope.models.checkpoint import load_checkpoint
 
 EXAMPLES = (
@@ -46,24 +48,31 @@ def attribute(
             "--layer", metavar="NAME", help="Conv layer of the CAM methods (default: the model's last conv layer)."
         ),
     ] = None,
-    n: Annotated[int, typer.Option("--n", help="Test images to explain (the first N of the test split).")] = 16,
+    n: Annotated[
+        int, typer.Option("--n", min=1, max=MAX_WIDTH, help="Test images to explain (the first N of the test split).")
+    ] = 16,
     sanity: Annotated[
         bool, typer.Option("--sanity", help="Cascading parameter-randomisation check (Adebayo et al., 2018).")
     ] = False,
     faithful: Annotated[
         bool, typer.Option("--faithfulness", help="Deletion/insertion curves and areas vs random maps.")
     ] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder to write the figures into.")] = None,
+    out: FiguresOpt = None,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seeds the re-initialisation (--sanity) and the random maps (--faithfulness).")
+        int,
+        typer.Option("--seed", min=0, max=MAX_SEED,
+                     help="Seeds the re-initialisation (--sanity) and the random maps (--faithfulness)."),
     ] = 0,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Explain a classifier's predictions with attribution maps and check that the maps mean something."""
-    if n < 1:
-        raise CLIError(f"--n must be a positive number of images; got {n}.")
     names = _method_names(method)
     ckpt = load_checkpoint(checkpoint)
+    if layer is not None:
+        try:
+            get_layer(ckpt.model, layer)
+        except LayerNameError as err:
+            raise CLIError(f"--layer: {err}") from None
     bundle = ckpt.data()
     x, labels = bundle.x_test[:n], bundle.y_test[:n]
     if x.dim() != 4:
@@ -155,12 +164,15 @@ def _build(
     methods: dict[str, Attribution] = {}
     skipped: dict[str, str] = {}
     for name in names:
+        method: Attribution | None = None
         try:
             method = build_method(name, model, layer=layer)
             method.attribute(x[:1])  # a model the method does not fit (CAM without GAP) fails here
         except LayerNameError as err:
             raise CLIError(f"--layer: {err}") from err
         except UnsupportedModelError as err:
+            if layer is not None and (method is None or method.uses_layer):
+                raise CLIError(f"--layer {layer!r} does not suit {name}: {err}") from err
             if explicit:
                 raise
             skipped[name] = str(err)

@@ -19,9 +19,10 @@ from mechscope.circuits import (
     conv_layers,
     depth_statistics,
 )
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
+from mechscope.limits import MAX_DRAWS, MAX_SEED, MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
 from mechscope.models.checkpoint import load_checkpoint
@@ -53,23 +54,21 @@ def circuits(
     layer: Annotated[
         str | None, typer.Option("--layer", help="Detector layer (default: the last conv layer's activation).")
     ] = None,
-    top: Annotated[int, typer.Option("--top", help="Detector channels per class.")] = 3,
+    top: Annotated[int, typer.Option("--top", min=1, max=MAX_WIDTH, help="Detector channels per class.")] = 3,
     method: Annotated[
         Method, typer.Option("--method", help="Contributions: exact for a GAP head, gradient x activation, or auto.")
     ] = Method.auto,
     ablation: Annotated[
         Ablation, typer.Option("--ablation", help="Replace ablated channels by zero or their training mean.")
     ] = Ablation.zero,
-    n_random: Annotated[int, typer.Option("--n-random", help="Random channel sets drawn per class.")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random channel draws.")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG figures.")] = None,
+    n_random: Annotated[
+        int, typer.Option("--n-random", min=1, max=MAX_DRAWS, help="Random channel sets drawn per class.")
+    ] = 20,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the random channel draws.")] = 0,
+    out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Find each class's top detector channels, the conv wiring into them, and test them by ablation."""
-    if top < 1:
-        raise CLIError(f"--top must be a positive integer; got {top}.")
-    if n_random < 1:
-        raise CLIError(f"--n-random must be a positive integer; got {n_random}.")
     ckpt = load_checkpoint(checkpoint)
     if layer is not None:
         try:

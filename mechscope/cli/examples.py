@@ -12,9 +12,10 @@ from torch import Tensor
 
 from mechscope.capture import get_layer
 from mechscope.circuits import LayerExamples, dataset_examples, polysemanticity
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
+from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
 from mechscope.models.checkpoint import load_checkpoint
@@ -48,7 +49,7 @@ def examples(
     layer: Annotated[
         str, typer.Option("--layer", help="Layer whose channels/neurons to rank (see `mechscope layers`).")
     ],
-    k: Annotated[int, typer.Option("--k", help="Examples kept per unit, at each end.")] = 9,
+    k: Annotated[int, typer.Option("--k", min=1, max=MAX_WIDTH, help="Examples kept per unit, at each end.")] = 9,
     split: Annotated[
         Split, typer.Option("--split", help="Inputs searched: all (train + test), train or test.")
     ] = Split.all,
@@ -56,16 +57,14 @@ def examples(
         Reduction, typer.Option("--reduce", help="Conv channels: score an input by its max or mean activation.")
     ] = Reduction.max,
     min_classes: Annotated[
-        int, typer.Option("--min-classes", help="Flag a unit polysemantic when its top-k need this many classes.")
+        int,
+        typer.Option("--min-classes", min=1, max=MAX_WIDTH,
+                     help="Flag a unit polysemantic when its top-k need this many classes."),
     ] = 3,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG figures.")] = None,
+    out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Find each unit's top-k and bottom-k dataset examples in one streaming pass, with polysemanticity."""
-    if k < 1:
-        raise CLIError(f"--k must be a positive integer; got {k}.")
-    if min_classes < 1:
-        raise CLIError(f"--min-classes must be a positive integer; got {min_classes}.")
     ckpt = load_checkpoint(checkpoint)
     try:
         get_layer(ckpt.model, layer)

@@ -7,10 +7,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import torch
 import typer
+from torch import nn
 
-from mechscope.cli._options import CheckpointArg, FormatOpt, SeedOpt
+from mechscope.cli._options import CheckpointArg, FormatOpt, SeedOpt, figures_folder
 from mechscope.cli._output import OutputFormat, emit
+from mechscope.capture import describe_layers
 from mechscope.cli.errors import CLIError
 from mechscope.errors import ConfigError, LayerNameError
 from mechscope.featurevis import (
@@ -22,8 +25,9 @@ from mechscope.featurevis import (
     unit_objective,
     visualize,
 )
+from mechscope.limits import MAX_RESTARTS, MAX_STEPS, check_memory
 from mechscope.models.checkpoint import load_checkpoint
-from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid, save_unit_image
+from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid, save_unit_images
 
 EXAMPLES = (
     "Examples:\n\n  mechscope featurevis runs/digit-cnn --layer relu2\n\n"
@@ -60,13 +64,16 @@ def featurevis(
     objective: Annotated[
         ObjectiveChoice, typer.Option("--objective", help="channel, neuron (centre), layer (mean), logit or prob.")
     ] = ObjectiveChoice.channel,
-    steps: Annotated[int, typer.Option("--steps", help="Optimisation steps (all units render together).")] = 256,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, max=MAX_STEPS, help="Optimisation steps (all units render together).")
+    ] = 256,
     restarts: Annotated[
-        int, typer.Option("--restarts", help="Starts per unit in the same batch; the best one is kept.")
+        int,
+        typer.Option("--restarts", min=1, max=MAX_RESTARTS, help="Starts per unit in the same batch; the best one is kept."),
     ] = 2,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the grid PNG and one PNG per unit.")] = Path(
-        "featurevis"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", callback=figures_folder, help="Folder for the grid PNG and one PNG per unit.")
+    ] = Path("featurevis"),
     transforms: Annotated[
         TransformChoice,
         typer.Option("--transforms", help="none, or standard (pad, jitter, scale, rotate): smoother, lower peaks."),
@@ -75,12 +82,6 @@ def featurevis(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Render the input each unit of a layer wants most, and compare it with the best dataset image."""
-    if steps < 1:
-        raise CLIError(f"--steps must be a positive integer; got {steps}.")
-    if restarts < 1:
-        raise CLIError(f"--restarts must be a positive integer; got {restarts}.")
-    if seed < 0:
-        raise CLIError(f"--seed must be >= 0; got {seed}.")
     kind = cast(ObjectiveKind, objective.value)
     if layer_name is None and kind not in ("logit", "prob"):
         raise CLIError(f"--layer is required for --objective {kind}; list names with `mechscope layers CHECKPOINT`.")
@@ -96,6 +97,8 @@ def featurevis(
     except LayerNameError as err:
         raise CLIError(f"--layer: {err}") from None
     selected = _parse_units(units, n_units, kind, layer_name)
+    check_memory(len(selected) * restarts * _bytes_per_render(ckpt.model, data[:1]),
+                 f"rendering {len(selected)} units x {restarts} restarts (--units, --restarts)")
     space = InputSpace.from_data(data)
     config = RenderConfig(steps=steps, seed=seed, restarts=restarts)
 
@@ -125,10 +128,9 @@ def featurevis(
         value_range=value_range,
         unit_label=label,
     )
-    rows = []
-    for i, unit_result in enumerate(vis.to_dict()["units"]):
-        path = save_unit_image(images[i], out / stem / f"unit_{ev.units[i]:03d}.png", value_range=value_range)
-        rows.append({**unit_result, "image": str(path)})
+    paths = save_unit_images(images, out / stem, [f"unit_{unit:03d}.png" for unit in ev.units],
+                             value_range=value_range, progress=True)
+    rows = [{**unit_result, "image": str(path)} for unit_result, path in zip(vis.to_dict()["units"], paths)]
     summary = vis.to_dict()
     result: dict[str, Any] = {
         "checkpoint": str(checkpoint),
@@ -200,3 +202,9 @@ def _text(result: dict[str, Any]) -> str:
     if "pairs" in result:
         lines.append(f"logit vs probability: {result['pairs']}")
     return "\n".join(lines)
+
+
+def _bytes_per_render(model: nn.Module, example: torch.Tensor) -> int:
+    """Memory one rendered image needs: every layer's output, kept for the backward pass, and its gradient."""
+    outputs = sum(math.prod(row.output_shape) for row in describe_layers(model, example) if row.output_shape)
+    return 2 * 4 * (example[0].numel() + outputs)

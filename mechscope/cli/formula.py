@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from torch import Tensor
 
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
+from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle, load_data
 from mechscope.errors import ConfigError
 from mechscope.models.checkpoint import Checkpoint, load_checkpoint
@@ -51,7 +52,9 @@ def formula(
     relation_tolerance: Annotated[
         float, typer.Option("--relation-tolerance", help="Absolute tolerance of the article's weight relations.")
     ] = 0.01,
-    max_regions: Annotated[int, typer.Option("--max-regions", help="Regions to print formulas for.")] = 10,
+    max_regions: Annotated[
+        int, typer.Option("--max-regions", min=1, max=MAX_WIDTH, help="Regions to print formulas for.")
+    ] = 10,
     local: Annotated[
         bool,
         typer.Option(
@@ -59,7 +62,7 @@ def formula(
             help="Linearize at the data mean instead (any differentiable model); labelled local, never global.",
         ),
     ] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder to write formula.png into.")] = None,
+    out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Read the formula a piecewise-linear network computes, with coverage and verified errors."""
@@ -67,8 +70,11 @@ def formula(
         raise CLIError(f"--tolerance must be >= 0; got {tolerance}.")
     if not relation_tolerance >= 0:
         raise CLIError(f"--relation-tolerance must be >= 0; got {relation_tolerance}.")
-    if max_regions < 1:
-        raise CLIError(f"--max-regions must be a positive integer; got {max_regions}.")
+    chosen_input = _transform(input_transform, "--input-transform")
+    chosen_output = _transform(output_transform, "--output-transform")
+    if local and (chosen_input or chosen_output):
+        raise CLIError("--input-transform and --output-transform do not apply to --local (a tangent of the network "
+                       "as it is); drop them, or drop --local.")
     ckpt = load_checkpoint(checkpoint)
     bundle, split = _data(data, ckpt)
     if local:
@@ -84,8 +90,8 @@ def formula(
         return
     declared = Transforms.from_extras(bundle.extras)
     transforms = Transforms(
-        input=_transform(input_transform, "--input-transform") or declared.input,
-        output=_transform(output_transform, "--output-transform") or declared.output,
+        input=chosen_input or declared.input,
+        output=chosen_output or declared.output,
     )
     report = read_formula(
         ckpt.model,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.fourier import FourierAnalysis, analyze_modular
@@ -26,7 +26,7 @@ def fourier(
     threshold: Annotated[float, typer.Option(help="Neuron cluster threshold (0.85 as published).")] = 0.85,
     layer: Annotated[str | None, typer.Option(help="Hidden layer for neuron clusters (default: act or hidden.0).")]
     = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG figures.")] = None,
+    out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Key frequencies, restricted/excluded loss, ablations and clock-vs-pizza of a modular model."""

@@ -16,7 +16,7 @@ from mechscope.cli import fourier
 from mechscope.cli import featurevis
 from mechscope.cli import report, serve
 from mechscope.cli.errors import CLIError
-from mechscope.errors import MechscopeError
+from mechscope.errors import ConfigError, LayerNameError, LimitError, MechscopeError
 
 try:  # typer vendors click in recent releases; older ones depend on it
     from typer._click import exceptions as click_exceptions
@@ -50,6 +50,9 @@ app.command("serve", epilog=serve.EXAMPLES)(serve.serve)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors print one line (exit 2 for bad arguments, 1 otherwise).
 
+    Bad arguments are usage errors, CLIError, and the library's ConfigError (a value out of
+    range), LimitError (a size over its limit) and LayerNameError (an unknown --layer).
+
     Set MECHSCOPE_DEBUG=1 to see the full traceback.
     """
     debug = os.environ.get("MECHSCOPE_DEBUG") == "1"
@@ -64,10 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except click_exceptions.UsageError as err:
         if debug:
             raise
-        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
-        typer.echo(f"Error: {err.format_message()}{hint}", err=True)
+        typer.echo(f"Error: {_usage_line(err)}", err=True)
         return 2
-    except CLIError as err:
+    except (CLIError, LimitError, ConfigError, LayerNameError) as err:  # a flag to change: exit 2
         if debug:
             raise
         typer.echo(f"Error: {err}", err=True)
@@ -84,6 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"Error: {err.strerror or err}{where}.", err=True)
         return 1
     return 0
+
+
+def _usage_line(err: click_exceptions.UsageError) -> str:
+    """One line for a usage error; a group called without a command lists its commands."""
+    ctx = err.ctx
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    if isinstance(err, click_exceptions.NoArgsIsHelpError) and ctx is not None:
+        names = ", ".join(getattr(ctx.command, "commands", {}) or [])
+        return f"{ctx.command_path} needs a command: {names}{hint}"
+    return " ".join(err.format_message().split()) + hint
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
+from mechscope.limits import MAX_DRAWS, MAX_LAYERS, MAX_SEED, MAX_STEPS, MAX_WIDTH
 from mechscope.errors import LayerNameError
 from mechscope.models import ModularMLP
 from mechscope.models.checkpoint import load_checkpoint
@@ -58,17 +59,22 @@ def probe(
         typer.Option(help="Comma-separated layers stacked as image rows (default: every hidden block of a "
                      "ModularMLP)."),
     ] = None,
-    kernels: Annotated[int, typer.Option("--kernels", help="Number of kernels k.")] = 3,
+    kernels: Annotated[int, typer.Option("--kernels", min=1, max=MAX_WIDTH, help="Number of kernels k.")] = 3,
     kernel_size: Annotated[str, typer.Option(help="Kernel rows x columns, e.g. 2x2.")] = "2x2",
     pooling: Annotated[
         Pooling, typer.Option(help="kernels: max over kernels (the article); channels: keep k maps.")
     ] = Pooling.kernels,
     hidden: Annotated[str, typer.Option(help="Fully connected hidden sizes, comma-separated ('' for none).")] = "30,30",
     dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.5,
-    epochs: Annotated[int, typer.Option(help="Most epochs per probe fit (stops earlier at 100% training accuracy).")]
-    = 400,
-    seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds (splits, initialisations, controls).")] = 3,
-    seed: Annotated[int, typer.Option("--seed", help="First seed; the runs use seed, seed + 1, ...")] = 0,
+    epochs: Annotated[
+        int, typer.Option(min=1, max=MAX_STEPS, help="Most epochs per probe fit (stops earlier at 100% training accuracy).")
+    ] = 400,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, max=MAX_DRAWS, help="Number of seeds (splits, initialisations, controls).")
+    ] = 3,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=MAX_SEED - MAX_DRAWS, help="First seed; the runs use seed, seed + 1, ...")
+    ] = 0,
     test_fraction: Annotated[float, typer.Option(help="Held-out share of the probe's split.")] = 0.1,
     split: Annotated[
         SplitChoice, typer.Option(help="examples (the article) or types: hold out whole distinct inputs.")
@@ -77,21 +83,21 @@ def probe(
         bool, typer.Option("--untrained/--no-untrained", help="Also probe an untrained copy of the model.")
     ] = True,
     by_layer: Annotated[bool, typer.Option("--by-layer", help="Also fit a linear probe per layer and target.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG figures.")] = None,
+    out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Train a probe that decodes a model's inputs and outputs from its activations (seed 000)."""
     conv = ConvProbe(
         kernel_size=_kernel_size(kernel_size),
-        n_kernels=_at_least(kernels, 1, "--kernels"),
+        n_kernels=kernels,
         pooling=pooling.value,
         hidden_sizes=_hidden(hidden),
         dropout=_dropout(dropout),
-        max_epochs=_at_least(epochs, 1, "--epochs"),
+        max_epochs=epochs,
     )
     if not 0.0 < test_fraction < 1.0:
         raise CLIError(f"--test-fraction must lie strictly between 0 and 1; got {test_fraction}.")
-    seed_list = tuple(range(seed, seed + _at_least(seeds, 1, "--seeds")))
+    seed_list = tuple(range(seed, seed + seeds))
     ckpt = load_checkpoint(checkpoint)
     data = ckpt.data()
     model = ckpt.model
@@ -112,6 +118,8 @@ def probe(
             )
 
     result = run.to_dict()
+    if run.report.warnings:  # present only when a split by type holds out too few inputs (see README)
+        result["warnings"] = list(run.report.warnings)
     text = _text(run)
     if table is not None:
         result["by_layer"] = table.to_dict()
@@ -152,6 +160,10 @@ def _label_targets(model: Any, data: Any) -> dict[str, Any]:
     return {"label": data.y_test, "output": outputs}
 
 
+LOW_SELECTIVITY = 0.05
+"""Below this selectivity the text output says the probe may be a lookup table."""
+
+
 def _text(run: ProbeRun) -> str:
     lines = []
     if run.target_accuracy is not None:
@@ -159,25 +171,33 @@ def _text(run: ProbeRun) -> str:
     lines.append(f"activation image: {len(run.image.layers)} layers x {run.image.images.shape[2]} units "
                  f"({', '.join(run.image.layers)})")
     lines.append(run.report.summary())
+    report = run.report
+    if report.selectivity < LOW_SELECTIVITY:  # False for NaN (no categorical target)
+        lines.append(
+            f"verdict: selectivity {report.selectivity:.4f} is below {LOW_SELECTIVITY}: the probe fits random "
+            f"labels given to the {report.n_types} distinct inputs (the control task) about as well as the real "
+            "targets, so it can be acting as a lookup table from inputs to answers, and its accuracy then says "
+            "nothing about what the network computes. Try --split types (unseen inputs), a smaller probe, or "
+            "more distinct inputs."
+        )
     return "\n".join(lines)
 
 
-def _at_least(value: int, minimum: int, flag: str) -> int:
-    if value < minimum:
-        raise CLIError(f"{flag} must be >= {minimum}; got {value}.")
-    return value
+def _count(text: str) -> bool:
+    """True for a plain decimal integer in 1..MAX_WIDTH."""
+    return text.isascii() and text.isdigit() and len(text) <= 9 and 0 < int(text) <= MAX_WIDTH
 
 
 def _kernel_size(text: str) -> tuple[int, int]:
     parts = text.lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 2 or not all(_count(p) for p in parts):
         raise CLIError(f"--kernel-size must look like ROWSxCOLS with positive integers, e.g. 2x2; got {text!r}.")
     return int(parts[0]), int(parts[1])
 
 
 def _hidden(text: str) -> tuple[int, ...]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) > MAX_LAYERS or not all(_count(p) for p in parts):
         raise CLIError(f"--hidden must be comma-separated positive integers, e.g. 30,30; got {text!r}.")
     return tuple(int(p) for p in parts)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -13,19 +14,24 @@ from mechscope.report import HOST, make_server
 
 EXAMPLES = "Examples:\n\n  mechscope serve report/digit-cnn\n\n  mechscope serve tour --port 8765"
 
+MAX_SECONDS = 7 * 24 * 3600
+"""Longest --seconds accepted (one week); serve without --seconds to run until Ctrl-C."""
+
 
 def serve(
     folder: Annotated[Path, typer.Argument(help="A folder written by `mechscope report` or `mechscope tour`.")],
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).")] = 8000,
     seconds: Annotated[
-        float, typer.Option("--seconds", help="Stop after this many seconds (0: until Ctrl-C).")
+        float, typer.Option("--seconds", help="Stop after this many seconds, at most 604800 (a week); 0: until "
+                            "Ctrl-C.")
     ] = 0.0,
 ) -> None:
     """Serve a report folder on 127.0.0.1 only, until interrupted (Ctrl-C) or --seconds pass."""
     if not 0 <= port <= 65535:
         raise CLIError(f"--port must be in 0..65535; got {port}.")
-    if seconds < 0:
-        raise CLIError(f"--seconds must be >= 0; got {seconds}.")
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS):
+        raise CLIError(f"--seconds must be a number from 0 to {MAX_SECONDS} (one week; 0 serves until Ctrl-C); "
+                       f"got {seconds}.")
     if not (folder / "index.html").is_file():
         raise CLIError(f"{folder} holds no index.html; pass the --out folder of `mechscope report` or `tour`.")
     server = make_server(folder, port=port)

@@ -13,6 +13,7 @@ from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.fourier.grokking import train_grokking_mlp
+from mechscope.limits import MAX_LAYERS, MAX_MODULUS, MAX_STEPS, MAX_WIDTH
 from mechscope.models.checkpoint import check_checkpoint_out
 from mechscope.models.grokking_mlp import GrokkingMLPConfig
 from mechscope.models.grokking_train import GrokkingTrainConfig
@@ -53,38 +54,30 @@ def _out(out: Path | None, default: str) -> Path:
     return checked_out(out or Path(default), check_checkpoint_out)
 
 
-def _positive(value: int, flag: str) -> int:
-    if value < 1:
-        raise CLIError(f"{flag} must be a positive integer; got {value}.")
-    return value
-
-
 @app.command(
     "modular-mlp",
     epilog="Examples:\n\n  mechscope train modular-mlp --out runs/mod2\n\n"
     "  mechscope train modular-mlp --modulus 5 --hidden 32 --format json",
 )
 def modular_mlp(
-    modulus: Annotated[int, typer.Option(help="Modulus m >= 2.")] = 2,
+    modulus: Annotated[int, typer.Option(min=2, max=MAX_MODULUS, help="Modulus m >= 2.")] = 2,
     operation: Annotated[Operation, typer.Option(help="Binary operation.")] = Operation.add,
-    layers: Annotated[int, typer.Option(help="Layers counted with input and output (7 = five hidden).")] = 7,
-    hidden: Annotated[int, typer.Option(help="Units per hidden layer.")] = 5,
+    layers: Annotated[
+        int, typer.Option(min=3, max=MAX_LAYERS, help="Layers counted with input and output (7 = five hidden).")
+    ] = 7,
+    hidden: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Units per hidden layer.")] = 5,
     activation: Annotated[Activation, typer.Option(help="Hidden nonlinearity.")] = Activation.tanh,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Seed 000's binary-operation learner on (a op b) mod m."""
-    if modulus < 2:
-        raise CLIError(f"--modulus must be >= 2; got {modulus}.")
-    if layers < 3:
-        raise CLIError(f"--layers counts input and output layers and must be >= 3; got {layers}.")
     result = targets.train_modular_mlp(
         _out(out, f"runs/modular-mlp-mod{modulus}"),
         modulus=modulus,
         operation=operation.value,
         n_layers=layers,
-        hidden=_positive(hidden, "--hidden"),
+        hidden=hidden,
         activation=activation.value,
         seed=seed,
     )
@@ -98,8 +91,8 @@ def modular_mlp(
 )
 def tiny_relu(
     function: Annotated[Function, typer.Option(help="Function to learn.")] = Function.sum,
-    inputs: Annotated[int, typer.Option(help="Number of inputs n.")] = 5,
-    hidden: Annotated[int, typer.Option(help="Hidden ReLU units k.")] = 1,
+    inputs: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Number of inputs n.")] = 5,
+    hidden: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Hidden ReLU units k.")] = 1,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
     fmt: FormatOpt = OutputFormat.text,
@@ -108,8 +101,8 @@ def tiny_relu(
     result = targets.train_tiny_relu(
         _out(out, f"runs/tiny-relu-{function.value}"),
         function=function.value,
-        n_inputs=_positive(inputs, "--inputs"),
-        hidden=_positive(hidden, "--hidden"),
+        n_inputs=inputs,
+        hidden=hidden,
         seed=seed,
     )
     _report(result, fmt)
@@ -150,30 +143,30 @@ class Combine(str, Enum):
     "  mechscope train grokking-mlp --modulus 31 --train-fraction 0.6 --d-embed 32 --width 64 --lr 1e-2 --steps 2000",
 )
 def grokking_mlp(
-    modulus: Annotated[int, typer.Option(help="Modulus p >= 2.")] = 59,
-    train_fraction: Annotated[float, typer.Option(help="Share of the p*p pairs used for training.")] = 0.5,
-    width: Annotated[int, typer.Option(help="ReLU units in the hidden layer.")] = 128,
-    d_embed: Annotated[int, typer.Option(help="Embedding size per operand.")] = 64,
+    modulus: Annotated[int, typer.Option(min=2, max=MAX_MODULUS, help="Modulus p >= 2.")] = 59,
+    train_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the p*p pairs used for training, in (0, 1).")
+    ] = 0.5,
+    width: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="ReLU units in the hidden layer.")] = 128,
+    d_embed: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Embedding size per operand.")] = 64,
     combine: Annotated[Combine, typer.Option(help="Join the embeddings by concat or sum.")] = Combine.concat,
-    steps: Annotated[int, typer.Option(help="Full-batch AdamW steps.")] = 3000,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 3e-3,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
+    steps: Annotated[int, typer.Option(min=1, max=MAX_STEPS, help="Full-batch AdamW steps.")] = 3000,
+    lr: Annotated[float, typer.Option(min=0.0, max=1e3, help="AdamW learning rate, > 0.")] = 3e-3,
+    weight_decay: Annotated[float, typer.Option(min=0.0, max=1e6, help="AdamW weight decay, >= 0.")] = 1.0,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Embed-ReLU-unembed network that groks (a + b) mod p under full-batch AdamW."""
-    if modulus < 2:
-        raise CLIError(f"--modulus must be >= 2; got {modulus}.")
     if not 0.0 < train_fraction < 1.0:
         raise CLIError(f"--train-fraction must be in (0, 1); got {train_fraction}. Try 0.5.")
     if lr <= 0 or weight_decay < 0:
         raise CLIError(f"--lr must be > 0 and --weight-decay >= 0; got {lr} and {weight_decay}.")
     model_config = GrokkingMLPConfig(
-        modulus=modulus, d_embed=_positive(d_embed, "--d-embed"), width=_positive(width, "--width"),
+        modulus=modulus, d_embed=d_embed, width=width,
         combine=combine.value,
     )
-    train_config = GrokkingTrainConfig(steps=_positive(steps, "--steps"), lr=lr, weight_decay=weight_decay, seed=seed)
+    train_config = GrokkingTrainConfig(steps=steps, lr=lr, weight_decay=weight_decay, seed=seed)
     result = train_grokking_mlp(
         _out(out, f"runs/grokking-mlp-p{modulus}"),
         model_config=model_config,

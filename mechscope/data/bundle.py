@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
+from mechscope.data.finite import check_finite as _check_finite
 from mechscope.errors import DataError
 
 Task = Literal["classification", "regression"]
@@ -57,6 +58,20 @@ class DataBundle:
         if not isinstance(other, DataBundle):
             return NotImplemented
         return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+    def check_finite(self, *, skip_with: str | None = None) -> DataBundle:
+        """Return self if every input and target is finite, else raise DataError naming the split.
+
+        Args:
+            skip_with: The calling entry point's opt-out (e.g. "check_finite=False"), quoted
+                in the message.
+
+        Raises:
+            DataError: A split holds NaN or inf (see `mechscope.data.check_finite`).
+        """
+        for split in ("x_train", "y_train", "x_test", "y_test"):
+            _check_finite(getattr(self, split), f"data.{split}", skip_with=skip_with)
+        return self
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from torch import Tensor
 from mechscope.data._validate import check_fraction, check_seed
 from mechscope.data.bundle import DataBundle
 from mechscope.data.idx import read_idx
+from mechscope.limits import MAX_CLASSES
 from mechscope.errors import ConfigError, DataError, close_matches
 
 __all__ = ["digits_data", "DIGIT_SOURCES", "MNIST_FILES"]
@@ -150,6 +151,11 @@ def _bundle(train: _Split, test: _Split, spec: dict[str, Any]) -> DataBundle:
     """Bundle (images, labels, source positions) per split; images (batch, height, width) float32 in [0, 1]."""
     (x_train, y_train, index_train), (x_test, y_test, index_test) = train, test
     labels = torch.cat([y_train, y_test])
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < MAX_CLASSES:
+        raise DataError(
+            f"digit labels range from {int(labels.min())} to {int(labels.max())}; class labels must be integers "
+            f"in 0..{MAX_CLASSES - 1}. Check that the label files hold class indices."
+        )
     n_classes = max(10, int(labels.max()) + 1) if labels.numel() else 10
     class_names = _CLASS_NAMES if n_classes == 10 else tuple(str(k) for k in range(n_classes))
     return DataBundle(

@@ -14,6 +14,7 @@ from torch import Tensor
 from mechscope.data._validate import check_choice, check_int, check_seed
 from mechscope.data.bundle import DataBundle
 from mechscope.errors import ConfigError
+from mechscope.limits import check_memory
 
 __all__ = ["function_data", "FunctionName", "Coefficients", "FUNCTIONS"]
 
@@ -77,6 +78,8 @@ def function_data(
     n_inputs = check_int("n_inputs", n_inputs, minimum=1)
     n_train = check_int("n_train", n_train, minimum=1)
     n_test = check_int("n_test", n_test, minimum=1)
+    # float64 draws, float32 copies and the gamma path's intermediates: about 4 x 8 bytes per value
+    check_memory(32 * (n_train + n_test) * n_inputs, f"function data ({n_train + n_test} examples x {n_inputs} inputs)")
     seed = check_seed(seed)
     rng = np.random.default_rng(seed)
 

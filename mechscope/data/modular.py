@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from mechscope.data._validate import check_choice, check_fraction, check_int, check_seed
 from mechscope.data.bundle import DataBundle
 from mechscope.errors import ConfigError
+from mechscope.limits import MAX_MODULUS, check_limit, check_memory
 
 __all__ = ["modular_data", "Operation", "Encoding", "OPERATIONS", "ENCODINGS"]
 
@@ -77,12 +78,17 @@ def modular_data(
             f"Got n_train={n_train!r} and n_test={n_test!r}; pass both to sample pairs with "
             "replacement, or neither to split all modulus**2 pairs by test_fraction."
         )
+    check_limit("modulus", modulus, MAX_MODULUS)
+    if n_train is not None and n_test is not None:
+        n_train = check_int("n_train", n_train, minimum=1)
+        n_test = check_int("n_test", n_test, minimum=1)
+    n_examples = modulus * modulus if n_train is None or n_test is None else n_train + n_test
+    per_example = 2 * 8 * 3 + (2 * modulus * (8 + 4) if enc == "one_hot" else 0)  # pairs, labels; one-hot
+    check_memory(n_examples * per_example, f"modular data mod {modulus} ({n_examples} examples, {enc})")
     generator = torch.Generator().manual_seed(seed)
     if n_train is None or n_test is None:
         pairs_train, pairs_test = _split_all_pairs(modulus, test_fraction, generator)
     else:
-        n_train = check_int("n_train", n_train, minimum=1)
-        n_test = check_int("n_test", n_test, minimum=1)
         pairs_train = torch.randint(0, modulus, (n_train, 2), generator=generator)
         pairs_test = torch.randint(0, modulus, (n_test, 2), generator=generator)
 

@@ -45,7 +45,8 @@ def forward_until(
     store = ActivationStore()
     if not names:
         return model(x), store
-    with capture(model, list(names), inputs=inputs, detach=detach) as store:
+    # Callers check their data once up front (`evidence`) or build it (`render`): no per-pass check.
+    with capture(model, list(names), inputs=inputs, detach=detach, check_finite=False) as store:
         if need_output:
             return model(x), store
         seen: set[str] = set()

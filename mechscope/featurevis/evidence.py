@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.data.dtypes import explain_dtype_errors
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.featurevis._forward import forward_until, reader
 from mechscope.featurevis.objectives import Objective
@@ -106,7 +108,8 @@ def evidence(
 
     Raises:
         ConfigError: the objective couples rows, or rows and units disagree.
-        DataError: `data` is empty or shaped unlike `images`.
+        DataError: `data` is empty or shaped unlike `images`, either holds NaN/inf, or
+            their dtype differs from the model's parameters.
     """
     if not isinstance(data, Tensor) or data.dim() != images.dim() or data.shape[1:] != images.shape[1:]:
         shape = tuple(data.shape) if isinstance(data, Tensor) else type(data).__name__
@@ -116,6 +119,8 @@ def evidence(
         )
     if data.shape[0] == 0:
         raise DataError("data holds no images; pass the dataset the model was trained on.")
+    check_finite(images, "images", fix="Render them again (e.g. with a lower learning rate)")
+    check_finite(data, "data")
     n_rows = objective.n_rows or images.shape[0]
     if images.shape[0] != n_rows:
         raise ConfigError(f"{objective.description!r} has {n_rows} units but {images.shape[0]} images were given.")
@@ -126,7 +131,7 @@ def evidence(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), explain_dtype_errors(model, data, "data"):
             reached = _table(model, objective, normalize(images.to(device)), names)  # (batch, n_rows or 1)
             activation = reached.diagonal() if reached.shape[1] == n_rows else reached[:, 0]
             best = torch.full((n_rows,), -math.inf)

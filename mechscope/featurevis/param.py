@@ -26,6 +26,7 @@ from typing import Literal, Protocol, get_args
 import torch
 from torch import Tensor
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 
 __all__ = [
@@ -97,11 +98,13 @@ class InputSpace:
             std: Per-channel std the model's training inputs were normalised with.
 
         Raises:
-            DataError: `x` is not a 4-D float batch or a channel is constant.
+            DataError: `x` is not a 4-D float batch, holds NaN/inf (no range to read), or a
+                channel is constant.
         """
         if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point() or x.shape[0] == 0:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise DataError(f"InputSpace.from_data needs float images (batch, channel, height, width), got {shape}.")
+        check_finite(x, "the images given to InputSpace.from_data")
         low = x.amin(dim=(0, 2, 3)).tolist()
         high = x.amax(dim=(0, 2, 3)).tolist()
         if any(lo >= hi for lo, hi in zip(low, high)):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.capture import capture
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError
 from mechscope.featurevis.evidence import Evidence, evidence
 from mechscope.featurevis.objectives import Objective, Units, channel, layer, logit, neuron, prob
@@ -131,7 +132,11 @@ def visualize(
 
     Returns:
         Visualization with the render result and its evidence.
+
+    Raises:
+        DataError: `data` holds NaN/inf (checked before rendering starts).
     """
+    check_finite(data, "data")
     space = InputSpace.from_data(data) if space is None else space
     config = RenderConfig(restarts=2) if config is None else config
     if transforms == "standard":

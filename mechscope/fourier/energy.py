@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.fourier.basis import basis_frequencies, basis_labels, fourier_basis, residues_last
 
@@ -215,10 +216,7 @@ def logit_spectrum_2d(logits: Tensor) -> LogitSpectrum2D:
 def _as_float(x: Tensor) -> Tensor:
     if not isinstance(x, Tensor):
         raise DataError(f"expected a torch.Tensor, got {type(x).__name__}; wrap arrays with torch.as_tensor(...).")
-    y = x.detach().to(torch.float64)
-    if not torch.isfinite(y).all():
-        raise DataError("the tensor holds NaN or inf values; a Fourier spectrum needs finite numbers.")
-    return y
+    return check_finite(x.detach().to(torch.float64), "the tensor", fix="A Fourier spectrum needs finite numbers")
 
 
 def _check_share(share: float) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.fourier.basis import basis_frequencies, fourier_basis, residues_last
 
@@ -117,9 +118,7 @@ def neuron_frequencies(
         raise ConfigError(f"threshold must be in (0, 1], got {threshold!r}; the published value is 0.85.")
     if not isinstance(x, Tensor):
         raise DataError(f"expected a torch.Tensor, got {type(x).__name__}.")
-    values = x.detach().to(torch.float64)
-    if not torch.isfinite(values).all():
-        raise DataError("the tensor holds NaN or inf values; neuron shares need finite numbers.")
+    values = check_finite(x.detach().to(torch.float64), "the tensor", fix="Neuron shares need finite numbers")
     if values.dim() == 3:
         if values.shape[0] != values.shape[1]:
             raise DataError(f"an activation grid must be (p, p, unit), got {tuple(x.shape)}.")

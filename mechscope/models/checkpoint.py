@@ -34,6 +34,7 @@ META_FILE = "checkpoint.json"
 _FORMAT = "mechscope-checkpoint"
 _FORMAT_VERSION = 1
 _MAX_META_BYTES = 64 << 20  # a checkpoint.json larger than this is not one of ours
+_MAX_HEADER_BYTES = 100 << 20  # the safetensors library's own bound on a header
 
 
 @dataclass
@@ -124,6 +125,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         if not file.is_file():
             raise CheckpointError(f"Checkpoint {str(root)!r} is incomplete: {file.name} is missing.")
     meta = _read_meta(meta_path)
+    try:
+        model = build_model(meta["model_class"], meta["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{str(meta_path)!r} describes a model that cannot be built: {err}") from err
+    _check_header(model, weights_path)  # cheap: before the whole file is hashed or read
     if meta.get("weights_sha256") and meta["weights_sha256"] != _sha256(weights_path):
         raise CheckpointError(
             f"{str(weights_path)!r} does not match the checksum in {META_FILE}: the file is corrupt or was replaced."
@@ -132,10 +138,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{str(weights_path)!r} is not a readable safetensors file: {err}") from err
-    try:
-        model = build_model(meta["model_class"], meta["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{str(meta_path)!r} describes a model that cannot be built: {err}") from err
     _check_state(model, state, weights_path)
     model.load_state_dict(state)
     model.eval()
@@ -144,11 +146,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model=model,
         model_class=meta["model_class"],
         config=meta["config"],
-        data_spec=meta.get("data_spec"),
-        metrics=meta.get("metrics") or {},
-        history=meta.get("history") or [],
-        extra=meta.get("extra") or {},
-        mechscope_version=str(meta.get("mechscope_version", "")),
+        data_spec=meta["data_spec"],
+        metrics=meta["metrics"],
+        history=meta["history"],
+        extra=meta["extra"],
+        mechscope_version=meta["mechscope_version"],
     )
 
 
@@ -174,21 +176,97 @@ def check_checkpoint_out(path: str | os.PathLike[str]) -> Path:
 
 
 def _read_meta(meta_path: Path) -> dict[str, Any]:
+    """Read and validate checkpoint.json: every entry has the type the loader relies on."""
+    where = repr(str(meta_path))
+    if meta_path.stat().st_size > _MAX_META_BYTES:
+        raise CheckpointError(f"{where} is larger than {_MAX_META_BYTES >> 20} MB; it is not a checkpoint description.")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{str(meta_path)!r} is not valid JSON ({err}); the checkpoint is corrupt.") from err
+        raise CheckpointError(f"{where} is not valid JSON ({err}); the checkpoint is corrupt.") from err
+    except RecursionError as err:
+        raise CheckpointError(f"{where} is nested too deeply to be a checkpoint description; it is corrupt.") from err
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise CheckpointError(f"{str(meta_path)!r} is not a mechscope checkpoint description (no format marker).")
-    if meta.get("format_version", 0) > _FORMAT_VERSION:
+        raise CheckpointError(f"{where} is not a mechscope checkpoint description (no format marker).")
+    version = meta.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{where}: format_version must be a positive integer, got {version!r}; it is corrupt.")
+    if version > _FORMAT_VERSION:
         raise CheckpointError(
-            f"{str(meta_path)!r} uses checkpoint format {meta.get('format_version')}, newer than this mechscope "
-            f"({__version__}) reads; upgrade mechscope."
+            f"{where} uses checkpoint format {version}, newer than this mechscope ({__version__}) reads; "
+            "upgrade mechscope."
         )
     for key in ("model_class", "config"):
         if key not in meta:
-            raise CheckpointError(f"{str(meta_path)!r} lacks the {key!r} entry; the checkpoint is corrupt.")
+            raise CheckpointError(f"{where} lacks the {key!r} entry; the checkpoint is corrupt.")
+    expected: dict[str, tuple[type, ...]] = {
+        "model_class": (str,), "config": (dict,), "data_spec": (dict, type(None)), "metrics": (dict,),
+        "history": (list,), "extra": (dict,), "mechscope_version": (str,), "weights_sha256": (str, type(None)),
+    }
+    defaults: dict[str, Any] = {"data_spec": None, "metrics": {}, "history": [], "extra": {},
+                                "mechscope_version": "", "weights_sha256": None}
+    meta = {**defaults, **meta}
+    for key, types_ in expected.items():
+        if not isinstance(meta[key], types_):
+            allowed = " or ".join("null" if t is type(None) else _JSON_NAMES.get(t, t.__name__) for t in types_)
+            raise CheckpointError(
+                f"{where}: {key!r} must be {allowed}, got {_json_name(meta[key])}; the checkpoint is corrupt."
+            )
+    if not all(isinstance(row, dict) for row in meta["history"]):
+        raise CheckpointError(f"{where}: 'history' must be a list of objects (one per epoch); the checkpoint is corrupt.")
     return meta
+
+
+def _json_name(value: Any) -> str:
+    return "null" if value is None else _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+_JSON_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", float: "a number",
+               bool: "a boolean"}
+
+
+def _check_header(model: nn.Module, weights_path: Path) -> None:
+    """Check the safetensors header against the file size and the model, reading only the header."""
+    where = repr(str(weights_path))
+    try:
+        size = weights_path.stat().st_size
+        with open(weights_path, "rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= length <= min(size - 8, _MAX_HEADER_BYTES):
+                raise CheckpointError(
+                    f"{where} is not a readable safetensors file: its header length is invalid; the file is "
+                    "truncated or corrupt."
+                )
+            header = json.loads(handle.read(length).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{where} is not a readable safetensors file: {err}") from err
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where} is not a readable safetensors file: its header is not an object; it is corrupt.")
+    expected = model.state_dict()
+    shapes: dict[str, Any] = {}
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise CheckpointError(f"{where}: the header entry {name!r} has no valid data offsets; the file is corrupt.")
+        shapes[name] = entry.get("shape")
+        end = max(end, offsets[1])
+    if 8 + length + end != size:
+        raise CheckpointError(
+            f"{where} is {size} bytes but its header describes {8 + length + end}; the file is truncated or corrupt."
+        )
+    wrong = [f"{k}: file {shapes.get(k)} vs model {list(v.shape)}" for k, v in expected.items()
+             if k in shapes and shapes[k] != list(v.shape)]
+    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    if wrong or missing or unexpected:
+        problems = [f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
+                    "shape mismatch " + "; ".join(wrong[:5]) if wrong else ""]
+        raise CheckpointError(
+            f"{where} does not match the model described in {META_FILE}: " + ", ".join(p for p in problems if p)
+        )
 
 
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], weights_path: Path) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, DataError
+from mechscope.limits import MAX_LAYERS, MAX_WIDTH, check_limit
 
 __all__ = ["DigitCNN", "DigitCNNConfig"]
 
@@ -68,6 +69,7 @@ class DigitCNNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
+            check_limit(name, value, MAX_WIDTH)
         if not isinstance(self.gap, bool):
             raise ConfigError(f"gap must be True or False, got {self.gap!r}.")
         if self.batch_norm is not None and not isinstance(self.batch_norm, bool):
@@ -85,6 +87,9 @@ class DigitCNNConfig:
                 f"channels must be None or a non-empty tuple of positive integers, got {self.channels!r}; "
                 "e.g. (8, 16, 32)."
             )
+        if self.channels is not None:
+            check_limit("the number of conv blocks", len(self.channels), MAX_LAYERS)
+            check_limit("channels", max(self.channels), MAX_WIDTH)
         n_blocks = len(self.block_channels)
         if self.pools is not None and (
             isinstance(self.pools, bool) or not isinstance(self.pools, int) or not 0 <= self.pools < n_blocks

@@ -25,6 +25,7 @@ from typing import Literal, get_args
 from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, DataError
+from mechscope.limits import MAX_MODULUS, MAX_WIDTH, check_limit
 from mechscope.models.registry import register_model
 
 __all__ = ["GrokkingMLP", "GrokkingMLPConfig", "Combine"]
@@ -52,6 +53,7 @@ class GrokkingMLPConfig:
             low = 2 if name == "modulus" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}; e.g. {name}=59.")
+            check_limit(name, value, MAX_MODULUS if name == "modulus" else MAX_WIDTH)
         if self.combine not in get_args(Combine):
             raise ConfigError(f"combine must be one of {get_args(Combine)!r}, got {self.combine!r}.")
 

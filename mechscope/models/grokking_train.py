@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mechscope.data.bundle import DataBundle
+from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
 
 __all__ = ["GrokkingTrainConfig", "GrokkingRun", "Snapshot", "train_grokking", "first_step_reaching"]
@@ -100,6 +101,7 @@ def train_grokking(
     config: GrokkingTrainConfig | None = None,
     *,
     progress: bool = True,
+    check_finite: bool = True,
 ) -> GrokkingRun:
     """Train `model` in place with full-batch AdamW, logging both splits every `log_every` steps.
 
@@ -108,12 +110,15 @@ def train_grokking(
         data: A classification DataBundle (e.g. `modular_data(p, encoding="pairs")`).
         config: Settings; None uses `GrokkingTrainConfig()`.
         progress: Show a tqdm bar (only when stderr is a terminal).
+        check_finite: Check the data for NaN/inf once before training, and each step's
+            loss before its update (one scalar check per step). False trains regardless.
 
     Returns:
         GrokkingRun. The model's train/eval mode is restored on return.
 
     Raises:
-        DataError: If the data is not a non-empty classification split.
+        DataError: If the data is not a non-empty classification split, holds NaN/inf, or
+            the loss becomes NaN/inf (training stops at that step, before its update).
     """
     config = GrokkingTrainConfig() if config is None else config
     if data.task != "classification" or data.x_train.shape[0] == 0 or data.x_test.shape[0] == 0:
@@ -121,6 +126,8 @@ def train_grokking(
             f"train_grokking needs a classification split with train and test examples, got task={data.task!r} "
             f"with {data.x_train.shape[0]} train / {data.x_test.shape[0]} test examples."
         )
+    if check_finite:
+        data.check_finite(skip_with="check_finite=False to train_grokking()")
     param = next(model.parameters(), None)
     if param is None:
         raise ConfigError(f"{type(model).__name__} has no parameters; nothing to train.")
@@ -150,6 +157,14 @@ def train_grokking(
                     bar.set_postfix(train=f"{record['train_accuracy']:.3f}", test=f"{record['test_accuracy']:.3f}")
                 if step == config.steps:
                     break  # the last pass only measures the final model
+                if check_finite and not bool(torch.isfinite(loss)):  # checked before this step updates the weights
+                    check_tensor_finite(
+                        loss.detach(),
+                        f"the training loss at step {step}",
+                        fix="Training diverged; the model keeps the weights it had before this step. "
+                        f"Lower the learning rate (lr={config.lr:g}; try lr={config.lr / 10:g})",
+                        skip_with="check_finite=False to train_grokking()",
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, DataError
+from mechscope.limits import MAX_LAYERS, MAX_MODULUS, MAX_WIDTH, check_limit
 
 __all__ = ["ModularMLP", "ModularMLPConfig", "Activation", "ModularEncoding"]
 
@@ -61,6 +62,9 @@ class ModularMLPConfig:
             )
         if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
             raise ConfigError(f"hidden must be a positive integer, got {self.hidden!r}; e.g. hidden=5.")
+        check_limit("modulus", self.modulus, MAX_MODULUS)
+        check_limit("n_layers", self.n_layers, MAX_LAYERS)
+        check_limit("hidden", self.hidden, MAX_WIDTH)
         if self.activation not in get_args(Activation):
             raise ConfigError(f"activation must be one of {get_args(Activation)!r}, got {self.activation!r}.")
         if self.encoding not in get_args(ModularEncoding):

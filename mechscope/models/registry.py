@@ -22,11 +22,20 @@ import torch
 from torch import nn
 
 from mechscope.errors import ConfigError, UnsupportedModelError, close_matches
+from mechscope.limits import check_memory
 from mechscope.models.digit_cnn import DigitCNN, DigitCNNConfig
 from mechscope.models.modular_mlp import ModularMLP, ModularMLPConfig
 from mechscope.models.tiny_relu import TinyReLU, TinyReLUConfig
 
-__all__ = ["MODEL_REGISTRY", "register_model", "build_model", "build_seeded", "config_from_dict", "model_spec"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "register_model",
+    "build_model",
+    "build_seeded",
+    "config_from_dict",
+    "model_spec",
+    "weights_bytes",
+]
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 ConfigT = TypeVar("ConfigT")
@@ -87,6 +96,7 @@ def build_model(class_name: str, config_dict: Mapping[str, Any], *, seed: int | 
     model_cls, config_cls = MODEL_REGISTRY[class_name]
     config = config_from_dict(config_cls, config_dict)
     if seed is None:
+        check_memory(weights_bytes(model_cls, config), f"the weights of {model_cls.__name__}")
         return model_cls(config)
     return build_seeded(model_cls, config, seed)
 
@@ -104,10 +114,29 @@ def build_seeded(model_cls: type[ModelT], config: Any, seed: int) -> ModelT:
 
     Returns:
         The new model.
+
+    Raises:
+        LimitError: the weights would need more memory than the budget (checked first).
     """
+    check_memory(weights_bytes(model_cls, config), f"the weights of {model_cls.__name__}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return model_cls(config)
+
+
+def weights_bytes(model_cls: type[nn.Module], config: Any) -> int:
+    """Bytes of the parameters and buffers `model_cls(config)` would allocate, found without allocating.
+
+    The model is built on PyTorch's meta device (shapes only); a model whose constructor
+    cannot run there counts as 0 (it is then built, and checked, as usual).
+    """
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            shell = model_cls(config)
+    except Exception:  # noqa: BLE001 - any constructor that needs real tensors: no estimate
+        return 0
+    tensors = list(shell.parameters()) + list(shell.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def config_from_dict(config_cls: type[ConfigT], config_dict: Mapping[str, Any]) -> ConfigT:

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, DataError
+from mechscope.limits import MAX_WIDTH, check_limit
 
 __all__ = ["TinyReLU", "TinyReLUConfig"]
 
@@ -58,6 +59,8 @@ class TinyReLUConfig:
             raise ConfigError(f"n_inputs must be a positive integer, got {self.n_inputs!r}; e.g. n_inputs=5.")
         if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
             raise ConfigError(f"hidden must be a positive integer, got {self.hidden!r}; e.g. hidden=1.")
+        check_limit("n_inputs", self.n_inputs, MAX_WIDTH)
+        check_limit("hidden", self.hidden, MAX_WIDTH)
         for name in ("bias_init", "out_init"):
             bounds = getattr(self, name)
             if (

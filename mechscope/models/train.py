@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mechscope.data.bundle import DataBundle, Task
+from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.models.digit_cnn import DigitCNN
 from mechscope.models.modular_mlp import ModularMLP
@@ -113,6 +114,7 @@ def train(
     config: TrainConfig | None = None,
     *,
     progress: bool = True,
+    check_finite: bool = True,
 ) -> TrainResult:
     """Fit `model` to `data.x_train, data.y_train` in place and score both splits.
 
@@ -122,15 +124,22 @@ def train(
         data: The split to fit; `data.task` picks the loss.
         config: Settings; None uses `default_train_config(model, data)`.
         progress: Show a tqdm bar over epochs (only when stderr is a terminal).
+        check_finite: Check every split for NaN/inf once before training, and every
+            step's loss before its update (one scalar check per step). False trains on
+            whatever comes, as plain PyTorch would.
 
     Returns:
         TrainResult with per-epoch history and final train/test metrics. The model's
         train/eval mode is restored on return.
 
     Raises:
-        DataError: If targets or model outputs do not fit the task.
+        DataError: If targets or model outputs do not fit the task, the data holds NaN/inf
+            (before any step), or the loss becomes NaN/inf (training stops at that step;
+            the model keeps the weights from before it).
     """
     config = default_train_config(model, data) if config is None else config
+    if check_finite:
+        data.check_finite(skip_with="check_finite=False to train()")
     device = _device_of(model)
     x_all, y_all = data.x_train.to(device), _targets(data.y_train, data.task).to(device)
     n = x_all.shape[0]
@@ -156,7 +165,7 @@ def train(
                 order = None if config.full_batch else torch.randperm(n, generator=generator).to(device)
                 loss_sum = torch.zeros((), device=device)
                 metric_sum = torch.zeros((), device=device)
-                for first, last in bounds:
+                for batch_number, (first, last) in enumerate(bounds, 1):
                     if order is None:
                         xb, yb = x_all, y_all
                     else:
@@ -168,6 +177,10 @@ def train(
                         _set_lr(optimizer, 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total_steps)))
                     out = _match_output(model(xb), yb, data)
                     loss = _loss(out, yb, data.task)
+                    if check_finite and not bool(torch.isfinite(loss)):  # checked before this step updates the weights
+                        where = f"epoch {epoch}, step {step + 1} (batch {batch_number} of {len(bounds)})"
+                        check_tensor_finite(loss.detach(), f"the training loss at {where}", fix=_diverged(config.lr),
+                                            skip_with="check_finite=False to train()")
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -300,6 +313,13 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> 
     cols = (torch.arange(w, device=images.device) + offsets[:, 1:])[:, None, :]  # (batch, 1, width)
     batch_idx = torch.arange(b, device=images.device)[:, None, None]
     return padded[batch_idx, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # (batch, channel, height, width)
+
+
+def _diverged(lr: float) -> str:
+    return (
+        "Training diverged; the model keeps the weights it had before this step. "
+        f"Lower the learning rate (lr={lr:g}; try lr={lr / 10:g})"
+    )
 
 
 def _is_number(value: object) -> bool:

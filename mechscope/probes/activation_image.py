@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.capture import LayerSpec, record, resolve_layers
+from mechscope.data.finite import check_finite
 from mechscope.errors import DataError
 
 __all__ = ["ActivationImage", "activation_image", "stack_activations"]
@@ -119,12 +120,10 @@ def stack_activations(
     if len(set(lengths.values())) > 1:
         raise DataError(f"layers hold different numbers of examples: {lengths}; record them on the same inputs.")
     for name, row in zip(names, rows):
-        finite = torch.isfinite(row)
-        if not bool(finite.all()):
-            raise DataError(
-                f"layer {name!r} has {int((~finite).sum())} NaN/inf activation(s); the model overflowed on some "
-                "inputs: check its weights and inputs before probing."
-            )
+        check_finite(
+            row, f"the activations of layer {name!r} (example, unit)",
+            fix="The model overflowed on some inputs: check its weights and inputs before probing",
+        )
     widths = tuple(int(row.shape[1]) for row in rows)
     width = max(widths)
     images = torch.full((rows[0].shape[0], len(rows), width), float(pad_value))

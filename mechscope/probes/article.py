@@ -151,7 +151,8 @@ def probe_model(
         inputs: Model inputs (batch, ...).
         targets: What to decode (tensor, dict name -> tensor, or Targets), one per input.
         layers: Image rows, in order.
-        probe: Unfitted probe; default the article's ConvProbe.
+        probe: Unfitted probe; default the article's ConvProbe, its 2 x 2 kernels clipped to
+            the image when it has a single row or column (one hidden layer), with a note.
         types: Input type per example for the control task; default the distinct rows of `inputs`.
         seeds: Seeds (split, initialisation, control labels, untrained copy).
         test_fraction: Held-out share (the article: 0.1).
@@ -176,7 +177,10 @@ def probe_model(
         image = activation_image(model, names, inputs, decimals=decimals)
     for warning in caught:  # re-emitted so they point at the caller, not at this module
         warnings.warn(warning.message, stacklevel=2)
-    probe = ConvProbe() if probe is None else probe
+    notes = list(image.notes)
+    if probe is None:
+        probe, clipped = _article_probe(image)
+        notes += [clipped] if clipped else []
 
     def untrained(seed: int) -> Tensor:
         with warnings.catch_warnings():
@@ -194,7 +198,7 @@ def probe_model(
         split=split,
         progress=progress,
     )
-    report = _with_notes(report, image.notes)
+    report = _with_notes(report, notes)
     labels = [g.values for g in real if g.kind == "categorical"]
     cases = torch.stack(labels, dim=1) if labels else torch.zeros(len(real), 1, dtype=torch.long)
     indices = representative_cases(cases)
@@ -231,7 +235,7 @@ def probe_modular_mlp(
         model: A trained ModularMLP.
         data: Its modular data (the held-out split `x_test` is probed, as in the article).
         layers: Image rows; default every hidden block.
-        probe: Unfitted probe; default the article's ConvProbe.
+        probe: Unfitted probe; default the article's ConvProbe (kernels clipped to the image, see probe_model).
         seeds: Seeds of the repeated runs.
         test_fraction: Held-out share of the probe's split (the article: 0.1).
         split: "examples" (the article) or "types" (hold out whole (a, b) pairs).
@@ -344,6 +348,18 @@ def save_probe_figures(run: ProbeRun, out_dir: PathLike, *, max_cases: int | Non
             )
         )
     return paths
+
+
+def _article_probe(image: ActivationImage) -> tuple[ConvProbe, str | None]:
+    """The article's ConvProbe, its kernels no larger than the image; a note when they had to shrink."""
+    height, width = image.images.shape[1:]
+    rows, cols = min(2, height), min(2, width)
+    if (rows, cols) == (2, 2):
+        return ConvProbe(), None
+    return ConvProbe(kernel_size=(rows, cols)), (
+        f"kernels of {rows} x {cols} instead of the article's 2 x 2: the activation image has only {height} row(s) "
+        f"(layers) and {width} column(s) (units)"
+    )
 
 
 def _with_notes(report: ProbeReport, notes: Sequence[str]) -> ProbeReport:

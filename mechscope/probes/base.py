@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError, NotFittedError
 from mechscope.probes.targets import GroupKind, Targets, TargetsLike, as_targets
 
@@ -374,15 +375,10 @@ def check_activations(x: ArrayLike, name: str = "x") -> Tensor:
             f"{name} must have shape (batch, ...) with at least one example and one feature, got {tuple(x.shape)}; "
             "add a feature axis with x[:, None]."
         )
-    x = x.float()
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        bad_rows = (~finite).flatten(1).any(dim=1).nonzero().flatten()
-        raise DataError(
-            f"{name} has {int((~finite).sum())} NaN/inf value(s) in {bad_rows.numel()} example(s) "
-            f"(first: example {int(bad_rows[0])}); check the recorded layers for overflow, or drop those examples."
-        )
-    return x
+    # Checked after the cast: float64 activations beyond float32's range become inf here.
+    return check_finite(
+        x.float(), name, fix="Check the recorded layers for overflow, or drop those examples (rows of the batch)"
+    )
 
 
 def head_scores(predicted: dict[str, Tensor], targets: Targets) -> dict[str, float]:

@@ -27,13 +27,31 @@ from mechscope.probes.base import ArrayLike, Probe, all_heads_accuracy, check_ac
 from mechscope.probes.control import Baseline, control_task, input_types, majority_baseline, selectivity
 from mechscope.probes.targets import Targets, TargetsLike, as_targets
 
-__all__ = ["SeedRun", "ProbeReport", "Split", "evaluate_probe", "split_indices", "fit_seeded"]
+__all__ = [
+    "SeedRun",
+    "ProbeReport",
+    "Split",
+    "evaluate_probe",
+    "split_indices",
+    "fit_seeded",
+    "MIN_HELD_OUT_TYPES",
+    "MIN_HELD_OUT_TYPES_PER_CLASS",
+]
 
 Split = Literal["examples", "types"]
 """How held-out examples are chosen: a share of the examples, or of the distinct input types."""
 
 UntrainedActivations = Tensor | Callable[[int], Tensor]
 """Activations of an untrained copy: one tensor for all seeds, or a function seed -> tensor."""
+
+MIN_HELD_OUT_TYPES = 10
+"""Fewest distinct input types a split by type should hold out. With fewer, the held-out
+score counts a handful of inputs, each right or wrong as a whole, and jumps by 1/n between
+seeds (a 4-type toy holds out one type: the score is 0 or 1)."""
+
+MIN_HELD_OUT_TYPES_PER_CLASS = 3
+"""Fewest held-out input types each class of a categorical target should have in a split
+by type; a class with fewer is scored on one or two inputs, or not at all."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,9 @@ class ProbeReport:
         n_types: Distinct input types (the unit of the control task).
         notes: Remarks on how the inputs were built (e.g. padding).
         split: "examples" or "types" (see evaluate_probe).
+        warnings: Why the scores may not be stable: a split by type that holds out fewer
+            than `MIN_HELD_OUT_TYPES` types, or fewer than `MIN_HELD_OUT_TYPES_PER_CLASS`
+            types of some class (in the worst seed).
     """
 
     probe: str
@@ -135,6 +156,7 @@ class ProbeReport:
     n_types: int
     notes: tuple[str, ...] = field(default_factory=tuple)
     split: Split = "examples"
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON: the headline keys, with spread and per-seed detail under "seeds"."""
@@ -167,6 +189,7 @@ class ProbeReport:
                 "n_types": self.n_types,
                 "split": self.split,
                 "notes": list(self.notes),
+                "warnings": list(self.warnings),
             },
         }
 
@@ -187,6 +210,7 @@ class ProbeReport:
             f"untrained copy:      {untrained}",
         ]
         lines += [f"note: {note}" for note in self.notes]
+        lines += [f"warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
 
 
@@ -281,6 +305,7 @@ def evaluate_probe(
         raise ConfigError(f"split must be 'examples' or 'types', got {split!r}.")
     runs = []
     sizes = []
+    splits = []
     steps = len(seeds) * (3 if untrained is not None else 2)
     with tqdm(total=steps, desc="probe", unit="fit", disable=None if progress else True, leave=False) as bar:
         for seed in seeds:
@@ -288,6 +313,7 @@ def evaluate_probe(
                 x.shape[0], test_fraction, seed, types=type_ids if split == "types" else None
             )
             sizes.append((int(train_idx.numel()), int(test_idx.numel())))
+            splits.append(test_idx)
             task = fit_seeded(probe, seed).fit(x[train_idx], real.subset(train_idx))
             heads, all_heads = _scores(task, x[test_idx], real.subset(test_idx))
             bar.update()
@@ -318,7 +344,37 @@ def evaluate_probe(
     n_train = round(statistics.fmean(a for a, _ in sizes))
     n_test = round(statistics.fmean(b for _, b in sizes))
     report = _aggregate(repr(probe), runs, n_train, n_test, int(type_ids.max()) + 1)
-    return replace(report, split=split)
+    warnings = _type_split_warnings(type_ids, real, splits) if split == "types" else ()
+    return replace(report, split=split, warnings=warnings)
+
+
+def _type_split_warnings(type_ids: Tensor, real: Targets, tests: Sequence[Tensor]) -> tuple[str, ...]:
+    """Say when a split by type holds out too few types overall, or of some class (worst seed)."""
+    out = []
+    held_out = min(int(torch.unique(type_ids[test]).numel()) for test in tests)
+    if held_out < MIN_HELD_OUT_TYPES:
+        out.append(
+            f"only {held_out} distinct input type(s) were held out (fewest over the seeds); below "
+            f"{MIN_HELD_OUT_TYPES} the held-out score rests on too few inputs to be stable: raise the test fraction "
+            "or probe more distinct inputs"
+        )
+    worst: tuple[int, str, int] | None = None  # (held-out types, group, class)
+    for group in real:
+        if group.kind != "categorical":
+            continue
+        classes, labels = torch.unique(group.values.cpu(), return_inverse=True)
+        for test in tests:
+            pairs = torch.unique(torch.stack([labels[test], type_ids[test]]), dim=1)  # distinct (class, type)
+            counts = torch.bincount(pairs[0], minlength=classes.numel())
+            low = int(counts.argmin())
+            if worst is None or int(counts[low]) < worst[0]:
+                worst = (int(counts[low]), group.name, int(classes[low]))
+    if worst is not None and worst[0] < MIN_HELD_OUT_TYPES_PER_CLASS:
+        out.append(
+            f"class {worst[2]} of {worst[1]!r} has only {worst[0]} held-out input type(s) in some split (fewer than "
+            f"{MIN_HELD_OUT_TYPES_PER_CLASS} per class), so its held-out accuracy is not a stable estimate"
+        )
+    return tuple(out)
 
 
 def _control_with_classes(type_ids: Tensor, real: Targets, train_idx: Tensor, seed: int) -> Targets:

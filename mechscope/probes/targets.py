@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import DataError
 
 __all__ = ["TargetGroup", "Targets", "TargetsLike", "GroupKind", "categorical", "continuous", "as_targets"]
@@ -62,11 +63,7 @@ class TargetGroup:
                     f"continuous target group {self.name!r} needs shape (batch,) or (batch, n_outputs), "
                     f"got {tuple(self.values.shape)}."
                 )
-            if not bool(torch.isfinite(self.values.float()).all()):
-                bad = int((~torch.isfinite(self.values.float())).sum())
-                raise DataError(
-                    f"continuous target group {self.name!r} has {bad} NaN/inf value(s); drop or impute them first."
-                )
+            check_finite(self.values, f"continuous target group {self.name!r}")
         else:
             raise DataError(f"target group kind must be 'categorical' or 'continuous', got {self.kind!r}.")
 

@@ -22,7 +22,7 @@ from mechscope.atomic import owned_png, write_file
 from mechscope.errors import ConfigError
 from mechscope.report.html import Html, esc, link, raw, tag
 
-__all__ = ["Site", "Crumb", "slugify", "site_file_owned", "STYLE_FILE", "GENERATOR"]
+__all__ = ["Site", "Crumb", "slugify", "is_slug", "SLUG_MAX", "site_file_owned", "STYLE_FILE", "GENERATOR"]
 
 STYLE_FILE = "style.css"
 
@@ -34,32 +34,55 @@ _SIGNATURES = {  # what the first bytes of a site file mechscope wrote hold, by 
     ".css": b"/* mechscope",
     ".json": b'"format": "mechscope-',
 }
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_MAX_SLUG = 64
+SLUG_MAX = 80
+"""Most characters in a slug: a path part stays well under the 255 bytes file systems allow,
+leaving room for the temporary names `mechscope.atomic` builds next to it."""
+_SUFFIXES = (".html", ".png", ".json", ".css", ".svg", ".txt")  # kept at the end of a shortened slug
+_HASH = 12  # hex digits of SHA-256 appended to a changed name: 48 bits
+_SLUG = re.compile(r"[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?", re.ASCII)
+_UNSAFE = re.compile(r"[^a-z0-9._-]+|\.{2,}", re.ASCII)
 
 Crumb = tuple[str, str | None]
 """One breadcrumb: (text, site-relative page path or None for the current page)."""
 
 
 def slugify(name: Any) -> str:
-    """Turn any name into a safe file-name part: letters, digits, '.', '_' and '-' only.
+    """Turn any name into a safe file-name part: lower-case letters, digits, '.', '_' and '-'.
 
-    A name that had to change gets a short hash of the original appended, so two names
-    never share a slug ("a/b" and "a-b" differ). The result never starts with a dot
-    (no "..", no hidden files) and is never empty.
+    A slug is a name that is already safe: at most `SLUG_MAX` characters, none outside
+    that set, starting and ending with a letter, digit or '_' (so never '.', '..', a hidden
+    file or an option-like '-x'), with no '..' inside. A slug is returned unchanged, so
+    `slugify(slugify(x)) == slugify(x)` for every `x`. Any other name becomes its cleaned,
+    lower-cased prefix ("x" when nothing is left), a '-', 12 hex digits of the SHA-256 of
+    the full original name, and its final ".html", ".png", ".json", ".css", ".svg" or
+    ".txt" if it had one; the prefix is cut so that the whole fits in `SLUG_MAX`. Callers
+    pass whole parts ("unit-3.html") rather than appending to a slug. Hence two different names
+    share a slug only when one of them is the other's slug (or SHA-256 collides in 48
+    bits), and since slugs have no capitals, they stay distinct on case-insensitive file
+    systems too ("Relu" and "relu" differ).
 
     Example:
         >>> slugify("relu1"), slugify("hidden.0")
         ('relu1', 'hidden.0')
         >>> slugify("../etc/passwd")
-        'etc-passwd-1bf5b6b6'
+        'etc-passwd-7fef78f53440'
+        >>> slugify("kernels-" + "b" * 100 + ".png")[-20:]
+        'bbbbbbbb-94a38a2b8995.png'
     """
     text = str(name)
-    slug = _UNSAFE.sub("-", text).strip("-.")[:_MAX_SLUG].strip("-.")
-    if slug != text or not slug:
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        slug = f"{slug}-{digest}" if slug else f"x-{digest}"
-    return slug
+    if is_slug(text):
+        return text
+    suffix = next((s for s in _SUFFIXES if len(text) > len(s) and text[-len(s):].lower() == s), "")
+    stem = text[: len(text) - len(suffix)]
+    clean = _UNSAFE.sub("-", stem.lower()).strip("-.")
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH]
+    prefix = clean[: SLUG_MAX - len(suffix) - _HASH - 1].rstrip("-.") or "x"
+    return f"{prefix}-{digest}{suffix}"
+
+
+def is_slug(text: str) -> bool:
+    """True when `text` is its own slug: safe as one file-name part on any common file system."""
+    return len(text) <= SLUG_MAX and _SLUG.fullmatch(text) is not None and ".." not in text
 
 
 class Site:
@@ -94,7 +117,7 @@ class Site:
     def path(self, rel: str) -> Path:
         """The file a site-relative path names; raises ConfigError if it would leave the root."""
         pieces = rel.split("/")
-        if any(p in ("", ".", "..") or p != slugify(p) for p in pieces):
+        if any(not is_slug(p) for p in pieces):
             raise ConfigError(f"unsafe site path {rel!r}: build paths with Site.rel(...).")
         target = (self.root / Path(*pieces)).resolve()
         if target != self.root and self.root not in target.parents:

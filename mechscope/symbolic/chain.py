@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.capture import hooks
+from mechscope.data.finite import check_finite
 from mechscope.errors import DataError, UnsupportedModelError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Step",
     "PiecewiseLinearChain",
     "trace_chain",
+    "check_weights",
     "NON_PIECEWISE_LINEAR",
     "SUPPORTED_LAYERS",
 ]
@@ -184,13 +186,16 @@ def trace_chain(model: nn.Module, example: Tensor) -> PiecewiseLinearChain:
             unsupported type, a layer is applied to something other than the previous
             layer's output (residual connections, functional calls), or the model's
             output is not the last layer's output. The message names the layer.
-        DataError: `example` is not a batch of at least one input.
+        DataError: `example` is not a batch of at least one input, or it or a layer's
+            weights hold NaN/inf.
     """
     if not isinstance(example, Tensor) or example.dim() < 2 or example.shape[0] == 0:
         shape = tuple(example.shape) if isinstance(example, Tensor) else type(example).__name__
         raise DataError(f"example must be an input batch of shape (batch, n_features), got {shape}.")
+    check_finite(example, "example")
     leaves = {name: module for name, module in model.named_modules() if name and not any(module.children())}
     _check_types(model, leaves)
+    check_weights(model)
     calls: list[tuple[str, nn.Module, Tensor, Tensor]] = []
 
     def make(name: str) -> Any:
@@ -217,6 +222,29 @@ def trace_chain(model: nn.Module, example: Tensor) -> PiecewiseLinearChain:
             f"{type(model).__name__} returned {type(output).__name__}, not a tensor; a formula needs one output tensor."
         )
     return _build(model, example, output.detach(), calls)
+
+
+def check_weights(model: nn.Module) -> None:
+    """Raise DataError naming the first layer whose parameters or buffers hold NaN/inf.
+
+    Non-finite weights make every output NaN, which would otherwise surface as a
+    misleading error far from the cause (a layer "not receiving" its input, an empty
+    formula). One `isfinite` per tensor.
+
+    Raises:
+        DataError: The message says the weights of that layer are not finite.
+    """
+    for module_name, module in model.named_modules():
+        layer = module_name or type(model).__name__
+        tensors = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+        for tensor_name, value in tensors:
+            check_finite(
+                value.detach(),
+                f"the weights of layer {layer!r} ({tensor_name})",
+                fix=f"The weights of layer {layer!r} are not finite, so the network computes no formula: it "
+                "diverged in training or the checkpoint is damaged. Retrain it (e.g. with a lower learning rate) "
+                "or load another checkpoint",
+            )
 
 
 def _check_types(model: nn.Module, leaves: dict[str, nn.Module]) -> None:

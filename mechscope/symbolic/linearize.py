@@ -21,7 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
+from mechscope.symbolic.chain import check_weights
 from mechscope.symbolic.formula import article_formula
 from mechscope.symbolic.regions import network_outputs
 
@@ -107,7 +109,8 @@ def linearize(
         LocalLinearization with Jacobians, intercepts and measured errors.
 
     Raises:
-        DataError: `points` is empty or `data` has another example shape.
+        DataError: `points` is empty, `data` has another example shape, either holds NaN/inf,
+            or the model's weights do.
         ConfigError: near_fraction is not in (0, 1].
     """
     if not 0.0 < near_fraction <= 1.0:
@@ -116,6 +119,10 @@ def linearize(
         raise DataError("points must be a non-empty batch (n_points, n_features); add a batch dimension.")
     if data is not None and tuple(data.shape[1:]) != tuple(points.shape[1:]):
         raise DataError(f"data examples have shape {tuple(data.shape[1:])}, points {tuple(points.shape[1:])}.")
+    check_weights(model)
+    if data is not None:
+        check_finite(data, "data")
+    check_finite(points, "points")
     jacobians, values = _jacobians(model, points)
     flat = points.reshape(points.shape[0], -1).to(torch.float64)
     intercepts = values - torch.einsum("pon,pn->po", jacobians, flat)

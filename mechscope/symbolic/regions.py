@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.symbolic.chain import AffineStep, PiecewiseLinearChain, trace_chain
 
@@ -151,7 +152,8 @@ def extract_regions(
 
     Raises:
         UnsupportedModelError: The model is not a chain of piecewise-linear layers.
-        DataError: `x` is empty or does not fit the model.
+        DataError: `x` is empty, holds NaN/inf or does not fit the model, or the model's
+            weights hold NaN/inf.
         ConfigError: A threshold or tolerance is out of range.
     """
     if not 0.0 < affine_threshold <= 1.0:
@@ -161,6 +163,7 @@ def extract_regions(
     if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise DataError(f"x must be a non-empty batch of inputs (batch, n_features), got {shape}.")
+    check_finite(x, "x")
     chain = trace_chain(model, x[:8])
     network = network_outputs(model, x, chain.n_outputs, batch_size=batch_size)
     bits = torch.cat([chain.forward(x[i : i + batch_size])[1] for i in range(0, x.shape[0], batch_size)])

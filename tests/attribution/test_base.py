@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mechscope.attribution import METHODS, GradCAM, LayerAttribution, Saliency, build_method
+from mechscope.attribution import METHODS, GradCAM, GradientXInput, LayerAttribution, Saliency, build_method
 from mechscope.attribution.base import default_layer, normalize_maps, upsample
 from mechscope.errors import ConfigError, DataError, LayerNameError, UnsupportedModelError
 from tests.attribution.conftest import TwiceReLU, hooks_left
@@ -148,3 +148,47 @@ def test_attribute_on_cuda_matches_cpu(name, gap_cnn, x8):
     on_gpu = build_method(name, gap_cnn.cuda()).attribute(x8)  # inputs follow the model's device
     assert on_gpu.device.type == "cuda"
     assert torch.allclose(on_gpu.cpu(), expected, atol=1e-4 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_attribute_nan_inputs_raise_naming_the_index(name, gap_cnn, x8):
+    x = x8.clone()
+    x[4, 0, 6, 1] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: 1 of 384 \(1 nan\); the first is nan at index "
+                       r"\(4, 0, 6, 1\)\. .*or pass check_finite=False"):
+        build_method(name, gap_cnn).attribute(x)
+    assert hooks_left(gap_cnn) == 0
+
+
+def test_attribute_check_finite_false_computes_maps_with_nan(gap_cnn, x8):
+    x = x8.clone()
+    x[2, 0, 0, 0] = float("nan")
+    maps = GradientXInput(gap_cnn).attribute(x, target=0, check_finite=False)
+    assert maps[2, 0, 0].isnan()
+    torch.testing.assert_close(maps[[0, 1]], GradientXInput(gap_cnn).attribute(x8[[0, 1]], target=0))
+
+
+def test_layer_map_checks_inputs_too(gap_cnn, x8):
+    x = x8.clone()
+    x[0, 0, 0, 0] = float("inf")
+    with pytest.raises(DataError, match=r"the first is inf at index \(0, 0, 0, 0\)"):
+        GradCAM(gap_cnn).layer_map(x)
+    assert GradCAM(gap_cnn).layer_map(x, check_finite=False).shape[0] == 6
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_attribute_float64_inputs_give_a_clear_error(name, gap_cnn, x8):
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32; convert with "
+                       r"x\.float\(\) \(or model\.double\(\)\)"):
+        build_method(name, gap_cnn).attribute(x8.double())
+    assert hooks_left(gap_cnn) == 0
+
+
+@pytest.mark.parametrize("name", ["saliency", "grad-cam"])
+def test_attribute_residual_cnn_with_in_place_relus(name, residual_cnn, images):
+    method = build_method(name, residual_cnn)
+    assert method.attribute(images).isfinite().all()
+    bad = images.clone()
+    bad[3, 0, 7, 7] = float("-inf")
+    with pytest.raises(DataError, match=r"the first is -inf at index \(3, 0, 7, 7\)"):
+        method.attribute(bad)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mechscope.attribution import CAM, GradCAM, GradCAMPlusPlus, GuidedBackprop, GuidedGradCAM
-from mechscope.attribution.base import upsample
+from mechscope.attribution.base import LayerPass, run_layer_pass, upsample
 from mechscope.errors import UnsupportedModelError
 
 
@@ -99,7 +100,7 @@ def test_gradcam_plus_plus_closed_form_on_gap_model(gap_cnn, x8):
     hw = acts.shape[-2] * acts.shape[-1]
     g = (gap_cnn.fc.weight[4] / hw).detach().expand(6, -1)
     s = acts.sum(dim=(2, 3))
-    w = torch.where(g != 0, hw * torch.relu(g) * g**2 / (2 * g**2 + s * g**3 + 1e-7), torch.zeros_like(g))
+    w = torch.where(g != 0, hw * torch.relu(g) * g**2 / (2 * g**2 + s * g**3 + 1e-6), torch.zeros_like(g))
     expected = torch.einsum("bc,bchw->bhw", w, acts)
     assert torch.allclose(weights_map, expected, atol=1e-5, rtol=1e-4)
 
@@ -124,3 +125,50 @@ def test_guided_gradcam_is_guided_backprop_times_gradcam(gap_cnn, x8):
     target = gap_cnn(x8).argmax(dim=1)
     expected = GuidedBackprop(gap_cnn).attribute(x8, target) * GradCAM(gap_cnn).attribute(x8, target)
     assert torch.allclose(GuidedGradCAM(gap_cnn).attribute(x8), expected, atol=1e-7)
+
+
+def _grad_cam_plus_plus_weights(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's GradCAMPlusPlus.get_cam_weights, restated in NumPy (the package is not a dependency)."""
+    grads_power_2 = grads**2
+    grads_power_3 = grads_power_2 * grads
+    sum_activations = np.sum(activations, axis=(2, 3))
+    eps = 0.000001
+    aij = grads_power_2 / (2 * grads_power_2 + sum_activations[:, :, None, None] * grads_power_3 + eps)
+    aij = np.where(grads != 0, aij, 0)
+    weights = np.maximum(grads, 0) * aij
+    return np.sum(weights, axis=(2, 3))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3])  # at 1e-3, g^2 is as small as eps: the epsilon must match
+def test_gradcam_plus_plus_weights_match_pytorch_grad_cam_formula(scale):
+    g = torch.Generator().manual_seed(0)
+    acts = torch.relu(torch.randn(3, 5, 4, 6, generator=g, dtype=torch.float64))
+    grads = scale * torch.randn(3, 5, 4, 6, generator=g, dtype=torch.float64)
+    grads[grads.abs() < 0.3 * scale] = 0.0  # exact zeros take the np.where branch
+    layer_pass = LayerPass(acts=acts, grads=grads, target=torch.zeros(3, dtype=torch.long), logits=torch.zeros(3, 2))
+    ours = GradCAMPlusPlus(_TinyCNN(), "conv").channel_weights(layer_pass)
+    reference = _grad_cam_plus_plus_weights(acts.numpy(), grads.numpy())
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-6, atol=1e-6)
+
+
+def test_gradcam_plus_plus_weights_match_the_formula_on_a_real_pass(gap_cnn, x8):
+    layer_pass = run_layer_pass(gap_cnn, "relu2", x8, 2, needs_gradients=True)
+    assert layer_pass.grads is not None
+    ours = GradCAMPlusPlus(gap_cnn, "relu2").channel_weights(layer_pass)
+    reference = _grad_cam_plus_plus_weights(layer_pass.acts.numpy(), layer_pass.grads.numpy())
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-6, atol=1e-6)
+    maps = GradCAMPlusPlus(gap_cnn, "relu2").layer_map(x8, 2)
+    expected = np.einsum("bc,bchw->bhw", reference, layer_pass.acts.numpy())
+    np.testing.assert_allclose(maps.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+class _TinyCNN(nn.Module):
+    """One conv layer and a head: only needed to construct the method."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 5, 3)
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean(dim=(2, 3)))

@@ -102,3 +102,23 @@ def test_faithfulness_methods_beat_random_maps(trained_cnn, digits):
         assert result.deletion_auc[label] < base["deletion_auc"] - 0.05
     for label in ("Saliency", "Integrated Gradients"):
         assert result.insertion_auc[label] > base["insertion_auc"] + 0.05
+
+
+def test_faithfulness_nan_inputs_raise_before_any_work(gap_cnn, x8):
+    x = x8.clone()
+    x[1, 0, 2, 3] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: .*index \(1, 0, 2, 3\)"):
+        faithfulness(gap_cnn, [Saliency(gap_cnn)], x, n_steps=4)
+
+
+def test_perturbation_curves_nan_maps_raise(gap_cnn, x8):
+    maps = torch.rand(6, 8, 8)
+    maps[5, 7, 0] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in maps: 1 of 384 \(1 nan\); the first is nan at index "
+                       r"\(5, 7, 0\)"):
+        perturbation_curves(gap_cnn, x8, maps, n_steps=4)
+
+
+def test_faithfulness_float64_inputs_give_a_clear_error(gap_cnn, x8):
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32"):
+        faithfulness(gap_cnn, [Saliency(gap_cnn)], x8.double(), n_steps=4)

@@ -16,7 +16,7 @@ from mechscope.attribution import (
     randomization_order,
     spearman,
 )
-from mechscope.errors import ConfigError, LayerNameError
+from mechscope.errors import ConfigError, DataError, LayerNameError
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -83,3 +83,15 @@ def test_sanity_gradients_and_gradcam_pass_guided_backprop_fails(trained_cnn, di
     assert mean["Guided Backprop"] > 0.65 and result.spearman["Guided Backprop"][0] > 0.8  # top layer random
     # Multiplying by the input keeps the digit's shape whatever the weights (Adebayo et al., 2018).
     assert min(result.spearman["Gradient x Input"]) > 0.8 and min(result.spearman["Integrated Gradients"]) > 0.8
+
+
+def test_cascading_randomization_nan_inputs_raise(gap_cnn, x8):
+    x = x8.clone()
+    x[0, 0, 0, 7] = float("inf")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: .*the first is inf at index \(0, 0, 0, 7\)"):
+        cascading_randomization(gap_cnn, [Saliency(gap_cnn)], x)
+
+
+def test_cascading_randomization_float64_inputs_give_a_clear_error(gap_cnn, x8):
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32"):
+        cascading_randomization(gap_cnn, [Saliency(gap_cnn)], x8.double())

@@ -82,3 +82,84 @@ def test_capture_detach_false_keeps_graph(two_layer_net):
         two_layer_net(x)
     store.act("fc1").sum().backward()
     assert x.grad is not None
+
+
+def _all_hooks(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+def test_capture_nan_input_raises_naming_the_index(two_layer_net):
+    x = torch.zeros(3, 2)
+    x[2, 1] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: 1 of 6 \(1 nan\); the first is nan at index "
+                       r"\(2, 1\)\. .*check_finite=False to capture\(\)"):
+        with capture(two_layer_net, ["fc1"]):
+            two_layer_net(x)
+    assert _all_hooks(two_layer_net) == 0
+
+
+def test_capture_check_finite_false_lets_nan_through(two_layer_net):
+    x = torch.tensor([[float("nan"), 1.0], [1.0, 2.0]])
+    with capture(two_layer_net, ["fc1"], check_finite=False) as store:
+        two_layer_net(x)
+    assert store.act("fc1")[0].isnan().any() and store.act("fc1")[1].isfinite().all()
+
+
+def test_capture_float64_input_gives_a_clear_error(two_layer_net):
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32; convert with "
+                       r"x\.float\(\) \(or model\.double\(\)\)"):
+        with capture(two_layer_net, ["fc1"]):
+            two_layer_net(torch.rand(2, 2, dtype=torch.float64))
+    assert _all_hooks(two_layer_net) == 0
+
+
+def test_capture_other_errors_in_the_block_propagate_unchanged(two_layer_net):
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        with capture(two_layer_net, ["fc1"]):
+            two_layer_net(torch.rand(2, 5))
+
+
+def test_capture_checks_a_residual_cnn_with_in_place_relus(residual_cnn):
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad(), capture(residual_cnn, ["relu1", "relu2"]) as store:
+        residual_cnn(x)
+    assert store.act("relu2").shape == (2, 4, 8, 8)
+    x[1, 0, 3, 4] = float("-inf")
+    with pytest.raises(DataError, match=r"the first is -inf at index \(1, 0, 3, 4\)"):
+        with torch.no_grad(), capture(residual_cnn, ["relu1"]):
+            residual_cnn(x)
+
+
+def test_capture_checks_a_model_returning_a_dict(dict_output_net):
+    x = torch.rand(3, 2)
+    with capture(dict_output_net, ["act"]) as store:
+        out = dict_output_net(x)
+    torch.testing.assert_close(store.act("act"), out["hidden"].detach())
+    x[0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: 1 of 6"):
+        with capture(dict_output_net, ["act"]):
+            dict_output_net(x)
+
+
+def test_capture_checks_a_gru_sequence_model(gru_net):
+    x = torch.rand(2, 5, 3)
+    x[1, 4, 2] = float("nan")
+    with pytest.raises(DataError, match=r"the first is nan at index \(1, 4, 2\)"):
+        with torch.no_grad(), capture(gru_net, ["head"]):
+            gru_net(x)
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32"):
+        with torch.no_grad(), capture(gru_net, ["head"]):
+            gru_net(torch.rand(2, 5, 3, dtype=torch.float64))
+
+
+def test_capture_keeps_integer_token_ids_working(token_net):
+    ids = torch.tensor([[0, 1, 4], [2, 2, 3]])
+    with torch.no_grad(), capture(token_net, ["embed"]) as store:
+        token_net(ids)
+    assert store.act("embed").shape == (2, 3, 3)
+
+
+def test_capture_checks_keyword_inputs(two_layer_net):
+    with pytest.raises(DataError, match=r"Non-finite values in input 'x'"):
+        with capture(two_layer_net, ["fc1"]):
+            two_layer_net(x=torch.tensor([[float("inf"), 0.0]]))

@@ -55,3 +55,48 @@ def test_record_rejects_arrays(small_conv_net):
 def test_store_load_missing_index(tmp_path):
     with pytest.raises(DataError, match="No activation index"):
         ActivationStore.load(tmp_path)
+
+
+def test_record_nan_tensor_raises_before_any_forward(small_conv_net, tmp_path):
+    x = torch.rand(20, 1, 8, 8)
+    x[13, 0, 2, 5] = float("nan")
+    calls = []
+    small_conv_net.register_forward_pre_hook(lambda *_: calls.append(1))
+    with pytest.raises(DataError, match=r"Non-finite values in data: 1 of 1,280 \(1 nan\); the first is nan at index "
+                       r"\(13, 0, 2, 5\)\. .*pass check_finite=False to record\(\)"):
+        record(small_conv_net, ["fc"], x, batch_size=4, out_dir=tmp_path / "acts")
+    assert calls == [] and list(tmp_path.iterdir()) == []
+
+
+def test_record_checks_each_batch_of_a_loader(small_conv_net):
+    x = torch.rand(10, 1, 8, 8)
+    x[7, 0, 0, 0] = float("inf")
+    loader = DataLoader(TensorDataset(x, torch.zeros(10)), batch_size=3)
+    with pytest.raises(DataError, match=r"Non-finite values in data \(batch 2, from example 6\): .*the first is inf at "
+                       r"index \(1, 0, 0, 0\)"):
+        record(small_conv_net, ["fc"], loader)
+
+
+def test_record_check_finite_false_records_nan(small_conv_net):
+    x = torch.rand(4, 1, 8, 8)
+    x[1, 0, 4, 4] = float("nan")
+    store = record(small_conv_net, ["fc"], x, check_finite=False)
+    assert store.act("fc")[1].isnan().all() and store.act("fc")[[0, 2, 3]].isfinite().all()
+
+
+def test_record_float64_and_integer_inputs_give_clear_errors(small_conv_net):
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32; convert with "
+                       r"x\.float\(\) \(or model\.double\(\)\)"):
+        record(small_conv_net, ["fc"], torch.rand(3, 1, 8, 8, dtype=torch.float64))
+    with pytest.raises(DataError, match=r"inputs are int64 but the model's parameters are float32"):
+        record(small_conv_net, ["fc"], torch.ones(3, 1, 8, 8, dtype=torch.long))
+
+
+def test_record_residual_dict_and_gru_models(residual_cnn, dict_output_net, gru_net):
+    assert record(residual_cnn, ["relu2"], torch.rand(5, 1, 8, 8)).act("relu2").shape == (5, 4, 8, 8)
+    assert record(dict_output_net, ["act"], torch.rand(5, 2)).act("act").shape == (5, 3)
+    sequences = torch.rand(5, 6, 3)
+    assert record(gru_net, ["head"], sequences).act("head").shape == (5, 2)
+    sequences[4, 0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"the first is nan at index \(4, 0, 0\)"):
+        record(gru_net, ["head"], sequences)

@@ -104,3 +104,24 @@ def test_top_detectors_hurt_their_class_more_than_random_channels(trained_gap_cn
     )
     # Mean ablation is gentler (measured ratio ~ 11, 7 of 10 classes) but still favours the detectors.
     assert mean_check.ratio > 2
+
+
+def test_ablation_entry_points_reject_nan_inputs(gap_cnn, images):
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    bad = images.clone()
+    bad[1, 0, 3, 3] = float("nan")
+    match = r"Non-finite values in inputs: 1 of 320 \(1 nan\); the first is nan at index \(1, 0, 3, 3\)"
+    with pytest.raises(DataError, match=match):
+        ablation_effect(gap_cnn, bad, labels, "relu3", [0, 1])
+    with pytest.raises(DataError, match=match):
+        causal_check(gap_cnn, bad, labels, torch.zeros(10, 1, dtype=torch.long), layer="relu3")
+    with pytest.raises(DataError, match=match):
+        channel_means(gap_cnn, "relu3", bad)
+
+
+def test_mean_ablation_rejects_nan_means(gap_cnn):
+    means = torch.zeros(32, 2, 2)
+    means[5, 1, 0] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in means: .*index \(5, 1, 0\)"):
+        with ablate(gap_cnn, "relu3", [5], mode="mean", means=means):
+            pass

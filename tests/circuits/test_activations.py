@@ -63,3 +63,18 @@ def test_activation_maps_shapes_and_no_hooks_left(gap_cnn, images):
 def test_activation_maps_rejects_a_batch(gap_cnn, images):
     with pytest.raises(DataError, match=r"batch of one.*x\[i : i \+ 1\]"):
         activation_maps(gap_cnn, images[:2])
+
+
+def test_depth_statistics_nan_inputs_raise_naming_the_index(gap_cnn, images):
+    bad = images.clone()
+    bad[2, 0, 5, 6] = float("-inf")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: 1 of 320 \(1 -inf\); the first is -inf at "
+                       r"index \(2, 0, 5, 6\)"):
+        depth_statistics(gap_cnn, bad, progress=False)
+
+
+def test_activation_maps_nan_input_raises(gap_cnn, images):
+    bad = images[:1].clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in x: .*index \(0, 0, 0, 0\)"):
+        activation_maps(gap_cnn, bad)

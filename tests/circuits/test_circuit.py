@@ -49,3 +49,14 @@ def test_class_circuits_on_a_dense_model(two_layer_net):
     assert found.connections == () and found.source_layer is None and found.feeding() is None
     assert set(found.to_dict()["classes"]) == {"low", "high"}
     assert found.contributions.mean_maps.shape == (2, 3)
+
+
+def test_class_circuits_nan_data_raises_naming_the_split(two_layer_net):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 2, generator=generator)
+    y = (x[:, 0] > x[:, 1]).long()
+    x[70, 1] = float("nan")
+    data = DataBundle(x[:60], y[:60], x[60:], y[60:], {}, "classification", 2)
+    with pytest.raises(DataError, match=r"Non-finite values in data\.x_test: 1 of 40 \(1 nan\); the first is nan at "
+                       r"index \(10, 1\)"):
+        class_circuits(two_layer_net, data, layer="act", top=1, n_random=3)

@@ -78,3 +78,13 @@ def test_contributions_errors(gap_cnn, batch):
         class_contributions(gap_cnn, x, y, top=0)
     with pytest.raises(ConfigError, match="method must be"):
         class_contributions(gap_cnn, x, y, method="cam")  # type: ignore[arg-type]
+
+
+def test_contributions_reject_nan_inputs(gap_cnn, batch):
+    x, y = batch
+    x = x.clone()
+    x[59, 0, 7, 7] = float("inf")
+    with pytest.raises(DataError, match=r"Non-finite values in inputs: .*the first is inf at index \(59, 0, 7, 7\)"):
+        class_contributions(gap_cnn, x, y)
+    with pytest.raises(DataError, match=r"the first is inf at index \(59, 0, 7, 7\)"):
+        class_mean_maps(gap_cnn, x, y, "relu2")

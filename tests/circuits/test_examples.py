@@ -101,3 +101,27 @@ def test_examples_errors(gap_cnn, images):
         unit_scores(torch.zeros(2, 3, 4, 4), "median")  # type: ignore[arg-type]
     with pytest.raises(DataError, match="empty dataset"):
         dataset_examples(gap_cnn, images[:0], "relu1", progress=False)
+
+
+def test_dataset_examples_nan_tensor_raises_naming_the_index(gap_cnn, images):
+    bad = images.clone()
+    bad[3, 0, 1, 2] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in data: 1 of 320 \(1 nan\); the first is nan at index "
+                       r"\(3, 0, 1, 2\)"):
+        dataset_examples(gap_cnn, bad, "relu1", k=2, progress=False)
+
+
+def test_dataset_examples_nan_loader_batch_raises(gap_cnn, images):
+    bad = images.clone()
+    bad[4, 0, 0, 0] = float("inf")
+    loader = DataLoader(TensorDataset(bad, torch.zeros(len(bad))), batch_size=2)
+    with pytest.raises(DataError, match=r"Non-finite values in data \(batch 2, from example 4\): .*index "
+                       r"\(0, 0, 0, 0\)"):
+        dataset_examples(gap_cnn, loader, "relu1", k=2, progress=False)
+
+
+def test_dataset_examples_on_a_residual_cnn_and_a_gru(residual_cnn, gru_net, images):
+    found = dataset_examples(residual_cnn, images, ["relu1", "relu2"], k=2, progress=False)
+    assert found["relu2"].top.indices.shape == (4, 2)
+    sequences = torch.rand(6, 4, 3)
+    assert dataset_examples(gru_net, sequences, "head", k=2, progress=False)["head"].n_inputs == 6

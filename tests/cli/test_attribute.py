@@ -95,7 +95,7 @@ def test_attribute_cam_on_dense_model_exits_1_with_reason(dense_checkpoint, caps
     [
         (["--method", "gradcam"], "Did you mean 'grad-cam'"),
         (["--method", "grad-cam", "--layer", "relu9"], "--layer: Unknown layer 'relu9'"),
-        (["--n", "0"], "--n must be a positive"),
+        (["--n", "0"], "Invalid value for '--n': Input should be greater than or equal to 1"),
     ],
 )
 def test_attribute_bad_flags_exit_2(gap_checkpoint, capsys, args, message):

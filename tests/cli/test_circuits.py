@@ -44,7 +44,7 @@ def test_circuits_text_reports_ratio_and_claim(checkpoint, capsys):
 
 def test_circuits_bad_flags_exit_2(checkpoint, capsys):
     assert main(["circuits", str(checkpoint), "--top", "0"]) == 2
-    assert "--top must be a positive integer" in capsys.readouterr().err
+    assert "Invalid value for '--top': Input should be greater than or equal to 1" in capsys.readouterr().err
     assert main(["circuits", str(checkpoint), "--layer", "relu9"]) == 2
     err = capsys.readouterr().err
     assert "--layer" in err and "relu3" in err and "Traceback" not in err

@@ -40,7 +40,7 @@ def test_examples_text_lists_units(checkpoint, capsys):
 
 def test_examples_bad_flags_exit_2(checkpoint, capsys):
     assert main(["examples", str(checkpoint), "--layer", "relu2", "--k", "0"]) == 2
-    assert "--k must be a positive integer" in capsys.readouterr().err
+    assert "Invalid value for '--k': Input should be greater than or equal to 1" in capsys.readouterr().err
     assert main(["examples", str(checkpoint), "--layer", "rleu2"]) == 2
     assert "Did you mean 'relu2'" in capsys.readouterr().err
     assert main(["examples", str(checkpoint)]) == 2  # --layer is required

@@ -86,7 +86,7 @@ def test_featurevis_text_output_is_a_table(checkpoint, tmp_path, capsys):
         (["--layer", "relu2", "--units", "a,b"], "--units must be 'all' or comma-separated integers"),
         (["--objective", "channel"], "--layer is required for --objective channel"),
         (["--layer", "relu1", "--objective", "layer", "--units", "1"], "--units does not apply"),
-        (["--layer", "relu1", "--steps", "0"], "--steps must be a positive integer"),
+        (["--layer", "relu1", "--steps", "0"], "Invalid value for '--steps': Input should be greater than or equal to 1"),
         (["--layer", "relu1", "--objective", "texture"], "--objective"),
     ],
 )

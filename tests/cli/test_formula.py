@@ -110,7 +110,7 @@ def test_formula_local_labels_linearization(checkpoints, capsys):
         (["--data", "valid"], "--data must be test, train, all or an existing .json"),
         (["--input-transform", "sqrt"], "--input-transform must be one of identity, log, exp"),
         (["--tolerance", "-1"], "--tolerance must be >= 0"),
-        (["--max-regions", "0"], "--max-regions must be a positive integer"),
+        (["--max-regions", "0"], "Invalid value for '--max-regions': Input should be greater than or equal to 1"),
     ],
 )
 def test_formula_bad_flags_exit_2(checkpoints, args, message, capsys):
@@ -138,3 +138,18 @@ def test_formula_reads_a_trained_tiny_relu_checkpoint(tmp_path, capsys):
     assert result["affine_on_data"] is True
     assert result["metrics"]["max_coefficient_error"] < 0.02 and result["metrics"]["constant_error"] < 0.02
     assert all(r["holds"] for r in result["relations"].values())
+
+
+def test_formula_local_on_nan_weights_says_which_layer_is_not_finite(tmp_path, capsys):
+    import torch
+
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=3), seed=0)
+    name, weight = next((n, p) for n, p in model.named_parameters() if n.endswith("weight"))
+    with torch.no_grad():
+        weight[0, 0] = float("nan")
+    path = save_checkpoint(tmp_path / "nan", model, data_spec=modular_data(2).spec)
+    code = main(["formula", str(path), "--local"])
+    err = capsys.readouterr().err
+    layer = name.rsplit(".", 1)[0]
+    assert code == 1
+    assert f"The weights of layer '{layer}' are not finite" in err and "index (0, 0)" in err

@@ -70,8 +70,8 @@ def test_probe_text_output_reads_as_mean_and_std(mod2_checkpoint, capsys):
     ("args", "message"),
     [
         (["--kernel-size", "2by2"], "--kernel-size must look like ROWSxCOLS"),
-        (["--seeds", "0"], "--seeds must be >= 1; got 0"),
-        (["--epochs", "0"], "--epochs must be >= 1; got 0"),
+        (["--seeds", "0"], "Invalid value for '--seeds': Input should be greater than or equal to 1"),
+        (["--epochs", "0"], "Invalid value for '--epochs': Input should be greater than or equal to 1"),
         (["--hidden", "30,x"], "--hidden must be comma-separated positive integers"),
         (["--test-fraction", "1"], "--test-fraction must lie strictly between 0 and 1"),
         (["--layers", "hidden.0,hiden.1"], "--layers: Unknown layer 'hiden.1'.*Did you mean"),
@@ -107,3 +107,40 @@ def test_probe_other_models_need_layers(tmp_path, capsys):
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert code == 0 and set(result["heads"]) == {"label", "output"}
+
+
+def test_probe_text_says_what_a_selectivity_near_zero_means(mod2_checkpoint, capsys):
+    # mod 2 has 4 distinct inputs: random labels per input are as easy to fit as the real targets.
+    assert main(["probe", str(mod2_checkpoint), "--seeds", "1", "--no-untrained", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["selectivity"] < 0.05 and "warnings" not in result  # an example split: nothing to warn about
+    assert main(["probe", str(mod2_checkpoint), "--seeds", "1", "--no-untrained"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: selectivity" in out and "is below 0.05" in out
+    assert "lookup table" in out and "says nothing about what the network computes" in out
+
+
+def test_probe_text_gives_no_lookup_verdict_for_a_selective_probe(mod2_checkpoint):
+    from dataclasses import replace
+
+    from mechscope.cli.probe import _text
+    from mechscope.models.checkpoint import load_checkpoint
+    from mechscope.probes import probe_modular_mlp
+
+    ckpt = load_checkpoint(mod2_checkpoint)
+    run = probe_modular_mlp(ckpt.model, ckpt.data(), seeds=(0,), use_untrained=False)
+    assert "verdict:" in _text(run)
+    assert "verdict:" not in _text(replace(run, report=replace(run.report, selectivity=0.4)))
+
+
+def test_probe_split_types_warns_when_too_few_types_are_held_out(mod2_checkpoint, capsys):
+    args = ["probe", str(mod2_checkpoint), "--seeds", "2", "--split", "types", "--no-untrained"]
+    assert main([*args, "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["warnings"]) == 2
+    assert result["warnings"][0].startswith("only 1 distinct input type(s) were held out")
+    assert "fewer than 3 per class" in result["warnings"][1]
+    assert set(result) == SPEC_KEYS | {"warnings"}
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "warning: only 1 distinct input type(s) were held out" in out and "below 10" in out

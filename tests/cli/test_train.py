@@ -30,7 +30,7 @@ def test_train_tiny_relu_json_reports_mse(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "modular-mlp", "--modulus", "1"], "--modulus must be >= 2"),
+        (["train", "modular-mlp", "--modulus", "1"], "Invalid value for '--modulus': Input should be greater than or equal to 2"),
         (["train", "modular-mlp", "--modulus", "x"], "--modulus"),
         (["train", "tiny-relu", "--function", "cube"], "--function"),
         (["train", "digit-cnn", "--data", "cifar"], "--data must be digits, mnist5k or idx:PATH"),

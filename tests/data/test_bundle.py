@@ -53,3 +53,16 @@ def test_data_bundle_not_equal_to_other_types() -> None:
 def test_data_bundle_length_mismatch_raises_data_error() -> None:
     with pytest.raises(DataError, match="train inputs and targets differ in length: 3 vs 2"):
         _bundle(y_train=torch.tensor([0, 1]))
+
+
+def test_data_bundle_check_finite_returns_a_clean_bundle() -> None:
+    bundle = _bundle()
+    assert bundle.check_finite() is bundle
+
+
+def test_data_bundle_check_finite_names_the_split_and_index() -> None:
+    x_test = torch.ones(2, 2)
+    x_test[1, 0] = float("inf")
+    with pytest.raises(DataError, match=r"Non-finite values in data\.x_test: 1 of 4 \(1 inf\); the first is inf at "
+                       r"index \(1, 0\)\. .*pass check_finite=False to train\(\)"):
+        _bundle(x_test=x_test).check_finite(skip_with="check_finite=False to train()")

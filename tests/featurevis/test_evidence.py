@@ -142,3 +142,26 @@ def test_evidence_goal_on_a_mnist5k_digit_cnn():
     fractions = _goal(model.eval(), data.all_inputs(), RenderConfig(steps=256, restarts=2))
     assert all(fractions[name] >= 0.95 for name in _conv_layers(model)), fractions
     assert fractions["logits"] == 1.0
+
+
+def test_evidence_nan_data_raises_naming_the_index():
+    images = torch.stack([torch.full((1, 2, 2), 1.8), torch.full((1, 2, 2), -0.25)])
+    data = DATA.clone()
+    data[3, 0, 1, 0] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in data: 1 of 16 \(1 nan\); the first is nan at index "
+                       r"\(3, 0, 1, 0\)"):
+        evidence(_plus_minus(), channel("1", [0, 1]), images, data)
+
+
+def test_evidence_nan_images_raise_and_suggest_rendering_again():
+    images = torch.stack([torch.full((1, 2, 2), float("inf")), torch.full((1, 2, 2), -0.25)])
+    with pytest.raises(DataError, match=r"Non-finite values in images: 4 of 8 \(4 inf\); the first is inf at index "
+                       r"\(0, 0, 0, 0\)\. Render them again"):
+        evidence(_plus_minus(), channel("1", [0, 1]), images, DATA)
+
+
+def test_evidence_float64_data_gives_a_clear_error():
+    images = torch.stack([torch.full((1, 2, 2), 1.8), torch.full((1, 2, 2), -0.25)]).double()
+    with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32; convert with "
+                       r"x\.float\(\)"):
+        evidence(_plus_minus(), channel("1", [0, 1]), images, DATA.double())

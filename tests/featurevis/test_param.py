@@ -111,3 +111,11 @@ def test_bad_options_raise_config_error():
         pixel_image(SPACE, 2, seeds=[1])
     with pytest.raises(ConfigError, match="batch must be a positive integer"):
         fft_image(SPACE, 0)
+
+
+def test_input_space_from_data_rejects_nan_images():
+    x = torch.rand(4, 2, 3, 3)
+    x[2, 1, 0, 2] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in the images given to InputSpace\.from_data: 1 of 72 "
+                       r"\(1 nan\); the first is nan at index \(2, 1, 0, 2\)"):
+        InputSpace.from_data(x)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
 import torch
 
-from mechscope.errors import ConfigError, LayerNameError
+from mechscope.errors import ConfigError, DataError, LayerNameError
 from mechscope.featurevis import RenderConfig, count_units, jitter, unit_objective, visualize
 
 FAST = RenderConfig(steps=16)
@@ -68,3 +69,16 @@ def test_visualize_accepts_transforms_and_rejects_other_values(cnn, digits):
     assert vis.result.images.shape == (1, 1, 8, 8)
     with pytest.raises(ConfigError, match="transforms must be 'standard'"):
         visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms="jitter")  # type: ignore[arg-type]
+
+
+def test_visualize_rejects_nan_data_before_rendering(cnn, digits, monkeypatch):
+    module = importlib.import_module("mechscope.featurevis.visualize")  # the package re-exports a same-named function
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("render ran on NaN data")
+
+    monkeypatch.setattr(module, "render", no_render)
+    data = digits.x_test[:10].clone()
+    data[9, 0, 4, 4] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in data: .*the first is nan at index \(9, 0, 4, 4\)"):
+        visualize(cnn, unit_objective("channel", "relu1", range(2)), data, progress=False)

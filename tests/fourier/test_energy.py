@@ -61,7 +61,8 @@ def test_frequency_spectrum_to_dict_uses_string_keys():
 def test_frequency_spectrum_rejects_nan():
     x = torch.zeros(5, 2)
     x[0, 0] = float("nan")
-    with pytest.raises(DataError, match="NaN"):
+    with pytest.raises(DataError, match=r"Non-finite values in the tensor: 1 of 10 \(1 nan\); the first is nan at "
+                       r"index \(0, 0\)"):
         frequency_spectrum(x)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -89,3 +91,42 @@ def test_train_grokking_needs_classification_data():
     model, _ = _setup()
     with pytest.raises(DataError, match="classification"):
         train_grokking(model, function_data("sum", n_train=10, n_test=10), progress=False)
+
+
+class _NaNAfter(torch.nn.Module):
+    """Wraps a model; its logits turn NaN from the (n + 1)-th training-mode forward call on."""
+
+    def __init__(self, inner: torch.nn.Module, n: int) -> None:
+        super().__init__()
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.n:
+                return out * float("nan")
+        return out
+
+
+def test_train_grokking_nan_data_raises_before_any_step():
+    model, data = _setup()
+    x_test = data.x_test.float()
+    x_test[2, 0] = float("nan")
+    bad = dataclasses.replace(data, x_test=x_test)
+    wrapped = _NaNAfter(model, 10**6)
+    with pytest.raises(DataError, match=r"Non-finite values in data\.x_test: 1 of \d+ \(1 nan\); the first is nan at "
+                       r"index \(2, 0\)\. .*check_finite=False to train_grokking\(\)"):
+        train_grokking(wrapped, bad, GrokkingTrainConfig(steps=40), progress=False)
+    assert wrapped.calls == 0
+
+
+def test_train_grokking_stops_at_the_first_non_finite_loss():
+    model, data = _setup()
+    wrapped = _NaNAfter(model, 3)  # steps 0-2 are finite, step 3 is NaN
+    with pytest.raises(DataError, match=r"^Non-finite value: the training loss at step 3 is nan\. Training diverged; "
+                       r"the model keeps the weights it had before this step\. Lower the learning rate \(lr=0\.003; "
+                       r"try lr=0\.0003\)"):
+        train_grokking(wrapped, data, GrokkingTrainConfig(steps=40, log_every=100), progress=False)
+    assert wrapped.calls == 4
+    assert all(p.isfinite().all() for p in model.parameters())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -238,3 +239,63 @@ def test_random_shift_moves_each_image_by_at_most_max_shift_and_keeps_its_pixels
     rows = shifted[:, 0].sum(dim=2).argmax(dim=1)  # first lit row: 2 +- 1
     assert set(rows.tolist()) <= {1, 2, 3} and len(set(rows.tolist())) > 1
     assert torch.equal(random_shift(images, 0, torch.Generator()), images)
+
+
+class _NaNAfter(nn.Module):
+    """A 2 -> 2 linear model whose output turns NaN from its (n + 1)-th forward call on."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.fc = _linear()
+        self.n, self.calls = n, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = self.fc(x)
+        return out * float("nan") if self.calls > self.n else out
+
+
+def test_train_one_nan_input_stops_before_the_first_step():
+    data = _blobs()
+    data.x_train[3, 1] = float("nan")
+    model = _NaNAfter(10**6)
+    before = _state(model)
+    with pytest.raises(DataError, match=r"Non-finite values in data\.x_train: 1 of 64 \(1 nan\); the first is nan at "
+                       r"index \(3, 1\)\. .*pass check_finite=False to train\(\)"):
+        train(model, data, TrainConfig(epochs=50, batch_size=8), progress=False)
+    assert model.calls == 0  # not one epoch ran
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_train_check_finite_false_trains_into_nan_as_plain_pytorch_would():
+    data = _blobs()
+    data.x_train[3, 1] = float("nan")
+    model = _linear()
+    result = train(model, data, TrainConfig(epochs=2, batch_size=64), progress=False, check_finite=False)
+    assert result.epochs_run == 2 and math.isnan(result.history[-1]["train_loss"])
+    assert model.weight.isnan().all()
+
+
+def test_train_stops_at_the_first_non_finite_loss_and_keeps_the_weights_before_it():
+    data = _blobs()  # 32 training examples: 4 batches of 8 per epoch
+    model = _NaNAfter(5)  # steps 1-5 are finite, step 6 (epoch 2, batch 2) is NaN
+    initial = _state(model)
+    with pytest.raises(DataError, match=r"^Non-finite value: the training loss at epoch 2, step 6 \(batch 2 of 4\) is "
+                       r"nan\. Training diverged; the model keeps the weights it had before this step\. Lower the "
+                       r"learning rate \(lr=0\.001; try lr=0\.0001\)"):
+        train(model, data, TrainConfig(epochs=50, batch_size=8), progress=False)
+    assert model.calls == 6 and model.training  # stopped at once; the mode was restored
+    assert all(p.isfinite().all() for p in model.parameters())  # the NaN step was never applied
+    assert not torch.equal(model.fc.weight, initial["fc.weight"])  # the five finite steps were
+
+
+def test_train_diverging_learning_rate_is_reported_with_a_lower_one():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, generator=g)
+    y = x.sum(dim=1)
+    data = DataBundle(x[:48], y[:48], x[48:], y[48:], {}, "regression")
+    model = nn.Linear(2, 1)
+    config = TrainConfig(epochs=200, full_batch=True, lr=10.0, optimizer="sgd")
+    with pytest.raises(DataError, match=r"the training loss at epoch \d+, step \d+ \(batch 1 of 1\) is (inf|nan)\. "
+                       r"Training diverged.*Lower the learning rate \(lr=10; try lr=1\)"):
+        train(model, data, config, progress=False)

@@ -30,7 +30,8 @@ def test_stack_activations_pads_unequal_widths_and_says_so():
 def test_stack_activations_nan_names_the_layer():
     bad = torch.zeros(3, 2)
     bad[1, 0] = float("nan")
-    with pytest.raises(DataError, match="layer 'b' has 1 NaN/inf activation"):
+    with pytest.raises(DataError, match=r"activations of layer 'b' .*: 1 of 6 \(1 nan\); the first is nan at "
+                       r"index \(1, 0\)"):
         stack_activations({"a": torch.zeros(3, 2), "b": bad})
 
 

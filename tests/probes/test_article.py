@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mechscope.data import modular_data
-from mechscope.errors import UnsupportedModelError
+from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
 from mechscope.probes import (
     ConvProbe,
@@ -49,6 +49,24 @@ def test_probe_model_pads_unequal_layers_and_reports_it(mod2):
     assert run.image.widths == (5, 2)
     assert any("padded" in note for note in run.report.notes)
     assert run.report.to_dict()["seeds"]["notes"] == list(run.report.notes)
+
+
+def test_probe_modular_mlp_clips_the_default_kernels_to_one_hidden_layer():
+    data = modular_data(2, n_train=64, n_test=64, seed=0)
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=3), seed=0).eval()
+    run = probe_modular_mlp(model, data, seeds=(0,), use_untrained=False)
+    assert run.image.images.shape == (64, 1, 3)
+    assert isinstance(run.probe, ConvProbe) and run.probe.kernel_size == (1, 2)
+    assert run.probe.kernels_.shape == (3, 1, 1, 2)
+    assert 0.0 <= run.report.all_heads_accuracy <= 1.0
+    assert any("kernels of 1 x 2 instead of the article's 2 x 2" in note for note in run.report.notes)
+
+
+def test_probe_model_keeps_an_explicit_kernel_that_does_not_fit(mod2):
+    model, data = mod2
+    with pytest.raises(ConfigError, match=r"kernel_size \(2, 2\) does not fit activation images of height 1"):
+        probe_model(model, data.x_test, {"y": data.y_test}, layers=["hidden.0"], probe=ConvProbe(kernel_size=(2, 2)),
+                    seeds=(0,), use_untrained=False)
 
 
 def test_representative_cases_picks_first_example_of_each_case():

@@ -100,7 +100,8 @@ def test_probe_nan_activations_raise(probe, blobs):
     x, a, _ = blobs
     x = x.clone()
     x[5, 0, 0] = float("inf")
-    with pytest.raises(DataError, match="1 NaN/inf value\\(s\\) in 1 example\\(s\\) \\(first: example 5\\)"):
+    with pytest.raises(DataError, match=r"Non-finite values in x: 1 of [\d,]+ \(1 inf\); the first is inf at "
+                       r"index \(5, 0, 0\)"):
         probe.fit(x, a)
 
 
@@ -152,3 +153,17 @@ def test_weighted_distinct_loss_equals_full_batch_loss():
     full = _head_loss(out[:, :3], heads, y_index, y_value)
     xs, ys, vs, w = distinct_rows(out, y_index, y_value)
     assert torch.allclose(_head_loss(xs[:, :3], heads, ys, vs, w), full, atol=1e-6)
+
+
+def test_probe_score_checks_held_out_activations_and_targets(blobs):
+    x, a, _ = blobs
+    probe = LinearProbe().fit(x[:90], a[:90])
+    held_out = x[90:].clone()
+    held_out[7, 2, 1] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in x: 1 of 360 \(1 nan\); the first is nan at index "
+                       r"\(7, 2, 1\)"):
+        probe.score(held_out, a[90:])
+    values = torch.rand(120)
+    values[100] = float("inf")
+    with pytest.raises(DataError, match=r"continuous target group 'v': .*the first is inf at index \(100,\)"):
+        LinearProbe().fit(x, {"v": values})

@@ -80,3 +80,42 @@ def test_evaluate_probe_bad_split_raises():
     x, targets, types = _data()
     with pytest.raises(ConfigError, match="split must be 'examples' or 'types', got 'rows'"):
         evaluate_probe(LinearProbe(), x, targets, types=types, split="rows")  # type: ignore[arg-type]
+
+
+def _many_types(n_types: int, n_per_type: int = 2) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """`n_types` inputs, each on its own axis, repeated; labels a = type % 3 and b = type % 2."""
+    g = torch.Generator().manual_seed(0)
+    types = torch.arange(n_types).repeat(n_per_type)
+    x = 3.0 * torch.eye(n_types)[types] + 0.05 * torch.randn(types.numel(), n_types, generator=g)
+    return x, {"a": types % 3, "b": types % 2}, types
+
+
+def test_evaluate_probe_warns_when_a_type_split_holds_out_too_few_types():
+    x, targets, types = _data()  # 12 types: a tenth held out is one type
+    report = evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0, 1), split="types")
+    assert len(report.warnings) == 2
+    assert report.warnings[0].startswith("only 1 distinct input type(s) were held out")
+    assert "below 10" in report.warnings[0]
+    assert "held-out input type(s) in some split (fewer than 3 per class)" in report.warnings[1]
+    assert report.to_dict()["seeds"]["warnings"] == list(report.warnings)
+    assert "warning: only 1 distinct input type(s)" in report.summary()
+    assert set(report.to_dict()) == SPEC_KEYS  # the headline keys stay as they are
+
+
+def test_evaluate_probe_type_split_of_enough_types_has_no_warning():
+    x, targets, types = _many_types(120)
+    report = evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0, 1), test_fraction=0.25, split="types")
+    assert report.warnings == ()  # 30 held-out types, at least 3 of every class of a and b
+
+
+def test_evaluate_probe_warns_about_a_class_with_too_few_held_out_types():
+    x, targets, types = _many_types(120)
+    rare = torch.where(types < 4, torch.tensor(7), types % 3)  # class 7 of "a": only 4 types of 120
+    report = evaluate_probe(LinearProbe(), x, {"a": rare}, types=types, seeds=(0,), test_fraction=0.25, split="types")
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith("class 7 of 'a' has only ")
+
+
+def test_evaluate_probe_example_split_never_warns_about_types():
+    x, targets, types = _data()
+    assert evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0,)).warnings == ()

@@ -44,7 +44,8 @@ def test_categorical_group_rejects_one_hot_rows():
 
 
 def test_continuous_group_rejects_nan():
-    with pytest.raises(DataError, match="1 NaN/inf"):
+    with pytest.raises(DataError, match=r"continuous target group 'v': 1 of 2 \(1 nan\); the first is nan at "
+                       r"index \(1,\)"):
         continuous("v", [0.0, float("nan")])
 
 

@@ -1,15 +1,35 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import pytest
+import torch
+from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, OutputError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.models.checkpoint import save_checkpoint
-from mechscope.data import modular_data
+from mechscope.data import function_data, modular_data
 from mechscope.report import REPORT_FILE, build_report
+from mechscope.report.site import SLUG_MAX, slugify
 from tests.report.conftest import TINY
+
+LONG_KEY = "a_very_long_block_name_" * 5  # 115 characters: layer names of 124
+
+
+class LongNames(nn.Module):
+    """Linear -> ReLU -> Linear -> ReLU inside a ModuleDict under a long key, then a Linear head; seeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.blocks = nn.ModuleDict({LONG_KEY: nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 4), nn.ReLU())})
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.blocks[LONG_KEY](x))
 
 
 def _summary(folder):
@@ -107,3 +127,82 @@ def test_build_report_refuses_a_folder_it_did_not_write(tmp_path):
         build_report(model, tmp_path / "out", config=TINY, progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt", "sub"]
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_build_report_shows_units_of_layers_with_names_over_100_characters(tmp_path):
+    model = LongNames().eval()
+    index = build_report(model, tmp_path / "out", data=function_data("sum", n_train=64, n_test=64), config=TINY,
+                         progress=False)
+    units = _sections(index.parent)["units"]
+    assert units["page"] is not None and units["reason"] is None
+    assert len(units["layers"]) == 2 and all(name.startswith(f"blocks.{LONG_KEY}") for name in units["layers"])
+    folders = {name: index.parent / "layers" / slugify(name) for name in units["layers"]}
+    assert sorted(f.name for f in (index.parent / "layers").iterdir()) == sorted(f.name for f in folders.values())
+    for folder, n_units in zip(folders.values(), (6, 4)):  # the first ReLU, then the block's output
+        assert len(folder.name) <= SLUG_MAX and folder.name.startswith("blocks.a_very_long_block_name_")
+        assert (folder / "index.html").is_file()
+        assert sorted(p.name for p in folder.glob("unit-*.html")) == sorted(f"unit-{u}.html" for u in range(n_units))
+    assert units["page"] == f"layers/{folders[units['layers'][0]].name}/index.html"
+
+
+def test_build_report_probes_a_modular_mlp_with_one_hidden_layer(tmp_path):
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=3), 0).eval()
+    config = dataclasses.replace(TINY, article_probe=True)
+    index = build_report(model, tmp_path / "out", data=modular_data(2, n_train=64, n_test=64), config=config,
+                         progress=False)
+    probes = _sections(index.parent)["probes"]
+    assert probes["page"] == "probes.html" and probes["reason"] is None
+    rows = probes["by_layer"]["rows"]
+    assert {r["layer"] for r in rows} == {"hidden.0"} and {r["target"] for r in rows} == {"a", "b", "output"}
+    assert all(0.0 <= r["score"] <= 1.0 for r in rows)
+    article = probes["article_probe"]  # the convolutional probe over a 1 x 3 activation image
+    assert all(0.0 <= v <= 1.0 for v in article["heads"].values()) and not math.isnan(article["all_heads_accuracy"])
+    assert any("kernels of 1 x 2 instead of the article's 2 x 2" in n for n in article["seeds"]["notes"])
+    page = (index.parent / "probes.html").read_text()
+    assert "The article&#x27;s convolutional probe" in page
+    assert "kernels of 1 x 2" in page
+    assert (index.parent / "fig" / "article-probe" / "kernels.png").is_file()
+
+
+class _RecordingBar:
+    """Stands in for tqdm: records its total, its flags and how far it got."""
+
+    bars: list[_RecordingBar] = []
+
+    def __init__(self, iterable=None, **kwargs) -> None:
+        self.iterable, self.kwargs, self.n = iterable, kwargs, 0
+        _RecordingBar.bars.append(self)
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.n += 1
+
+    def __enter__(self) -> _RecordingBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix_str(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_build_report_shows_progress_over_the_unit_pages(tmp_path, monkeypatch):
+    import mechscope.report.sections.units as units_section
+
+    _RecordingBar.bars = []
+    monkeypatch.setattr(units_section, "tqdm", _RecordingBar)
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=4, hidden=3), 0).eval()
+    for progress in (True, False):
+        build_report(model, tmp_path / f"out-{progress}", data=modular_data(2, n_train=40, n_test=40), config=TINY,
+                     progress=progress)
+    on, off = _RecordingBar.bars
+    assert on.kwargs["total"] == on.n == 2 * (1 + 3)  # two layers: a layer page and 3 unit pages each
+    assert on.kwargs["disable"] is None and off.kwargs["disable"] is True  # None: only on a terminal

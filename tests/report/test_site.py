@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
 from mechscope.errors import ConfigError, OutputError
-from mechscope.report.site import Site, slugify
+from mechscope.report.site import SLUG_MAX, Site, is_slug, slugify
+
+_SLUG_SHAPE = re.compile(r"[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?")
+# Names as models and datasets bring them: any text (surrogates included), look-alikes from a
+# small alphabet that clean up alike, long dotted paths, and non-strings.
+_NAMES = st.one_of(
+    st.text(),
+    st.lists(st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr))).map("".join),  # lone surrogates
+    st.text(alphabet="aA0._-/ .\\", max_size=12),
+    st.builds(lambda head, tail: head * 30 + tail, st.sampled_from(["layer.", "Block_", "x/"]), st.text(max_size=6)),
+    st.integers(),
+    st.floats(allow_nan=True),
+)
 
 
 def test_slugify_keeps_safe_names_unchanged():
@@ -21,6 +37,54 @@ def test_slugify_unsafe_names_become_one_safe_part(name):
 
 def test_slugify_distinguishes_names_that_clean_up_alike():
     assert slugify("a/b") != slugify("a-b") != slugify("a b")
+
+
+@given(_NAMES)
+@example("a" * 200)
+@example("blocks." + "a_very_long_block_name_" * 5 + ".1")
+@example("kernels-" + "x" * 300 + ".png")
+def test_slugify_is_idempotent(name):
+    slug = slugify(name)
+    assert slugify(slug) == slug and is_slug(slug)
+
+
+@given(_NAMES)
+@example("..")
+@example("-rf")
+@example("a..b")
+@example("\ud800")
+def test_slugify_gives_a_short_safe_file_name(name):
+    slug = slugify(name)
+    assert _SLUG_SHAPE.fullmatch(slug) and ".." not in slug
+    assert 0 < len(slug) <= SLUG_MAX and len(slug.encode()) == len(slug)
+
+
+@given(_NAMES, _NAMES)
+@example("a/b", "a-b")
+@example("Relu", "relu")
+@example("x" * 100 + "1", "x" * 100 + "2")
+def test_slugify_gives_distinct_names_distinct_slugs(first, second):
+    assume(str(first) != str(second))
+    slug = slugify(first)
+    # The one exception idempotence forces: a name and its own slug.
+    assert slug != slugify(second) or slug in (str(first), str(second))
+
+
+@given(st.text(alphabet="abc_.", min_size=1, max_size=200), st.sampled_from([".html", ".png", ".json"]))
+def test_slugify_keeps_a_readable_prefix_and_the_suffix_of_long_names(stem, suffix):
+    name = "Unit-" + stem + "-" * 80 + suffix
+    slug = slugify(name)
+    assert slug.endswith(suffix) and slug.startswith("unit-")
+    assert re.search(r"-[0-9a-f]{12}\.", slug)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_NAMES)
+def test_site_path_accepts_every_part_made_by_rel(tmp_path, name):
+    site = Site(tmp_path, title="t")
+    rel = site.rel("layers", name, "unit-1023.html")
+    assert site.path(rel).is_relative_to(tmp_path.resolve()) and rel.count("/") == 2
+    assert site.rel(*rel.split("/")) == rel
 
 
 def test_site_rel_slugifies_every_part(tmp_path):

@@ -132,3 +132,18 @@ def test_trace_chain_batchnorm_without_running_stats_raises():
 def test_trace_chain_bad_example_raises(two_layer_net):
     with pytest.raises(DataError, match=r"example must be an input batch"):
         trace_chain(two_layer_net, torch.randn(2))
+
+
+def test_trace_chain_nan_weights_name_the_layer(two_layer_net):
+    with torch.no_grad():
+        two_layer_net.fc2.weight[1, 2] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in the weights of layer 'fc2' \(weight\): 1 of 6 "
+                       r"\(1 nan\); the first is nan at index \(1, 2\)\. The weights of layer 'fc2' are not finite"):
+        trace_chain(two_layer_net, torch.rand(4, 2))
+
+
+def test_trace_chain_nan_example_is_a_data_error_not_a_chain_error(two_layer_net):
+    example = torch.rand(4, 2)
+    example[3, 0] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in example: .*index \(3, 0\)"):
+        trace_chain(two_layer_net, example)

@@ -66,3 +66,19 @@ def test_linearize_bad_near_fraction_raises():
 def test_linearize_empty_points_raises():
     with pytest.raises(DataError, match="points must be a non-empty batch"):
         linearize(_tanh_net(), torch.zeros(0, 3))
+
+
+def test_linearize_nan_weights_say_which_layer_is_not_finite():
+    model = _tanh_net()
+    with torch.no_grad():
+        model[2].weight[0, 3] = float("nan")
+    with pytest.raises(DataError, match=r"weights of layer '2' \(weight\): 1 of 8 \(1 nan\); the first is nan at "
+                       r"index \(0, 3\)\. The weights of layer '2' are not finite"):
+        linearize(model, torch.randn(2, 3), data=torch.randn(10, 3))
+
+
+def test_linearize_nan_data_raises_before_any_jacobian():
+    data = torch.randn(10, 3)
+    data[6, 2] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in data: .*index \(6, 2\)"):
+        linearize(_tanh_net(), data.nan_to_num().mean(0, keepdim=True), data=data)

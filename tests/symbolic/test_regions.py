@@ -122,3 +122,18 @@ def test_extract_regions_tanh_network_raises():
     model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
     with pytest.raises(UnsupportedModelError, match="Tanh, which is not piecewise linear"):
         extract_regions(model, torch.randn(4, 2))
+
+
+def test_extract_regions_nan_input_names_the_index(two_layer_net):
+    x = _points()
+    x[4, 1] = float("nan")
+    with pytest.raises(DataError, match=r"Non-finite values in x: 1 of 20 \(1 nan\); the first is nan at "
+                       r"index \(4, 1\)"):
+        extract_regions(two_layer_net, x)
+
+
+def test_extract_regions_inf_weights_name_the_layer(two_layer_net):
+    with torch.no_grad():
+        two_layer_net.fc1.bias[0] = float("inf")
+    with pytest.raises(DataError, match=r"weights of layer 'fc1' \(bias\): .*the first is inf at index \(0,\)"):
+        extract_regions(two_layer_net, _points())

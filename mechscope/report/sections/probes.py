@@ -103,6 +103,7 @@ def build_probes(ctx: ReportContext) -> Section:
                       + (f", untrained copy {report.untrained_accuracy:.3f}" if report.untrained_accuracy is not None
                          else "") + "."),
         ]
+        body += [paragraph(f"Note: {note}.", class_="muted") for note in report.notes]
         for p in paths:
             rel_p = ctx.site.rel("fig", "article-probe", p.name)
             body.append(figure(ctx.site.href(page, rel_p), p.stem.replace("_", " "), p.stem.replace("_", " ")))

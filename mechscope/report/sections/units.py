@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from mechscope.circuits import conv_kernels, connections_into
 from mechscope.errors import MechscopeError
@@ -38,10 +39,14 @@ def build_units(ctx: ReportContext) -> Section:
                        "whose outputs could be shown as units.")
     inputs, targets = example_inputs(ctx)
     pages = _Pages(ctx, results, inputs, targets)
-    for name in results:
-        pages.layer(name)
-        for unit in range(results[name].shown):
-            pages.unit(name, unit)
+    total = sum(1 + units.shown for units in results.values())
+    with tqdm(total=total, desc="unit pages", unit="page", leave=False, disable=None if ctx.progress else True) as bar:
+        for name in results:
+            pages.layer(name)
+            bar.update()
+            for unit in range(results[name].shown):
+                pages.unit(name, unit)
+                bar.update()
     ctx.results["units"] = {name: units.to_dict() for name, units in results.items()}
     first = next(iter(results))
     rows = []
