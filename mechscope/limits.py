@@ -43,7 +43,7 @@ MAX_MODULUS = 10_000  # modulus of modular arithmetic data (all pairs: p * p exa
 MAX_CLASSES = 100_000  # classes of a classification data set
 MAX_STEPS = 10_000_000  # optimisation steps or epochs of one run
 MAX_RESTARTS = 1_024  # restarts per unit in feature visualisation
-MAX_DRAWS = 100_000  # random draws (control sets of an ablation, random baselines)
+MAX_DRAWS = 10_000  # random draws (control sets of an ablation, random baselines)
 MAX_SEED = 2**63 - 1  # largest seed torch and numpy generators take
 MEMORY_ENV = "MECHSCOPE_MAX_MEMORY"
 

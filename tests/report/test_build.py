@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -206,3 +207,56 @@ def test_build_report_shows_progress_over_the_unit_pages(tmp_path, monkeypatch):
     on, off = _RecordingBar.bars
     assert on.kwargs["total"] == on.n == 2 * (1 + 3)  # two layers: a layer page and 3 unit pages each
     assert on.kwargs["disable"] is None and off.kwargs["disable"] is True  # None: only on a terminal
+
+
+_KILL_REPORT = """
+import os, sys
+from mechscope.data import modular_data
+from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
+from mechscope.report import build_report
+from tests.report.conftest import TINY
+kill_at, calls = int(sys.argv[2]), [0]
+real = os.replace
+def replace(src, dst):
+    calls[0] += 1
+    if calls[0] == kill_at:
+        os._exit(9)  # no cleanup runs, as with SIGKILL
+    real(src, dst)
+os.replace = replace
+model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=int(sys.argv[3])), 0)
+build_report(model, sys.argv[1], data=modular_data(2, n_train=40, n_test=40), config=TINY, progress=False)
+print(calls[0])
+"""
+
+
+def test_build_report_killed_at_any_rename_leaves_the_old_or_the_new_report(tmp_path):
+    import subprocess
+    import sys
+
+    from mechscope.atomic import recover
+    from mechscope.report.build import is_report
+
+    out = tmp_path / "out"
+
+    def build(kill_at: int, hidden: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _KILL_REPORT, str(out), str(kill_at), str(hidden)],
+                              capture_output=True, text=True, cwd=str(Path(__file__).parents[2]))
+
+    def units() -> int:
+        return len(list((out / "layers").rglob("unit-*.html")))
+
+    first = build(0, 4)
+    assert first.returncode == 0, first.stderr
+    total = int(first.stdout)  # renames of one whole build: every page and picture, then the swap's three
+    shown = units()
+    for kill_at in (1, total - 2, total - 1, total):
+        hidden = 2 if shown != 2 else 3
+        assert build(kill_at, hidden).returncode == 9
+        recover(out, owned=is_report)  # what the next build (or a reader) does first
+        assert is_report(out) and (out / "index.html").is_file(), kill_at
+        if kill_at == total:  # killed after the new report was renamed into place: the new one stands
+            assert units() == hidden != shown
+        else:  # killed before: the old one stands (put back by `recover` when caught between the renames)
+            assert units() == shown
+        shown = units()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], kill_at  # no leftover of the kill
