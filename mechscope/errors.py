@@ -15,6 +15,7 @@ __all__ = [
     "UnsupportedModelError",
     "OutputError",
     "LimitError",
+    "CaptureOverwrittenError",
     "close_matches",
 ]
 
@@ -59,6 +60,10 @@ class OutputError(MechscopeError, OSError):
 
 class LimitError(MechscopeError, ValueError):
     """A size is above its documented limit, or would need more memory than the budget allows."""
+
+
+class CaptureOverwrittenError(MechscopeError, RuntimeError):
+    """A captured layer output was changed in place after it was captured; running again gives the right value."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

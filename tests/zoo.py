@@ -7,6 +7,9 @@ nets follow torchvision's layouts (a ReLU module called twice per block, `inplac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -147,3 +150,62 @@ def tiny_vit() -> nn.Module:
                        num_attention_heads=2, intermediate_size=32, num_labels=3, hidden_dropout_prob=0.0,
                        attention_probs_dropout_prob=0.0)
     return ViTForImageClassification(config).eval()
+
+
+def image_bundle(shape: tuple[int, ...], n_classes: int, *, n_train: int = 48, n_test: int = 24, seed: int = 0):
+    """A synthetic classification DataBundle of random images (batch, *shape) with random labels."""
+    from mechscope.data import DataBundle
+
+    generator = torch.Generator().manual_seed(seed)
+    return DataBundle(
+        x_train=torch.rand(n_train, *shape, generator=generator),
+        y_train=torch.randint(0, n_classes, (n_train,), generator=generator),
+        x_test=torch.rand(n_test, *shape, generator=generator),
+        y_test=torch.randint(0, n_classes, (n_test,), generator=generator),
+        spec={"kind": "synthetic"},
+        task="classification",
+        n_classes=n_classes,
+    )
+
+
+def token_bundle(vocab: int, positions: int, n_classes: int, *, n_train: int = 48, n_test: int = 24, seed: int = 0):
+    """A synthetic classification DataBundle of random token ids (batch, positions)."""
+    from mechscope.data import DataBundle
+
+    generator = torch.Generator().manual_seed(seed)
+    return DataBundle(
+        x_train=torch.randint(0, vocab, (n_train, positions), generator=generator),
+        y_train=torch.randint(0, n_classes, (n_train,), generator=generator),
+        x_test=torch.randint(0, vocab, (n_test, positions), generator=generator),
+        y_test=torch.randint(0, n_classes, (n_test,), generator=generator),
+        spec={"kind": "synthetic"},
+        task="classification",
+        n_classes=n_classes,
+    )
+
+
+class TupleNet(nn.Module):
+    """DictNet's layers returning a tuple (logits, aux) of two tensors: the explained output is ambiguous."""
+
+    def __init__(self, n_classes: int = 3) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = nn.Conv2d(1, 5, 3, padding=1)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(5, n_classes)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.act(self.conv(x))
+        return self.fc(features.mean(dim=(2, 3))), features.flatten(1).norm(dim=1)
+
+
+class SelectOutput(nn.Module):
+    """Wrap a model so that it returns `pick(model(x))`: the wrapper every method needed before `output=`."""
+
+    def __init__(self, model: nn.Module, pick: Callable[[Any], Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self.pick = pick
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pick(self.model(x))

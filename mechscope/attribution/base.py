@@ -7,7 +7,15 @@ shape (batch, height, width). Two families fill in the middle:
   input element (batch, channel, height, width), reduced over channels.
 * `LayerAttribution` (CAM methods): subclasses implement `channel_weights`, one weight per
   channel of a conv layer; the map is ReLU of the weighted sum of that layer's activation
-  maps, upsampled bilinearly to the input size and divided by its maximum.
+  maps, upsampled bilinearly to the input size and divided by its maximum. A token layer
+  (batch, tokens, d_model), e.g. a ViT block, is laid on its patch grid first
+  (`mechscope.attribution.token_grid`). Without a
+  named layer they use `mechscope.capture.default_layer`, the rule shared with circuits
+  and the report.
+
+The explained output is chosen with `output=` (`mechscope.capture.select_output`): None
+takes a tensor as is, or the "logits" entry of a dict or Hugging Face `ModelOutput`; a key,
+an index or a callable picks another.
 
 Hooks go through `mechscope.capture.patch`, so none outlives a call, even one that raises.
 On CPU, conv activations run in channels-last memory layout (see `_layout`), which PyTorch's
@@ -27,8 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mechscope.attribution._layout import channels_last_call
+from mechscope.attribution.embeddings import check_tokens, find_token_embedding, is_token_ids, token_embedding
 from mechscope.attribution.targets import Target, target_scores
-from mechscope.capture import get_layer, patch
+from mechscope.attribution.token_grid import TokenGrid, infer_token_grid
+from mechscope.capture import OutputSpec, default_layer, get_layer, layer_unit_axes, patch, select_output
 from mechscope.capture.record import model_device
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite as check_tensor_finite
@@ -40,7 +50,6 @@ __all__ = [
     "InputAttribution",
     "LayerAttribution",
     "LayerPass",
-    "default_layer",
     "upsample",
     "normalize_maps",
     "check_images",
@@ -58,6 +67,8 @@ class Attribution:
     Args:
         model: Any classifier mapping images (batch, channel, height, width) to logits
             (batch, n_classes). It runs in eval mode during a call; its mode is restored.
+        output: Which of the model's outputs holds the logits (see
+            `mechscope.capture.select_output`): None (auto), a key, an index or a callable.
     """
 
     name: ClassVar[str] = "attribution"  # command-line name, e.g. "grad-cam"
@@ -65,8 +76,9 @@ class Attribution:
     is_signed: ClassVar[bool] = False  # True when maps may be negative
     uses_layer: ClassVar[bool] = False  # True when the constructor takes a `layer` name
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, output: OutputSpec = None) -> None:
         self.model = model
+        self.output = output
 
     @classmethod
     def get_name(cls) -> str:
@@ -95,23 +107,31 @@ class Attribution:
         """Compute one attribution map per image.
 
         Args:
-            inputs: Images (batch, channel, height, width); never modified.
+            inputs: Images (batch, channel, height, width), or token ids (batch, pos) for the
+                methods that attribute through the embedding layer (`GradientXInput`,
+                `IntegratedGradients`); never modified.
             target: Class per image (see `mechscope.attribution.Target`); None = predicted class.
             return_numpy: Return a float numpy array instead of a tensor.
             check_finite: Raise DataError on NaN/inf in `inputs` (one `isfinite` per call);
                 False computes the maps anyway (they will hold NaN).
 
         Returns:
-            Maps (batch, height, width), detached, on the model's device (or numpy).
+            Maps (batch, height, width), or one score per token (batch, pos) for token ids;
+            detached, on the model's device (or numpy).
 
         Raises:
             DataError: `inputs` is not a float 4-D batch, holds NaN/inf, has another float
                 dtype than the model's parameters, or a target is out of range.
-            UnsupportedModelError: The model or layer does not fit the method.
+            UnsupportedModelError: The model or layer does not fit the method, or its
+                explained output is ambiguous (pass `output=` to the constructor).
 
         Example:
             >>> maps = GradCAM(model).attribute(x_test[:16])   # (16, 28, 28), each max 1
         """
+        if is_token_ids(inputs) and self._token_embedding() is not None:
+            with eval_mode(self.model):
+                maps = self._attribute_tokens(inputs, target).detach()
+            return maps.cpu().numpy() if return_numpy else maps
         x = check_images(inputs, self.model, check_finite=check_finite)
         with eval_mode(self.model), explain_dtype_errors(self.model, x):
             maps = self._attribute(x, target).detach()
@@ -119,6 +139,18 @@ class Attribution:
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement _attribute() or derive from a family base.")
+
+    def _token_embedding(self) -> str | None:
+        """The layer embedding token-id inputs, or None when the model has none (ids are then rejected)."""
+        return find_token_embedding(self.model)
+
+    def _attribute_tokens(self, tokens: Tensor, target: Target) -> Tensor:
+        """One score per token (batch, pos) for token-id inputs; only embedding-space methods have it."""
+        raise UnsupportedModelError(
+            f"{self.label} explains images (batch, channel, height, width), and the inputs are token ids "
+            f"({tokens.dtype} {tuple(tokens.shape)}); use GradientXInput or IntegratedGradients, which attribute "
+            "through the model's embedding layer."
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__})"
@@ -129,10 +161,35 @@ class InputAttribution(Attribution):
 
     Subclasses override `input_scores`; `channel_reduction` picks how channels are combined
     ("sum" keeps the sign, "max_abs" takes the largest magnitude as in Simonyan et al., 2014).
+    Those that also override `embedding_scores` explain token-id models through their
+    embedding layer (`mechscope.attribution.embeddings`), one score per token.
+
+    Args:
+        model: A classifier (see `Attribution`).
+        output: Which of the model's outputs holds the logits (see `Attribution`).
+        embedding: For token-id inputs, the layer embedding the ids; None takes the model's
+            `get_input_embeddings()` or its first `nn.Embedding`.
     """
 
     channel_reduction: ClassVar[Literal["sum", "max_abs"]] = "sum"
     is_signed: ClassVar[bool] = True
+
+    def __init__(self, model: nn.Module, *, output: OutputSpec = None, embedding: str | None = None) -> None:
+        super().__init__(model, output=output)
+        self.embedding = embedding
+
+    def _token_embedding(self) -> str | None:
+        return find_token_embedding(self.model, self.embedding)
+
+    def _attribute_tokens(self, tokens: Tensor, target: Target) -> Tensor:
+        layer = token_embedding(self.model, self.embedding)
+        return self.embedding_scores(check_tokens(tokens, self.model, layer), layer, target).sum(dim=-1)
+
+    def embedding_scores(self, tokens: Tensor, embedding: str, target: Target) -> Tensor:
+        """Score every embedding entry of token ids (batch, pos): (batch, pos, d_model)."""
+        raise UnsupportedModelError(
+            f"{self.label} has no embedding-space form for token ids; use GradientXInput or IntegratedGradients."
+        )
 
     def _attribute(self, inputs: Tensor, target: Target) -> Tensor:
         scores = self.input_scores(inputs, target)  # (batch, channel, height, width)
@@ -154,8 +211,8 @@ class InputAttribution(Attribution):
         """
         x = inputs.detach().requires_grad_(True)
         with torch.enable_grad():
-            logits = channels_last_call(self.model, x, lambda: self.model(x))
-            scores, index = target_scores(logits, target)
+            outputs = channels_last_call(self.model, x, lambda: self.model(x))
+            scores, index = target_scores(outputs, target, output=self.output)
             (grad,) = torch.autograd.grad(scores.sum(), x)
         return grad.contiguous(), index
 
@@ -167,7 +224,7 @@ class LayerPass:
     acts: Tensor  # layer output (batch, channel, height, width), detached
     grads: Tensor | None  # d(target logit)/d(acts), same shape; None when not needed
     target: Tensor  # class index per image (batch,)
-    logits: Tensor  # model output (batch, n_classes), detached
+    logits: Tensor  # explained model output (batch, n_classes), detached
 
 
 class LayerAttribution(Attribution):
@@ -180,17 +237,40 @@ class LayerAttribution(Attribution):
     Args:
         model: A CNN classifier.
         layer: Dotted name of the conv layer (its output is used); None picks
-            `model.last_conv` if the model has it, else the last `nn.Conv2d`.
+            `mechscope.capture.default_layer(model, inputs[:1])` on the first call (the last
+            spatial map, after its nonlinearity, at the block output) and keeps it in `layer`.
+        output: Which of the model's outputs holds the logits (see `Attribution`).
+        token_grid: For a token layer (batch, tokens, d_model): its (h, w) patch grid; None
+            infers a square one (see `mechscope.attribution.token_grid`).
+        skip_tokens: Leading non-patch tokens of a token layer (1 for a class token); None
+            infers them.
     """
 
     needs_gradients: ClassVar[bool] = True  # capability flag: does channel_weights read grads?
     is_signed: ClassVar[bool] = False
     uses_layer: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, layer: str | None = None) -> None:
-        super().__init__(model)
-        self.layer = default_layer(model) if layer is None else layer
-        get_layer(model, self.layer)  # unknown names fail now, with close matches
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | None = None,
+        *,
+        output: OutputSpec = None,
+        token_grid: tuple[int, int] | None = None,
+        skip_tokens: int | None = None,
+    ) -> None:
+        super().__init__(model, output=output)
+        self.layer = layer
+        self.token_grid = token_grid
+        self.skip_tokens = skip_tokens
+        if layer is not None:
+            get_layer(model, layer)  # unknown names fail now, with close matches
+
+    def resolved_layer(self, inputs: Tensor) -> str:
+        """The attributed layer: `layer` as given, else the default layer for `inputs`, found once and kept."""
+        if self.layer is None:
+            self.layer = default_layer(self.model, inputs[:1], output=self.output)
+        return self.layer
 
     def channel_weights(self, layer_pass: LayerPass) -> Tensor:
         """One weight per channel and image, shape (batch, channel)."""
@@ -206,7 +286,10 @@ class LayerAttribution(Attribution):
             return self._layer_map(x, target).detach()
 
     def _layer_map(self, inputs: Tensor, target: Target) -> Tensor:
-        layer_pass = run_layer_pass(self.model, self.layer, inputs, target, needs_gradients=self.needs_gradients)
+        layer_pass = run_layer_pass(
+            self.model, self.resolved_layer(inputs), inputs, target, needs_gradients=self.needs_gradients,
+            output=self.output, token_grid=self.token_grid, skip_tokens=self.skip_tokens,
+        )
         weights = self.channel_weights(layer_pass)  # (batch, channel)
         return torch.einsum("bc,bchw->bhw", weights, layer_pass.acts)
 
@@ -218,8 +301,23 @@ class LayerAttribution(Attribution):
         return f"{type(self).__name__}({type(self.model).__name__}, layer={self.layer!r})"
 
 
-def run_layer_pass(model: nn.Module, layer: str, inputs: Tensor, target: Target, *, needs_gradients: bool) -> LayerPass:
+def run_layer_pass(
+    model: nn.Module,
+    layer: str,
+    inputs: Tensor,
+    target: Target,
+    *,
+    needs_gradients: bool,
+    output: OutputSpec = None,
+    token_grid: tuple[int, int] | None = None,
+    skip_tokens: int | None = None,
+) -> LayerPass:
     """Run `model` once, recording `layer`'s output and, if asked, the target's gradient there.
+
+    `output` picks the explained output (see `mechscope.capture.select_output`). A token
+    layer's output (batch, tokens, d_model) and its gradient are returned on their patch grid,
+    (batch, d_model, h, w), as `token_grid` and `skip_tokens` say or inferred from a square
+    token count (see `mechscope.attribution.token_grid`).
 
     Everything before the layer runs without autograd; the layer output becomes a fresh leaf
     from which the rest of the forward pass is recorded, so the backward pass stops at the
@@ -228,7 +326,8 @@ def run_layer_pass(model: nn.Module, layer: str, inputs: Tensor, target: Target,
     seen: list[Tensor] = []
 
     def grab(output: Tensor, *, hook: object) -> Tensor | None:
-        leaf = output.detach()
+        # A copy: a later in-place op (ReLU(inplace=True), `out += identity`) must not change it.
+        leaf = output.detach().clone()
         seen.append(leaf)
         if not needs_gradients:
             return None
@@ -236,7 +335,7 @@ def run_layer_pass(model: nn.Module, layer: str, inputs: Tensor, target: Target,
         torch.set_grad_enabled(True)  # record the rest of this forward pass (restored below)
         return leaf.clone()  # a non-leaf copy, so later in-place layers may modify it
 
-    def forward() -> Tensor:
+    def forward() -> object:
         seen.clear()
         torch.set_grad_enabled(False)  # the layer's hook switches it on for the rest of the pass
         with patch(model, {layer: grab}):
@@ -244,20 +343,17 @@ def run_layer_pass(model: nn.Module, layer: str, inputs: Tensor, target: Target,
 
     was_enabled = torch.is_grad_enabled()
     try:
-        logits = channels_last_call(model, inputs, forward)
+        logits = select_output(channels_last_call(model, inputs, forward), output)
     finally:
         torch.set_grad_enabled(was_enabled)
     if len(seen) != 1:
         raise UnsupportedModelError(
-            f"Layer {layer!r} ran {len(seen)} times in one forward pass; attribute a module that runs exactly once "
-            "(list names with mechscope.layer_names(model))."
+            f"Layer {layer!r} ran {len(seen)} times in one forward pass; attribute one call of it, "
+            f"{layer + ':0'!r} to {layer + f':{len(seen) - 1}'!r}, or a module that runs exactly once "
+            "(list names and calls with mechscope.layer_names(model, example))."
         )
     acts = seen[0]
-    if acts.dim() != 4:
-        raise UnsupportedModelError(
-            f"Layer {layer!r} outputs shape {tuple(acts.shape)}; CAM methods need a conv layer with output "
-            "(batch, channel, height, width). Pick a convolutional layer, e.g. the last conv activation."
-        )
+    grid = None if acts.dim() == 4 else _token_grid(model, layer, acts, token_grid, skip_tokens)
     with torch.enable_grad():
         scores, index = target_scores(logits, target)
         grads = None
@@ -267,25 +363,26 @@ def run_layer_pass(model: nn.Module, layer: str, inputs: Tensor, target: Target,
                 raise UnsupportedModelError(
                     f"The model's output does not depend on layer {layer!r}; pick a layer on the path to the logits."
                 )
+    if grid is not None:  # (batch, tokens, d_model) -> (batch, d_model, h, w)
+        return LayerPass(acts=grid.to_maps(acts.detach()), grads=None if grads is None else grid.to_maps(grads),
+                         target=index, logits=logits.detach())
     return LayerPass(acts=acts.detach(), grads=grads, target=index, logits=logits.detach())
 
 
-def default_layer(model: nn.Module) -> str:
-    """`model.last_conv` when the model names it, else the last `nn.Conv2d` module.
-
-    Raises:
-        UnsupportedModelError: The model has no convolution to attribute.
-    """
-    named = getattr(model, "last_conv", None)
-    if isinstance(named, str):
-        return named
-    convs = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
-    if not convs:
+def _token_grid(
+    model: nn.Module, layer: str, acts: Tensor, token_grid: tuple[int, int] | None, skip_tokens: int | None
+) -> TokenGrid:
+    """The patch grid of a token layer's output; UnsupportedModelError for any other non-map output."""
+    is_tokens = acts.dim() == 3 and (
+        token_grid is not None or skip_tokens is not None or layer_unit_axes(model, layer, acts.shape).kind == "sequence"
+    )
+    if not is_tokens:
         raise UnsupportedModelError(
-            f"{type(model).__name__} has no nn.Conv2d layer and no `last_conv` attribute; pass layer=... naming "
-            "a layer with (batch, channel, height, width) output."
+            f"Layer {layer!r} outputs shape {tuple(acts.shape)}; CAM methods need a conv layer with output "
+            "(batch, channel, height, width) or a token layer (batch, tokens, d_model) on a patch grid. Pick a "
+            "convolutional layer, e.g. the last conv activation, or a transformer block."
         )
-    return convs[-1]
+    return infer_token_grid(acts.shape[1], token_grid=token_grid, skip_tokens=skip_tokens, layer=layer)
 
 
 def check_images(inputs: Tensor, model: nn.Module, *, check_finite: bool = True) -> Tensor:
@@ -302,7 +399,9 @@ def check_images(inputs: Tensor, model: nn.Module, *, check_finite: bool = True)
     if inputs.dim() != 4 or not inputs.is_floating_point() or inputs.shape[0] == 0:
         raise DataError(
             f"inputs must be a non-empty float batch (batch, channel, height, width); got {inputs.dtype} "
-            f"{tuple(inputs.shape)}. Add a batch dimension with x[None] for a single image."
+            f"{tuple(inputs.shape)}. Add a batch dimension with x[None] for a single image"
+            + ("; token ids need a model with an nn.Embedding, or embedding= naming the layer that embeds them."
+               if is_token_ids(inputs) else ".")
         )
     if check_finite:
         check_tensor_finite(inputs, "inputs", skip_with="check_finite=False")

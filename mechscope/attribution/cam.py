@@ -9,6 +9,11 @@ for a target class c and return `ReLU(sum_k w_k A_k)`, upsampled and divided by 
   equals `fc.weight[c, k] / (height * width)`, so Grad-CAM times the spatial size is CAM.
 * Grad-CAM++ (Chattopadhay et al., 2018): positive gradients weighted per location; the
   channel weights are those of pytorch-grad-cam's `GradCAMPlusPlus.get_cam_weights`.
+
+On a token layer (batch, tokens, d_model), e.g. a ViT block, the patch tokens are laid on
+their h x w grid with the features as channels (`token_grid=(h, w)`, `skip_tokens=` or
+inferred from a square count; see `mechscope.attribution.token_grid`) and the same weights
+apply: Grad-CAM weights feature k by its gradient averaged over the patches.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from torch import Tensor, nn
 from mechscope.attribution.base import InputAttribution, LayerAttribution, LayerPass
 from mechscope.attribution.gradients import guided_relus
 from mechscope.attribution.targets import Target
-from mechscope.capture import get_layer
+from mechscope.capture import OutputSpec, get_layer
 from mechscope.errors import UnsupportedModelError
 
 __all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "GuidedGradCAM"]
@@ -37,8 +42,11 @@ class CAM(LayerAttribution):
 
     Args:
         model: conv trunk -> global average pooling -> one `nn.Linear` producing the logits.
-        layer: The conv layer feeding the pooling (default `model.last_conv`).
+        layer: The conv layer feeding the pooling (default: `mechscope.capture.default_layer`).
         head: Name of that Linear; None picks the model's last `nn.Linear`.
+        output: Which of the model's outputs holds the logits (see `Attribution`).
+        token_grid: Patch grid of a token layer (see `LayerAttribution`).
+        skip_tokens: Leading non-patch tokens of a token layer (see `LayerAttribution`).
 
     Raises:
         UnsupportedModelError: (on `attribute`) the logits are not the head applied to the
@@ -52,8 +60,17 @@ class CAM(LayerAttribution):
     label = "CAM"
     needs_gradients: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, layer: str | None = None, *, head: str | None = None) -> None:
-        super().__init__(model, layer)
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | None = None,
+        *,
+        head: str | None = None,
+        output: OutputSpec = None,
+        token_grid: tuple[int, int] | None = None,
+        skip_tokens: int | None = None,
+    ) -> None:
+        super().__init__(model, layer, output=output, token_grid=token_grid, skip_tokens=skip_tokens)
         self.head = _last_linear(model) if head is None else head
         if not isinstance(get_layer(model, self.head), nn.Linear):
             raise UnsupportedModelError(f"CAM head {self.head!r} is a {type(get_layer(model, self.head)).__name__}, "
@@ -71,7 +88,7 @@ class CAM(LayerAttribution):
                 f"inputs to {weight.shape[0]} outputs (the model returns {layer_pass.logits.shape[1]} logits). "
                 f"{_CAM_SHAPE}"
             )
-        _check_gap_head(layer_pass, head, self.layer, self.head)
+        _check_gap_head(layer_pass, head, str(self.layer), self.head)
         return weight[layer_pass.target]
 
 
@@ -121,21 +138,25 @@ class GuidedGradCAM(InputAttribution):
 
     Args:
         model: A CNN classifier with `nn.ReLU` modules.
-        layer: Conv layer for the Grad-CAM factor (default `model.last_conv`).
+        layer: Conv layer for the Grad-CAM factor (default: `mechscope.capture.default_layer`,
+            found on the first call and kept in `layer`).
+        output: Which of the model's outputs holds the logits (see `Attribution`).
     """
 
     name = "guided-grad-cam"
     label = "Guided Grad-CAM"
     uses_layer: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, layer: str | None = None) -> None:
-        super().__init__(model)
+    def __init__(self, model: nn.Module, layer: str | None = None, *, output: OutputSpec = None) -> None:
+        super().__init__(model, output=output)
         self.layer = GradCAM(model, layer).layer
 
     def input_scores(self, inputs: Tensor, target: Target) -> Tensor:
         with guided_relus(self.model):
             guided, index = self.gradient(inputs, target)
-        cam = GradCAM(self.model, self.layer)._attribute(inputs, index)  # (batch, height, width)
+        grad_cam = GradCAM(self.model, self.layer, output=self.output)
+        cam = grad_cam._attribute(inputs, index)  # (batch, height, width)
+        self.layer = grad_cam.layer  # the default layer, once found
         return guided * cam[:, None]
 
 

@@ -21,6 +21,7 @@ from mechscope.attribution._layout import channels_last_call
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.sanity import named_methods
 from mechscope.attribution.targets import Target, resolve_target
+from mechscope.capture import OutputSpec, select_output
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
@@ -72,6 +73,7 @@ def faithfulness(
     seed: int = 0,
     batch_size: int = 1024,
     check_finite: bool = True,
+    output: OutputSpec = None,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves of every method, averaged over `inputs`, beside random maps.
 
@@ -87,6 +89,8 @@ def faithfulness(
         batch_size: Perturbed images per forward pass (bounds memory, not the result).
         check_finite: Raise DataError on NaN/inf in `inputs` (before any work) or in a method's
             maps (a NaN map ranks no pixels); False computes the curves anyway.
+        output: Which of the model's outputs holds the logits (see
+            `mechscope.capture.select_output`); give the methods the same `output=`.
 
     Returns:
         FaithfulnessResult; `result.random_baseline` holds the random maps' areas.
@@ -105,7 +109,7 @@ def faithfulness(
         raise ConfigError(f"{RANDOM!r} labels the random baseline; give the method another label.")
     x = check_images(inputs, model, check_finite=check_finite)
     with eval_mode(model), torch.no_grad(), explain_dtype_errors(model, x):
-        index = resolve_target(target, model(x))
+        index = resolve_target(target, model(x), output=output)
     generator = torch.Generator().manual_seed(seed)
     maps = {label: method.attribute(x, index, check_finite=False) for label, method in named.items()}
     if check_finite:
@@ -122,7 +126,7 @@ def faithfulness(
     for label, value in tqdm(maps.items(), desc="faithfulness", leave=False, disable=None):
         fractions, deleted, inserted = perturbation_curves(
             model, x, value, index, n_steps=n_steps, baseline=baseline, seed=seed, batch_size=batch_size,
-            check_finite=False,  # inputs and maps were checked above
+            check_finite=False, output=output,  # inputs and maps were checked above
         )
         deletion[label] = deleted.mean(dim=0).tolist()
         insertion[label] = inserted.mean(dim=0).tolist()
@@ -143,6 +147,7 @@ def perturbation_curves(
     seed: int = 0,
     batch_size: int = 1024,
     check_finite: bool = True,
+    output: OutputSpec = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Target-class probability as pixels are deleted or inserted in the order of `maps`.
 
@@ -156,6 +161,7 @@ def perturbation_curves(
         seed: Seeds the order among tied map values.
         batch_size: Perturbed images per forward pass.
         check_finite: Raise DataError on NaN/inf in `inputs` or `maps`.
+        output: Which of the model's outputs holds the logits (see `mechscope.capture.select_output`).
 
     Returns:
         (fractions (n_steps + 1,), deletion (batch, n_steps + 1), insertion (batch, n_steps + 1)).
@@ -181,14 +187,14 @@ def perturbation_curves(
     insertion = torch.empty(steps + 1, batch, device=x.device)
     per_chunk = max(1, batch_size // (2 * batch))
     with eval_mode(model), torch.no_grad(), explain_dtype_errors(model, x):
-        index = resolve_target(target, model(x))
+        index = resolve_target(target, model(x), output=output)
         for first in range(0, steps + 1, per_chunk):
             chunk = counts[first : first + per_chunk]
             mask = rank[None] < chunk.view(-1, 1, 1, 1, 1)  # (k, batch, 1, height, width): changed pixels
             deleted = torch.where(mask, empty, x)
             inserted = torch.where(mask, x, empty)
             batch_images = torch.cat([deleted, inserted]).flatten(0, 1)
-            logits = channels_last_call(model, batch_images, lambda: model(batch_images))
+            logits = select_output(channels_last_call(model, batch_images, lambda: model(batch_images)), output)
             probs = logits.softmax(dim=1).gather(1, index.repeat(2 * chunk.numel())[:, None]).view(2, -1, batch)
             deletion[first : first + chunk.numel()] = probs[0]
             insertion[first : first + chunk.numel()] = probs[1]

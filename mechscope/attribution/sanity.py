@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.targets import Target, resolve_target
-from mechscope.capture import get_layer
+from mechscope.capture import OutputSpec, get_layer
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.errors import ConfigError
 
@@ -61,6 +61,7 @@ def cascading_randomization(
     seed: int = 0,
     layers: Sequence[str] | None = None,
     check_finite: bool = True,
+    output: OutputSpec = None,
 ) -> SanityResult:
     """Run the cascading parameter-randomisation sanity check for several methods.
 
@@ -80,6 +81,8 @@ def cascading_randomization(
         layers: Layers to randomise, top first; None = every module that owns parameters,
             in reverse registration order.
         check_finite: Raise DataError on NaN/inf in `inputs`, once, before any work.
+        output: Which of the model's outputs holds the logits, for the predicted class
+            (see `mechscope.capture.select_output`); give the methods the same `output=`.
 
     Returns:
         SanityResult with per-step mean correlations and pass/fail per method.
@@ -103,7 +106,7 @@ def cascading_randomization(
         raise ConfigError(f"{type(model).__name__} has no parameters to randomise; pass layers=[...].")
     x = check_images(inputs, model, check_finite=check_finite)
     with eval_mode(model), torch.no_grad(), explain_dtype_errors(model, x):
-        index = resolve_target(target, model(x))
+        index = resolve_target(target, model(x), output=output)
     # `x` is checked once here; the many attribute calls below need not repeat it.
     reference = {label: method.attribute(x, index, check_finite=False).abs() for label, method in named.items()}
     randomized = copy.deepcopy(model)

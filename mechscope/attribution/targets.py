@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mechscope.capture.outputs import OutputSpec, select_output
 from mechscope.errors import DataError, UnsupportedModelError
 
 __all__ = ["Target", "resolve_target", "target_scores"]
@@ -17,28 +19,33 @@ Target = int | Sequence[int] | Tensor | np.ndarray | None
 (batch,)), or None for the class the model predicts."""
 
 
-def resolve_target(target: Target, logits: Tensor) -> Tensor:
+def resolve_target(target: Target, outputs: Any, *, output: OutputSpec = None) -> Tensor:
     """Turn `target` into class indices (batch,) on the logits' device and check their range.
 
     Args:
         target: See `Target`; None picks `logits.argmax(dim=1)`.
-        logits: Model output (batch, n_classes).
+        outputs: What the model returned: logits (batch, n_classes), or a dict, tuple or
+            `ModelOutput` holding them.
+        output: Which of `outputs` holds the logits (`mechscope.capture.select_output`):
+            None (auto: a tensor, or the "logits" entry), a key, an index or a callable.
 
     Returns:
         Long tensor (batch,).
 
     Raises:
-        UnsupportedModelError: The model does not return (batch, n_classes) logits.
+        UnsupportedModelError: The explained output is ambiguous or not (batch, n_classes).
         DataError: A target is not an integer, has the wrong length, or is out of range.
 
     Example:
         >>> resolve_target(None, torch.tensor([[0.1, 2.0], [3.0, 0.0]]))
         tensor([1, 0])
     """
+    logits = select_output(outputs, output)
     if logits.dim() != 2:
         raise UnsupportedModelError(
-            f"Attribution needs a classifier returning logits of shape (batch, n_classes); the model returned "
-            f"shape {tuple(logits.shape)}. Wrap the model so that it returns one row of class scores per image."
+            f"Attribution needs logits of shape (batch, n_classes), one row of class scores per input; the explained "
+            f"output has shape {tuple(logits.shape)}. Pass output= choosing them, e.g. "
+            "output=lambda out: out.logits[:, -1] for the last position of a sequence model."
         )
     batch, n_classes = logits.shape
     if target is None:
@@ -59,16 +66,18 @@ def resolve_target(target: Target, logits: Tensor) -> Tensor:
     return index
 
 
-def target_scores(logits: Tensor, target: Target) -> tuple[Tensor, Tensor]:
+def target_scores(outputs: Any, target: Target, *, output: OutputSpec = None) -> tuple[Tensor, Tensor]:
     """Pick each image's target logit.
 
     Args:
-        logits: Model output (batch, n_classes), with its autograd graph.
+        outputs: What the model returned, with its autograd graph (see `resolve_target`).
         target: See `Target`.
+        output: Which of `outputs` holds the logits (see `resolve_target`).
 
     Returns:
         (scores (batch,), class indices (batch,)); the scores keep the graph for backward.
     """
+    logits = select_output(outputs, output)
     index = resolve_target(target, logits)
     return logits.gather(1, index[:, None]).squeeze(1), index
 

@@ -8,11 +8,14 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mechscope.capture.calls import CallCounter, call_name, registered
+from mechscope.capture.guard import Guard
 from mechscope.capture.hooks import first_tensor, hooks
-from mechscope.capture.names import LayerSpec, resolve_layers
+from mechscope.capture.names import LayerSpec, resolve_calls
 from mechscope.capture.store import ActivationStore
 from mechscope.data.dtypes import dtype_error
 from mechscope.data.finite import check_finite as check_tensor_finite
+from mechscope.errors import LayerNameError
 
 __all__ = ["capture"]
 
@@ -29,13 +32,19 @@ def capture(
 ) -> Iterator[ActivationStore]:
     """Record what the named layers see and produce while the block runs.
 
-    Every forward call of a layer appends one tensor; `store.act(name)` concatenates them
-    along the batch dimension, so running several batches inside the block works.
+    What is stored is the value the layer returned at that moment: an in-place op later in
+    the forward pass (`nn.ReLU(inplace=True)`, `out += identity`) does not change it (see
+    `mechscope.capture.guard` for how this stays cheap). A module that runs k times in one
+    forward pass makes k calls, `name`, `name:1`, ... (`mechscope.capture.names`); ask for
+    each call you want. Every forward pass of `model` appends one tensor per name, and
+    `store.act(name)` concatenates them along the batch dimension, so running several
+    batches inside the block works.
 
     Args:
         model: Any module; layers are its dotted `named_modules()` paths.
-        layers: One name or a list of names.
-        inputs: Also record each layer's first positional input.
+        layers: One name or a list of names, each `name` or `name:k` (call k).
+        inputs: Also record each layer's first positional input, as it was before the
+            layer ran.
         grads: Also record the gradient of the loss at each layer output (call
             `.backward()` inside the block).
         detach: Store detached tensors (default). With False, the stored outputs keep their
@@ -51,31 +60,53 @@ def capture(
         DataError: (from the forward pass inside the block) an input of `model` holds
             NaN/inf, or its dtype differs from the model's parameters and torch refused it
             (e.g. float64 inputs to a float32 model).
+        LayerNameError: (from the forward pass) `name:k` asks for a call the module did not make.
+        CaptureOverwrittenError: (from the forward pass or the end of the block) a value kept
+            without a copy was changed in place after all; run the forward pass again.
 
     Example:
         >>> with capture(model, ["conv1", "fc"]) as store:
         ...     logits = model(x)
         >>> store.act("conv1").shape
     """
-    names = resolve_layers(model, layers)
+    calls: dict[str, dict[int, list[str]]] = {}  # module name -> call index -> requested names
+    for name, (module_name, index) in resolve_calls(model, layers).items():
+        calls.setdefault(module_name, {}).setdefault(index, []).append(name)
     store = ActivationStore()
+    counter = CallCounter()
+    guard = Guard(model, store, detach=detach)
 
-    def make(name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
-        def forward_hook(_module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            out = first_tensor(output, name)
-            store._append("act", name, out.detach() if detach else out)
-            if inputs and args:
-                x = first_tensor(args[0], name)
-                store._append("input", name, x.detach() if detach else x)
-            if grads and out.requires_grad:
-                index = store._reserve_grad(name)
-
-                def grad_hook(grad: Tensor) -> None:
-                    store._set_grad(name, index, grad.detach())
-
-                out.register_hook(grad_hook)
+    def make(module_name: str, wanted: dict[int, list[str]]) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        def forward_hook(_module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+            index = counter.next_index(module_name)
+            targets = wanted.get(index or 0)
+            if targets is None:
+                return
+            out = first_tensor(output, targets[0])
+            for name in targets:
+                guard.keep("act", name, out, in_root=index is not None)
+                if grads and out.requires_grad:
+                    # A tensor hook gives the gradient at the value the layer returned, also when
+                    # a later in-place op changes the tensor (it stays with that autograd version).
+                    out.register_hook(_grad_setter(store, name, store._reserve_grad(name)))
 
         return forward_hook
+
+    def make_pre(module_name: str, wanted: dict[int, list[str]]) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        def pre_hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
+            index = counter.peek(module_name)
+            targets = wanted.get(index or 0)
+            if targets is None or not args:
+                return
+            x = first_tensor(args[0], targets[0])
+            for name in targets:  # before the module runs: an in-place module (ReLU(inplace=True)) changes it
+                guard.keep("input", name, x, in_root=index is not None)
+
+        return pre_hook
+
+    def end(args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        _check_calls(model, calls, counter.counts)
+        guard.finish(args, kwargs, output)
 
     seen: list[Tensor] = []  # the latest input of model(...), to explain a dtype error
 
@@ -87,7 +118,13 @@ def capture(
             for label, tensor in named:
                 check_tensor_finite(tensor, label, skip_with="check_finite=False to capture()")
 
-    with hooks(model, {name: make(name) for name in names}), _root_pre_hook(model, watch_inputs):
+    forward = {module_name: make(module_name, wanted) for module_name, wanted in calls.items()}
+    pre = {module_name: make_pre(module_name, wanted) for module_name, wanted in calls.items()} if inputs else {}
+    root = [
+        *counter.registrations(model, on_start=guard.start, on_end=end),
+        lambda: model.register_forward_pre_hook(watch_inputs, with_kwargs=True),
+    ]
+    with hooks(model, forward, pre=pre), registered(root):
         try:
             yield store
         except (RuntimeError, TypeError, ValueError) as err:
@@ -95,18 +132,29 @@ def capture(
             if clear is None:
                 raise
             raise clear from err
+        guard.close()
 
 
-@contextmanager
-def _root_pre_hook(
-    model: nn.Module, fn: Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], None]
-) -> Iterator[None]:
-    """Run `fn(model, args, kwargs)` before every call of `model` itself; removed on exit."""
-    handle = model.register_forward_pre_hook(fn, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
+def _grad_setter(store: ActivationStore, name: str, slot: int) -> Callable[[Tensor], None]:
+    def grad_hook(grad: Tensor) -> None:
+        store._set_grad(name, slot, grad.detach())
+
+    return grad_hook
+
+
+def _check_calls(model: nn.Module, calls: dict[str, dict[int, list[str]]], counts: dict[str, int]) -> None:
+    """Raise LayerNameError for a requested call `name:k` that this forward pass did not make."""
+    for module_name, wanted in calls.items():
+        ran = counts.get(module_name, 0)
+        for index, names in wanted.items():
+            if 0 < index and ran <= index:
+                made = ", ".join(repr(call_name(module_name, k)) for k in range(ran)) or "none"
+                raise LayerNameError(
+                    f"Layer {names[0]!r} is call {index} of {module_name!r}, but {module_name!r} ran {ran} "
+                    f"time{'' if ran == 1 else 's'} in this forward pass of {type(model).__name__} (calls: {made}). "
+                    "Calls are numbered from 0 within each forward pass; list them with "
+                    "mechscope.layer_names(model, example)."
+                )
 
 
 def _top_level_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Tensor]]:

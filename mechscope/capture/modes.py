@@ -1,13 +1,14 @@
-"""Put a model in eval mode for a block and restore its train/eval flag afterwards."""
+"""Put a model in eval mode for a block and restore its train/eval flag afterwards; find its device."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
-__all__ = ["eval_mode"]
+__all__ = ["eval_mode", "model_device"]
 
 
 @contextmanager
@@ -19,3 +20,10 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

@@ -14,24 +14,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from mechscope.capture.capture import capture
-from mechscope.capture.modes import eval_mode
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.capture.names import LayerSpec, resolve_layers
 from mechscope.atomic import check_output, writing_folder
 from mechscope.capture.store import ActivationStore, finish_memmaps, is_activation_folder, open_memmaps
 from mechscope.data.finite import check_finite as check_tensor_finite
-from mechscope.errors import DataError
+from mechscope.errors import CaptureOverwrittenError, DataError
 
 __all__ = ["record", "iter_batches", "model_device"]
 
 Inputs = Tensor | Dataset | DataLoader
 """A tensor of inputs, a Dataset (first item of each sample is the input) or a DataLoader."""
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def iter_batches(data: Inputs, batch_size: int) -> tuple[Iterable[Tensor], int | None]:
@@ -61,6 +54,10 @@ def record(
     check_finite: bool = True,
 ) -> ActivationStore:
     """Run `data` through `model` in eval mode and record the named layers' outputs.
+
+    Each name is a layer (`name`) or one call of a module that runs several times per
+    forward pass (`name:k`); the values are what each layer returned, whatever in-place ops
+    follow it (see `capture`). A batch whose value turns out overwritten in place is run again.
 
     In memory by default; with `out_dir`, each layer streams into a float32 `.npy` memmap
     so memory stays bounded by one batch. The folder appears only when complete (written
@@ -114,9 +111,7 @@ def record(
                                                 disable=_quiet(progress, total), desc="record", leave=False)):
                 if check_finite and not isinstance(data, Tensor):
                     check_tensor_finite(batch, f"data (batch {number}, from example {offset})", skip_with=_SKIP)
-                with capture(model, names, check_finite=False) as store:  # checked above, once per tensor
-                    model(batch.to(device))
-                acts = {name: store.act(name) for name in names}
+                acts = _run(model, names, batch.to(device))
                 n = batch.shape[0]
                 if folder is None:
                     for name, value in acts.items():
@@ -136,6 +131,22 @@ def record(
 
 
 _SKIP = "check_finite=False to record()"
+
+
+def _run(model: nn.Module, names: list[str], batch: Tensor) -> dict[str, Tensor]:
+    """One batch's activations; rerun when capture reports a value overwritten in place."""
+    reruns = 0
+    while True:
+        try:
+            with capture(model, names, check_finite=False) as store:  # checked by record, once per tensor
+                model(batch)
+            return {name: store.act(name) for name in names}
+        except CaptureOverwrittenError:
+            # The overwritten calls are copied from now on, so a rerun (eval mode, no autograd:
+            # the same computation) captures them right; each failure marks one more call.
+            reruns += 1
+            if reruns > len(names):
+                raise
 
 
 def _first(batch: object) -> Tensor:

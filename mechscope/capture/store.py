@@ -28,8 +28,16 @@ class ActivationStore:
         self._done: dict[Kind, dict[str, Tensor]] = {"act": {}, "input": {}, "grad": {}}
 
     # -- filling (used by capture/record) -------------------------------------------------
-    def _append(self, kind: Kind, name: str, tensor: Tensor) -> None:
-        self._parts[kind].setdefault(name, []).append(tensor)
+    def _append(self, kind: Kind, name: str, tensor: Tensor) -> int:
+        parts = self._parts[kind].setdefault(name, [])
+        parts.append(tensor)
+        self._done[kind].pop(name, None)
+        return len(parts) - 1
+
+    def _copy_part(self, kind: Kind, name: str, index: int) -> None:
+        # capture's guard: a part kept without a copy is about to be exposed to in-place changes
+        parts = self._parts[kind][name]
+        parts[index] = parts[index].clone()
         self._done[kind].pop(name, None)
 
     def _reserve_grad(self, name: str) -> int:

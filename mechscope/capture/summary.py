@@ -1,29 +1,27 @@
-"""Describe every layer of a model: its type, output shape and parameter count."""
+"""Describe every layer of a model: its type, output shape and parameter count, one row per call."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from mechscope.capture.capture import capture
-from mechscope.capture.modes import eval_mode
-from mechscope.capture.names import layer_names
-from mechscope.capture.record import model_device
+from mechscope.capture.calls import call_name, trace_calls
 
 __all__ = ["LayerInfo", "describe_layers"]
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One row of a model summary."""
+    """One row of a model summary: one call of a module (`name`, `name:1`, ...)."""
 
-    name: str  # dotted path from named_modules()
+    name: str  # dotted path from named_modules(), with `:k` for a module's later calls
     type: str  # module class name
-    output_shape: tuple[int, ...] | None  # per-example shape, None if the layer did not run
+    output_shape: tuple[int, ...] | None  # per-example shape of the (first) output tensor, None if none
     n_params: int  # parameters owned directly by this module (not its children)
+    output_type: str | None = None  # "Tensor" or the container holding it ("tuple", a ModelOutput); None: did not run
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -33,28 +31,52 @@ class LayerInfo:
 
 
 def describe_layers(model: nn.Module, example: Tensor) -> list[LayerInfo]:
-    """Run one example batch and report every layer's output shape (batch dimension dropped).
+    """Run one example batch and report every call's output shape (batch dimension dropped).
+
+    Any output is understood: a tensor, or a tuple, list or mapping (a Hugging Face
+    `ModelOutput`) holding one, whose first tensor's shape is reported with the container
+    named in `output_type`. An output without a tensor gets `output_shape=None`.
 
     Args:
         model: Any module.
         example: A valid input batch, shape (batch, ...).
 
     Returns:
-        One LayerInfo per named submodule, in `named_modules()` order.
+        One LayerInfo per call of each named submodule, in `named_modules()` order; a module
+        called k times gives rows `name`, `name:1`, ... `name:{k-1}` in call order, one that
+        did not run a row with `output_shape=None`.
+
+    Example:
+        >>> [row.name for row in describe_layers(resnet, x) if row.name.startswith("layer1.0.relu")]
+        ['layer1.0.relu', 'layer1.0.relu:1']
     """
-    names = layer_names(model)
-    modules = dict(model.named_modules())
-    shapes: dict[str, tuple[int, ...]] = {}
-    with eval_mode(model), torch.no_grad(), capture(model, names) as store:
-        model(example.to(model_device(model)))
-    for name in store.names:
-        shapes[name] = tuple(store.act(name).shape[1:])
-    return [
-        LayerInfo(
-            name=name,
-            type=type(modules[name]).__name__,
-            output_shape=shapes.get(name),
-            n_params=sum(p.numel() for p in modules[name].parameters(recurse=False)),
-        )
-        for name in names
-    ]
+    calls = trace_calls(model, example, _summary)
+    rows = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        n_params = sum(p.numel() for p in module.parameters(recurse=False))
+        for index, (shape, kind) in enumerate(calls.get(name) or [(None, None)]):
+            rows.append(LayerInfo(call_name(name, index), type(module).__name__, shape, n_params, kind))
+    return rows
+
+
+def _summary(output: Any) -> tuple[tuple[int, ...] | None, str]:
+    """(per-example shape of the first tensor, or None; the output's type name)."""
+    tensor = _first(output, depth=0)
+    shape = tuple(int(d) for d in tensor.shape[1:]) if tensor is not None else None
+    return shape, type(output).__name__
+
+
+def _first(value: Any, depth: int) -> Tensor | None:
+    """The first tensor in `value`, looking into tuples, lists and mappings (3 levels deep)."""
+    if isinstance(value, Tensor):
+        return value
+    if depth >= 3:
+        return None
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, (tuple, list)) else ()
+    for item in items:
+        found = _first(item, depth + 1)
+        if found is not None:
+            return found
+    return None

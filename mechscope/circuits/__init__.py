@@ -1,4 +1,4 @@
-"""Features and circuits: activation maps, kernels, dataset examples, polysemantic units, class circuits, ablations."""
+"""Features and circuits: activation maps, kernels, dataflow, dataset examples, polysemantic units, class circuits, ablations."""
 
 from mechscope.circuits.ablation import (
     AblationEffect,
@@ -18,6 +18,7 @@ from mechscope.circuits.activations import (
 )
 from mechscope.circuits.circuit import ClassCircuits, class_circuits
 from mechscope.circuits.connections import ConvConnections, connection_strengths, connections_into, conv_connections
+from mechscope.circuits.dataflow import Feed, LayerGraph, layer_graph
 from mechscope.circuits.contributions import (
     ClassContributions,
     Method,
@@ -47,8 +48,10 @@ __all__ = [
     "ConvConnections",
     "DatasetExamples",
     "DepthStatistics",
+    "Feed",
     "Kernels",
     "LayerExamples",
+    "LayerGraph",
     "LayerStatistics",
     "Method",
     "Mode",
@@ -76,6 +79,7 @@ __all__ = [
     "depth_statistics",
     "find_gap_head",
     "label_entropy",
+    "layer_graph",
     "polysemanticity",
     "unit_scores",
 ]

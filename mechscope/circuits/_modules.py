@@ -2,7 +2,8 @@
 
 Everything here walks `named_modules()` in registration order, which is the forward
 order for `nn.Sequential` stacks and for models such as DigitCNN that register their
-layers in the order they run.
+layers in the order they run; except `conv_feeding`, which follows the model's dataflow
+(`mechscope.circuits.dataflow`), so residual blocks are read right.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from mechscope.capture import get_layer
+from mechscope.capture.names import split_layer
+from mechscope.circuits.dataflow import layer_graph
 from mechscope.data.finite import check_finite
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.capture.modes import eval_mode
@@ -22,7 +25,6 @@ __all__ = [
     "check_inputs",
     "conv_feeding",
     "conv_layers",
-    "default_layer",
     "depth_layers",
     "receptive_field",
 ]
@@ -62,18 +64,23 @@ def activation_after(model: nn.Module, conv_name: str) -> str:
     return conv_name
 
 
-def conv_feeding(model: nn.Module, layer: str) -> str | None:
-    """The conv module that produces `layer`: itself if it is a conv, else the last conv before it."""
+def conv_feeding(model: nn.Module, layer: str, *, example: Tensor | None = None) -> str | None:
+    """The conv module that produces `layer`: itself if it is a conv, else the conv whose output
+    reaches `layer` through norms, activations, pooling and adds (`mechscope.circuits.dataflow`).
+
+    When several do (a residual sum), the one that ran last; None when no conv does (a
+    Linear produces it). `example` is used only when torch.fx cannot trace the model.
+
+    Raises:
+        UnsupportedModelError: the dataflow cannot be read (see `layer_graph`).
+    """
     module = get_layer(model, layer)
     if isinstance(module, _CONV):
-        return layer
-    last: str | None = None
-    for name, leaf in _leaves(model):
-        if name == layer or name.startswith(layer + "."):
-            break
-        if isinstance(leaf, _CONV):
-            last = name
-    return last
+        return split_layer(model, layer)[0]
+    graph = layer_graph(model, example=example)
+    modules = dict(model.named_modules())
+    convs = [feed.source for feed in graph.producers(layer) if isinstance(modules.get(feed.source), _CONV)]
+    return convs[-1] if convs else None
 
 
 def depth_layers(model: nn.Module) -> list[str]:
@@ -85,14 +92,6 @@ def depth_layers(model: nn.Module) -> list[str]:
             "(list them with mechscope.layer_names(model))."
         )
     return names
-
-
-def default_layer(model: nn.Module) -> str:
-    """`model.last_conv` when the model names it (DigitCNN), else the last conv's activation layer."""
-    named = getattr(model, "last_conv", None)
-    if isinstance(named, str):
-        return named
-    return depth_layers(model)[-1]
 
 
 @dataclass(frozen=True)

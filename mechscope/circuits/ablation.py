@@ -4,6 +4,10 @@ If class c's top channels (from `class_contributions`) really are its detectors,
 them must hurt class c more than ablating the same number of random channels. `causal_check`
 measures both for every class and reports the ratio over all classes. Ablations run through
 `mechscope.capture.patch`, so no hook outlives the call and the weights are never touched.
+
+A unit is an index along the layer's unit axis (`mechscope.capture.units`): ablating unit 2
+of a conv map zeroes channel 2 at every pixel, of a sequence (batch, pos, d_model) feature 2
+at every position (not token 2), of a dense layer neuron 2.
 """
 
 from __future__ import annotations
@@ -16,7 +20,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import HookPoint, capture, get_layer, patch
+from mechscope.capture import (
+    AxesSpec,
+    HookPoint,
+    OutputSpec,
+    UnitAxes,
+    capture,
+    get_layer,
+    layer_unit_axes,
+    patch,
+    select_output,
+)
 from mechscope.capture.record import model_device
 from mechscope.circuits._modules import check_inputs, eval_mode
 from mechscope.data.finite import check_finite
@@ -36,15 +50,20 @@ def ablate(
     *,
     mode: Mode = "zero",
     means: Tensor | None = None,
+    axes: AxesSpec | None = None,
 ) -> Iterator[None]:
     """Replace `channels` of `layer`'s output while the block runs; the hook is removed on exit.
 
     Args:
         model: Any module.
-        layer: Dotted layer name; its output is (batch, channel, ...).
-        channels: Channel indices to ablate.
+        layer: Dotted layer name; its output is (batch, channel, ...), (batch, pos, d_model)
+            or (batch, unit).
+        channels: Unit indices to ablate along the unit axis (channels of a conv map,
+            features of a sequence, neurons of a dense layer), at every position.
         mode: "zero", or "mean" to substitute `means[channel]`.
-        means: (channel, ...) mean activation per channel (see `channel_means`); needed for "mean".
+        means: (unit, *positions) mean activation per unit (see `channel_means`); needed for "mean".
+        axes: The layer's unit axes (UnitAxes, kind or unit axis index); None infers them
+            (`mechscope.capture.layer_unit_axes`).
 
     Example:
         >>> with ablate(model, "relu3", [4, 17, 9]):
@@ -57,37 +76,49 @@ def ablate(
     index = torch.as_tensor(channels, dtype=torch.long).reshape(-1)
     fill = check_finite(means, "means") if means is not None else torch.zeros(0)
     get_layer(model, layer)
+    layouts: dict[int, UnitAxes] = {}  # by output rank: inferred once, not on every forward call
 
     def replace(output: Tensor, *, hook: HookPoint) -> Tensor:
-        if output.dim() < 2 or (index.numel() and int(index.max()) >= output.shape[1]) or (
+        if output.dim() >= 2 and output.dim() not in layouts:
+            layouts[output.dim()] = layer_unit_axes(model, layer, output.shape, axes)
+        unit = layouts[output.dim()].unit if output.dim() >= 2 else 1
+        if output.dim() < 2 or (index.numel() and int(index.max()) >= output.shape[unit]) or (
             index.numel() and int(index.min()) < 0
         ):
             raise ConfigError(
                 f"cannot ablate channels {index.tolist()} of {hook.name!r}: its output has shape "
-                f"{tuple(output.shape)} (channel is dimension 1)."
+                f"{tuple(output.shape)} (units are dimension {unit})."
             )
         new = output.clone()
+        view = layouts[output.dim()].units_first(new)  # (batch, unit, *positions), a view into `new`
         idx = index.to(output.device)
         if mode == "zero":
-            new[:, idx] = 0
+            view[:, idx] = 0
         else:
-            values = fill.to(output.device, output.dtype)[idx]  # (n_ablated, *spatial)
-            new[:, idx] = values.unsqueeze(0).expand(output.shape[0], *values.shape)
+            values = fill.to(output.device, output.dtype)[idx]  # (n_ablated, *positions)
+            view[:, idx] = values.unsqueeze(0).expand(output.shape[0], *values.shape)
         return new
 
     with patch(model, {layer: replace}):
         yield
 
 
-def channel_means(model: nn.Module, layer: str, inputs: Tensor, *, batch_size: int = 256) -> Tensor:
-    """Mean activation of `layer` over `inputs`, per channel and position: (channel, *spatial)."""
+def channel_means(
+    model: nn.Module, layer: str, inputs: Tensor, *, batch_size: int = 256, axes: AxesSpec | None = None
+) -> Tensor:
+    """Mean activation of `layer` over `inputs`, per unit and position: (unit, *positions).
+
+    Units come first whatever the layer's layout: (channel, height, width) for conv maps,
+    (d_model, pos) for sequences, (unit,) for dense layers; `axes` as in `ablate`.
+    """
     check_inputs(inputs)
     total: Tensor | None = None
     with eval_mode(model), torch.no_grad():
         for batch in inputs.split(batch_size):
             with capture(model, [layer], check_finite=False) as store:
                 model(batch.to(model_device(model)))
-            part = store.act(layer).double().sum(dim=0).cpu()
+            act = store.act(layer)
+            part = layer_unit_axes(model, layer, act.shape, axes).units_first(act).double().sum(dim=0).cpu()
             total = part if total is None else total + part
     if total is None:
         raise DataError("channel_means got no inputs; pass at least one.")
@@ -134,6 +165,8 @@ def ablation_effect(
     mode: Mode = "zero",
     means: Tensor | None = None,
     batch_size: int = 256,
+    axes: AxesSpec | None = None,
+    output: OutputSpec = None,
 ) -> AblationEffect:
     """Per-class accuracy and true-class logit change when `channels` of `layer` are ablated.
 
@@ -146,6 +179,9 @@ def ablation_effect(
         mode: "zero" or "mean".
         means: Per-channel means for mode="mean"; None computes them on `inputs`.
         batch_size: Inputs per forward pass.
+        axes: The layer's unit axes, as in `ablate`; None infers them.
+        output: Which of the model's outputs holds the logits (see
+            `mechscope.capture.select_output`): None (auto), a key, an index or a callable.
 
     Example:
         >>> effect = ablation_effect(model, data.x_test, data.y_test, "relu3", [4, 17, 9])
@@ -153,11 +189,11 @@ def ablation_effect(
     """
     check_inputs(inputs, labels)
     if mode == "mean" and means is None:
-        means = channel_means(model, layer, inputs, batch_size=batch_size)
-    base = _logits(model, inputs, batch_size)
+        means = channel_means(model, layer, inputs, batch_size=batch_size, axes=axes)
+    base = _logits(model, inputs, batch_size, output)
     n_classes = _n_classes(base, labels)
-    with ablate(model, layer, channels, mode=mode, means=means):
-        ablated = _logits(model, inputs, batch_size)
+    with ablate(model, layer, channels, mode=mode, means=means, axes=axes):
+        ablated = _logits(model, inputs, batch_size, output)
     counts = torch.bincount(labels.cpu(), minlength=n_classes)
     return AblationEffect(
         layer=layer,
@@ -230,6 +266,8 @@ def causal_check(
     seed: int = 0,
     means: Tensor | None = None,
     batch_size: int = 256,
+    axes: AxesSpec | None = None,
+    output: OutputSpec = None,
 ) -> CausalCheck:
     """Compare ablating each class's top channels with ablating as many random other channels.
 
@@ -244,6 +282,8 @@ def causal_check(
         seed: Seed of the random draws.
         means: Per-channel means for mode="mean"; None computes them on `inputs`.
         batch_size: Inputs per forward pass.
+        axes: The layer's unit axes, as in `ablate`; None infers them.
+        output: Which of the model's outputs holds the logits, as in `ablation_effect`.
 
     Returns:
         CausalCheck; `ratio > 1` means top channels matter more than random ones.
@@ -259,11 +299,12 @@ def causal_check(
     if top_channels.dim() != 2:
         raise DataError(f"top_channels must be (n_classes, top); got shape {tuple(top_channels.shape)}.")
     if mode == "mean" and means is None:
-        means = channel_means(model, layer, inputs, batch_size=batch_size)
+        means = channel_means(model, layer, inputs, batch_size=batch_size, axes=axes)
     with eval_mode(model), torch.no_grad(), capture(model, [layer], check_finite=False) as store:
         model(inputs[:1].to(model_device(model)))
-    n_channels = int(store.act(layer).shape[1])
-    base = _logits(model, inputs, batch_size)
+    act = store.act(layer)
+    n_channels = layer_unit_axes(model, layer, act.shape, axes).n_units(act.shape)
+    base = _logits(model, inputs, batch_size, output)
     n_classes = _n_classes(base, labels)
     if top_channels.shape[0] != n_classes:
         raise DataError(f"top_channels has {top_channels.shape[0]} rows for {n_classes} classes.")
@@ -282,8 +323,8 @@ def causal_check(
         mine = labels == c
         if not bool(mine.any()):
             continue
-        with ablate(model, layer, top_channels[c], mode=mode, means=means):
-            ablated = _logits(model, inputs, batch_size)
+        with ablate(model, layer, top_channels[c], mode=mode, means=means, axes=axes):
+            ablated = _logits(model, inputs, batch_size, output)
         cross[c] = base_acc - _per_class(ablated.argmax(1) == labels, labels, n_classes)
         top_drop[c] = cross[c, c]
         top_logit[c] = (_true(base, labels) - _true(ablated, labels))[mine].mean()
@@ -293,8 +334,8 @@ def causal_check(
         drops, logit_drops = [], []
         for _ in range(n_random):
             chosen = pool[torch.randperm(len(pool), generator=generator)[:size]]
-            with ablate(model, layer, chosen, mode=mode, means=means):
-                out = _logits(model, x_c, batch_size)
+            with ablate(model, layer, chosen, mode=mode, means=means, axes=axes):
+                out = _logits(model, x_c, batch_size, output)
             drops.append(base_acc[c] - (out.argmax(1) == y_c).float().mean())
             logit_drops.append((_true(base_c, y_c) - _true(out, y_c)).mean())
         random_drop[c] = torch.stack(drops).mean()
@@ -313,15 +354,20 @@ def causal_check(
     )
 
 
-def _logits(model: nn.Module, inputs: Tensor, batch_size: int) -> Tensor:
+def _logits(model: nn.Module, inputs: Tensor, batch_size: int, output: OutputSpec) -> Tensor:
     device = model_device(model)
     with eval_mode(model), torch.no_grad():
-        return torch.cat([model(batch.to(device)).float().cpu() for batch in inputs.split(batch_size)])
+        return torch.cat(
+            [select_output(model(batch.to(device)), output).float().cpu() for batch in inputs.split(batch_size)]
+        )
 
 
 def _n_classes(logits: Tensor, labels: Tensor) -> int:
     if logits.dim() != 2:
-        raise DataError(f"ablation needs logits of shape (batch, n_classes); the model returned {tuple(logits.shape)}.")
+        raise DataError(
+            f"ablation needs logits of shape (batch, n_classes); the explained output has shape "
+            f"{tuple(logits.shape)}. Pass output= choosing them (see mechscope.capture.select_output)."
+        )
     n = int(logits.shape[1])
     if int(labels.max()) >= n:
         raise DataError(f"labels go up to {int(labels.max())} but the model returns {n} logits.")

@@ -4,18 +4,23 @@ Seed 004 ("Visualizing Intermediate Activations") claims that deeper activations
 increasingly sparse while early activations are larger. `depth_statistics` measures mean
 activation, the fraction of zeros and the number of active units per input for each
 layer over a dataset, and says whether the claim holds for the model at hand.
+
+Maps are laid out units first along each layer's unit axis (`mechscope.capture.units`):
+(channel, height, width) for conv maps, (d_model, pos) for sequences (feature f's row holds
+its value at every token), (unit,) for dense layers. Depth statistics count every scalar
+activation (unit x position), so they do not depend on the layout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import LayerSpec, capture, resolve_layers
+from mechscope.capture import LayerAxes, LayerSpec, UnitAxes, capture, layer_unit_axes, resolve_layers
 from mechscope.capture.record import model_device
 from mechscope.circuits._modules import check_inputs, depth_layers, eval_mode
 from mechscope.errors import ConfigError, DataError
@@ -28,10 +33,11 @@ class ActivationMaps:
     """Every channel's activation of several layers for one input."""
 
     image: Tensor  # the input, without the batch dimension
-    maps: dict[str, Tensor]  # layer -> (channel, height, width) for conv layers, (unit,) for dense ones
+    maps: dict[str, Tensor]  # layer -> (channel, height, width) conv, (d_model, pos) sequence, (unit,) dense
+    unit_axes: dict[str, UnitAxes] = field(default_factory=dict)  # layer -> axes of its (batch, ...) output
 
     def to_dict(self) -> dict[str, Any]:
-        """Shape, per-channel maximum and mean of each layer (the maps themselves are for figures)."""
+        """Shape, per-unit maximum and mean of each layer (the maps themselves are for figures)."""
         out: dict[str, Any] = {}
         for name, value in self.maps.items():
             flat = value.reshape(value.shape[0], -1) if value.dim() > 1 else value[:, None]
@@ -43,16 +49,21 @@ class ActivationMaps:
         return {"layers": out}
 
 
-def activation_maps(model: nn.Module, x: Tensor, layers: LayerSpec | None = None) -> ActivationMaps:
-    """Record every channel's activation map of `layers` for one input.
+def activation_maps(
+    model: nn.Module, x: Tensor, layers: LayerSpec | None = None, *, axes: LayerAxes = None
+) -> ActivationMaps:
+    """Record every unit's activation map of `layers` for one input.
 
     Args:
         model: Any module.
         x: One input as a batch of one, shape (1, ...).
         layers: Layer names; None takes the activation layer of every conv module.
+        axes: Unit axes: None infers them per layer (`mechscope.capture.layer_unit_axes`);
+            a UnitAxes, kind or unit axis index for all layers, or a mapping by layer name.
 
     Returns:
-        ActivationMaps with `maps[layer]` of shape (channel, height, width) (or (unit,)).
+        ActivationMaps with `maps[layer]` of shape (channel, height, width), (d_model, pos)
+        for a sequence, or (unit,).
 
     Raises:
         DataError: `x` is not a batch of exactly one input.
@@ -69,7 +80,9 @@ def activation_maps(model: nn.Module, x: Tensor, layers: LayerSpec | None = None
     names = depth_layers(model) if layers is None else resolve_layers(model, layers)
     with eval_mode(model), torch.no_grad(), capture(model, names, check_finite=False) as store:
         model(x.to(model_device(model)))
-    return ActivationMaps(image=x[0].detach().cpu(), maps={name: store.act(name)[0].cpu() for name in names})
+    layouts = {name: layer_unit_axes(model, name, store.act(name).shape, axes) for name in names}
+    maps = {name: layouts[name].units_first(store.act(name))[0].contiguous().cpu() for name in names}
+    return ActivationMaps(image=x[0].detach().cpu(), maps=maps, unit_axes=layouts)
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class LayerStatistics:
     """How large and how sparse one layer's activations are over a dataset."""
 
     layer: str  # dotted layer name
-    n_units: int  # scalar activations per input (channel x height x width)
+    n_units: int  # scalar activations per input (channel x height x width, pos x d_model, ...)
     mean_activation: float  # mean over every unit and input
     mean_active_value: float  # mean over the non-zero activations only
     fraction_zeros: float  # share of activations that are zero (|a| <= tol)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.capture import OutputSpec
 from mechscope.circuits.ablation import CausalCheck, Mode, causal_check, channel_means
 from mechscope.circuits.connections import ConvConnections, conv_connections
 from mechscope.circuits._modules import activation_after, conv_feeding
@@ -29,7 +30,7 @@ class ClassCircuits:
     """Each class's main detector channels, the conv wiring, and what ablating the detectors costs."""
 
     contributions: ClassContributions  # per-class channel contributions and top channels
-    connections: tuple[ConvConnections, ...]  # consecutive conv pairs, shallowest first
+    connections: tuple[ConvConnections, ...]  # conv pairs where the first feeds the second, shallowest first
     causal: CausalCheck  # top channels versus random channels, ablated on held-out data
     detector_conv: str | None  # the conv module producing the detector layer (e.g. "conv3" for "relu3")
     source_layer: str | None  # activation layer feeding the detector conv (e.g. "relu2"), if any
@@ -42,11 +43,12 @@ class ClassCircuits:
         return self.contributions.layer
 
     def feeding(self) -> ConvConnections | None:
-        """The connections into the detector layer's conv (e.g. conv2 -> conv3), if the model has them."""
-        for pair in self.connections:
-            if pair.target == self.detector_conv:
-                return pair
-        return None
+        """The connections into the detector layer's conv (e.g. conv2 -> conv3), if the model has them.
+
+        When several convs feed it (a residual sum), the one that ran last.
+        """
+        found = [pair for pair in self.connections if pair.target == self.detector_conv]
+        return found[-1] if found else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: `classes` -> {class -> top_channels, contributions, ablation_drop,
@@ -90,19 +92,24 @@ def class_circuits(
     mode: Mode = "zero",
     n_random: int = 20,
     seed: int = 0,
+    output: OutputSpec = None,
 ) -> ClassCircuits:
     """Find each class's top detector channels and test them causally.
 
     Args:
-        model: A classifier returning logits (batch, n_classes).
+        model: A classifier returning logits (batch, n_classes), or a dict, tuple or
+            `ModelOutput` holding them (see `output`).
         data: Classification data; contributions are measured on the training split,
             ablations on the test split.
-        layer: Detector layer; None uses `model.last_conv` or the last conv's activation layer.
+        layer: Detector layer; None uses `mechscope.capture.default_layer` (the last spatial
+            map, after its nonlinearity, at the block output); `layer` of the result says which.
         top: Detectors per class.
         method: Contribution measure: "auto", "gap" or "gradient" (see `class_contributions`).
         mode: Ablation by "zero" or by the training-split "mean".
         n_random: Random channel sets drawn per class for the baseline.
         seed: Seed of the random draws.
+        output: Which of the model's outputs holds the logits (see
+            `mechscope.capture.select_output`): None (auto), a key, an index or a callable.
 
     Returns:
         ClassCircuits; `to_dict()` is the `mechscope circuits --format json` output.
@@ -118,7 +125,8 @@ def class_circuits(
         raise DataError(f"class circuits need classification data; got task {data.task!r}.")
     data.check_finite()
     found = class_contributions(
-        model, data.x_train, data.y_train, layer=layer, top=top, method=method, class_names=data.class_names
+        model, data.x_train, data.y_train, layer=layer, top=top, method=method, class_names=data.class_names,
+        output=output,
     )
     n_channels = int(found.contributions.shape[1])
     if top > n_channels // 2:
@@ -129,11 +137,13 @@ def class_circuits(
     means = channel_means(model, found.layer, data.x_train) if mode == "mean" else None
     check = causal_check(
         model, data.x_test, data.y_test, found.top_channels, layer=found.layer, mode=mode, n_random=n_random,
-        seed=seed, means=means,
+        seed=seed, means=means, output=output,
     )
-    connections = conv_connections(model, top=top)
-    detector_conv = conv_feeding(model, found.layer)
-    source = next((pair.source for pair in connections if pair.target == detector_conv), None)
+    example = data.x_train[:2]  # read only when torch.fx cannot trace the model
+    connections = conv_connections(model, top=top, example=example)
+    detector_conv = conv_feeding(model, found.layer, example=example)
+    sources = [pair.source for pair in connections if pair.target == detector_conv]
+    source = sources[-1] if sources else None  # the conv that ran last, for a residual sum
     source_layer = None if source is None else activation_after(model, source)
     n_classes = found.n_classes
     return ClassCircuits(

@@ -1,11 +1,16 @@
-"""Channel-to-channel connection strengths between consecutive conv layers, read from the weights.
+"""Channel-to-channel connection strengths between conv layers that feed each other, read from the weights.
 
 "Features are connected by weights, forming circuits" (Olah et al., Zoom In, cited by seed
-004). Between two consecutive conv layers, output channel o of the second reads input
-channel i through the kernel slice `W[o, i]` (kh x kw). Its L2 norm says how strongly the
-two are wired, its signed sum whether channel i mostly excites (+) or inhibits (-) channel o
-on a flat input patch. Pooling and pointwise layers in between keep the channel index, so
-input channel i of the second conv is output channel i of the first.
+004). When conv A feeds conv B, output channel o of B reads channel i of A through the
+kernel slice `W_B[o, offset + i]` (kh x kw). Its L2 norm says how strongly the two are
+wired, its signed sum whether channel i mostly excites (+) or inhibits (-) channel o on a
+flat input patch.
+
+Which convs feed which comes from the model's dataflow (`mechscope.circuits.dataflow`), not
+from registration order: pooling, norms, activations and residual adds keep the channel
+index, so B's input channel offset + i is A's output channel i. At a residual add B reads
+the sum of several convs' outputs (`offset` 0 for each); at a concatenation each source
+sits at its own offset.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import get_layer
-from mechscope.circuits._modules import conv_feeding, conv_layers
+from mechscope.circuits._modules import conv_feeding
+from mechscope.circuits.dataflow import layer_graph
 from mechscope.errors import ConfigError, UnsupportedModelError
 
 __all__ = ["ConvConnections", "connection_strengths", "conv_connections", "connections_into"]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def connection_strengths(conv: nn.Module) -> tuple[Tensor, Tensor]:
@@ -58,13 +65,14 @@ def connection_strengths(conv: nn.Module) -> tuple[Tensor, Tensor]:
 
 @dataclass(frozen=True)
 class ConvConnections:
-    """How the channels of one conv layer feed the next conv layer."""
+    """How the channels of one conv layer feed another conv layer."""
 
     source: str  # conv module whose output channels are read
     target: str  # conv module reading them
     l2: Tensor  # (target_channel, source_channel) L2 norm of each kernel slice
     signed_sum: Tensor  # (target_channel, source_channel) sum of each kernel slice
     top: int  # strongest connections listed per channel
+    offset: int = 0  # input channel of `target` that reads `source`'s channel 0 (> 0 after a concatenation)
 
     @property
     def top_inbound(self) -> Tensor:
@@ -81,6 +89,7 @@ class ConvConnections:
         return {
             "source": self.source,
             "target": self.target,
+            "offset": self.offset,
             "l2": self.l2.tolist(),
             "signed_sum": self.signed_sum.tolist(),
             "top_inbound": self.top_inbound.tolist(),
@@ -88,18 +97,29 @@ class ConvConnections:
         }
 
 
-def conv_connections(model: nn.Module, *, top: int = 3) -> tuple[ConvConnections, ...]:
-    """Connection strengths of every pair of consecutive conv layers.
+def conv_connections(
+    model: nn.Module, *, top: int = 3, example: Tensor | None = None
+) -> tuple[ConvConnections, ...]:
+    """Connection strengths of every pair of conv layers where the first feeds the second.
 
-    Conv modules are taken in registration order; a pair counts when the second's input
-    channels equal the first's output channels.
+    Pairs follow the dataflow (`layer_graph`): conv A feeds conv B when A's output reaches
+    B's input through elementwise ops, norms, activations, pooling, residual adds or
+    concatenation. A residual block's first conv is fed by the previous block's last conv
+    *and* by whatever the identity branch carries.
 
     Args:
         model: Any module.
         top: Strongest connections listed per channel.
+        example: A small batch of inputs, used only when torch.fx cannot trace the model
+            (the autograd graph of one forward pass on it is read instead).
 
     Returns:
-        One ConvConnections per consecutive pair (empty for fewer than two conv layers).
+        One ConvConnections per feeding pair, by target then source in run order (empty
+        for fewer than two conv layers). A pair whose channel counts do not line up is left out.
+
+    Raises:
+        ConfigError: `top` is not a positive integer.
+        UnsupportedModelError: the dataflow cannot be read (see `layer_graph`).
 
     Example:
         >>> first = conv_connections(model)[0]          # DigitCNN: conv1 -> conv2
@@ -107,24 +127,33 @@ def conv_connections(model: nn.Module, *, top: int = 3) -> tuple[ConvConnections
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top must be a positive integer; got {top!r}.")
-    names = conv_layers(model)
+    graph = layer_graph(model, example=example)
+    modules = dict(model.named_modules())
     pairs = []
-    for source, target in zip(names, names[1:]):
-        src, tgt = get_layer(model, source), get_layer(model, target)
-        if getattr(tgt, "in_channels") != getattr(src, "out_channels"):
+    for feed in graph.feeds:
+        src, tgt = modules.get(feed.source), modules.get(feed.target)
+        if not isinstance(src, _CONV) or not isinstance(tgt, _CONV):
+            continue
+        offset = feed.aligned(src.out_channels, tgt.in_channels)
+        if offset is None:
             continue
         l2, signed = connection_strengths(tgt)
-        pairs.append(ConvConnections(source, target, l2, signed, top))
+        columns = slice(offset, offset + src.out_channels)
+        pairs.append(ConvConnections(feed.source, feed.target, l2[:, columns], signed[:, columns], top, offset))
     return tuple(pairs)
 
 
-def connections_into(model: nn.Module, layer: str, *, top: int = 3) -> ConvConnections | None:
-    """The connections whose target conv produces `layer` (e.g. conv2 -> conv3 for "relu3"), if any."""
-    target = conv_feeding(model, layer)
-    for pair in conv_connections(model, top=top):
-        if pair.target == target:
-            return pair
-    return None
+def connections_into(
+    model: nn.Module, layer: str, *, top: int = 3, example: Tensor | None = None
+) -> ConvConnections | None:
+    """The connections into the conv that produces `layer` (e.g. conv2 -> conv3 for "relu3"), if any.
+
+    When several convs feed it (a residual sum), the one that ran last is returned; all of
+    them are in `conv_connections`.
+    """
+    target = conv_feeding(model, layer, example=example)
+    found = [pair for pair in conv_connections(model, top=top, example=example) if pair.target == target]
+    return found[-1] if found else None
 
 
 def _top(matrix: Tensor, k: int) -> Tensor:

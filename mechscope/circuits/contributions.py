@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import capture, get_layer
+from mechscope.capture import OutputSpec, capture, default_layer, get_layer, select_output
 from mechscope.capture.record import model_device
-from mechscope.circuits._modules import check_inputs, default_layer, eval_mode
+from mechscope.circuits._modules import check_inputs, eval_mode
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 
 __all__ = ["Method", "ClassContributions", "class_contributions", "class_mean_maps", "find_gap_head"]
@@ -82,19 +82,24 @@ def class_contributions(
     method: Method = "auto",
     batch_size: int = 256,
     class_names: tuple[str, ...] | None = None,
+    output: OutputSpec = None,
 ) -> ClassContributions:
     """Score every channel of `layer` by its contribution to each class's logit.
 
     Args:
-        model: Any module returning logits (batch, n_classes).
+        model: Any module returning logits (batch, n_classes), or a dict, tuple or
+            `ModelOutput` holding them (see `output`).
         inputs: (batch, ...) inputs; each is scored against its own label.
         labels: (batch,) class indices.
-        layer: Layer whose channels are scored; None uses `model.last_conv` if the model
-            names one, else the activation layer of the last conv module.
+        layer: Layer whose channels are scored; None uses
+            `mechscope.capture.default_layer(model, inputs[:1])`: the last spatial map, after
+            its nonlinearity, at the block output.
         top: Channels kept per class.
         method: "gap" (exact, needs a GAP head), "gradient", or "auto" (GAP if detected).
         batch_size: Inputs per forward pass.
         class_names: Label per class; None uses "0", "1", ...
+        output: Which of the model's outputs holds the logits (see
+            `mechscope.capture.select_output`): None (auto), a key, an index or a callable.
 
     Returns:
         ClassContributions; `top_channels[c]` are class c's main detectors.
@@ -114,12 +119,12 @@ def class_contributions(
         raise ConfigError(f"batch_size must be >= 1; got {batch_size}.")
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top must be a positive integer; got {top!r}.")
-    name = default_layer(model) if layer is None else layer
-    get_layer(model, name)
     device = model_device(model)
+    name = default_layer(model, inputs[:1].to(device), output=output) if layer is None else layer
+    get_layer(model, name)
     with eval_mode(model):
         with torch.no_grad(), capture(model, [name], check_finite=False) as store:
-            probe_logits = model(inputs[:batch_size].to(device))
+            probe_logits = select_output(model(inputs[:batch_size].to(device)), output)
         probe_act = store.act(name)
         n_classes = _check_logits(probe_logits, labels)
         if probe_act.dim() < 2:
@@ -137,7 +142,7 @@ def class_contributions(
         for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
             if int(y.max()) >= n_classes:
                 raise DataError(f"labels go up to {int(y.max())} but the model returns {n_classes} logits.")
-            act, per_input = _score_batch(model, name, batch.to(device), y.to(device), head)
+            act, per_input = _score_batch(model, name, batch.to(device), y.to(device), head, output)
             y_cpu = y.cpu()
             sums.index_add_(0, y_cpu, per_input.double().cpu())
             map_sums.index_add_(0, y_cpu, act.double().cpu())
@@ -216,7 +221,9 @@ def find_gap_head(model: nn.Module, activations: Tensor, logits: Tensor) -> str 
     return None
 
 
-def _score_batch(model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str | None) -> tuple[Tensor, Tensor]:
+def _score_batch(
+    model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str | None, output: OutputSpec
+) -> tuple[Tensor, Tensor]:
     """Activations (batch, channel, *spatial) and per-input scores (batch, channel).
 
     With a GAP head the score is the channel mean (the head weight is applied once, later);
@@ -230,7 +237,7 @@ def _score_batch(model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str |
     if x.is_floating_point():
         x = x.detach().clone().requires_grad_(True)  # a graph exists even when the weights are frozen
     with torch.enable_grad(), capture(model, [layer], detach=False, check_finite=False) as store:
-        logits = model(x)
+        logits = select_output(model(x), output)
         act = store.act(layer)
         if not act.requires_grad:
             raise UnsupportedModelError(
@@ -245,8 +252,8 @@ def _score_batch(model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str |
 
 def _check_logits(logits: Tensor, labels: Tensor) -> int:
     if logits.dim() != 2:
-        raise DataError(f"class circuits need logits of shape (batch, n_classes); the model returned "
-                        f"{tuple(logits.shape)}.")
+        raise DataError(f"class circuits need logits of shape (batch, n_classes); the explained output has shape "
+                        f"{tuple(logits.shape)}. Pass output= choosing them (see mechscope.capture.select_output).")
     n_classes = int(logits.shape[1])
     if int(labels.max()) >= n_classes:
         raise DataError(f"labels go up to {int(labels.max())} but the model returns {n_classes} logits.")

@@ -1,7 +1,10 @@
 """Dataset examples: the top-k and bottom-k inputs of every channel or neuron, in one streaming pass.
 
-A conv channel scores an input by its largest activation (or its mean) over positions; a
-dense neuron by its value. `StreamingTopK` keeps, per unit, the k best scores seen so far and
+A unit is read along the layer's unit axis (`mechscope.capture.units`): a channel of a conv
+map, a feature of a sequence (batch, pos, d_model), a neuron of a dense layer. A unit with
+positions (conv maps: pixels; sequences: tokens) scores an input by its largest activation
+(or its mean) over them, and the position of that largest value is kept; a dense neuron
+scores an input by its value. `StreamingTopK` keeps, per unit, the k best scores seen so far and
 merges each new batch into them, so memory is O(k x units) whatever the dataset size: the
 activations of the whole dataset are never held at once. The merge is a stable sort of the
 running k rows stacked on the batch, so ties (common: a ReLU channel that stays at zero)
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import LayerSpec, capture, resolve_layers
+from mechscope.capture import LayerAxes, LayerSpec, UnitAxes, capture, layer_unit_axes, resolve_layers, unit_axes
 from mechscope.capture.record import Inputs, iter_batches, model_device
 from mechscope.circuits._modules import ReceptiveField, eval_mode, receptive_field
 from mechscope.data.finite import check_finite
@@ -35,7 +38,7 @@ __all__ = [
 ]
 
 Reduce = Literal["max", "mean"]
-"""How a conv channel scores an input: its largest activation or its mean over positions."""
+"""How a unit with positions scores an input: its largest activation or its mean over positions."""
 
 
 class StreamingTopK:
@@ -80,28 +83,36 @@ class StreamingTopK:
             self.positions_ = pos.gather(0, order[:, :, None].expand(-1, -1, pos.shape[2]))
 
 
-def unit_scores(activations: Tensor, reduce: Reduce = "max") -> tuple[Tensor, Tensor | None]:
+def unit_scores(
+    activations: Tensor, reduce: Reduce = "max", *, axes: UnitAxes | None = None
+) -> tuple[Tensor, Tensor | None]:
     """Score each input per unit and locate each unit's maximum.
 
     Args:
-        activations: (batch, unit) for dense layers or (batch, channel, *spatial) for conv layers.
-        reduce: "max" or "mean" over positions (conv layers only).
+        activations: (batch, unit) for dense layers, (batch, channel, *spatial) for conv
+            layers, (batch, pos, d_model) for sequences.
+        reduce: "max" or "mean" over positions (layers with positions only).
+        axes: Where the units and positions lie; None infers them from the shape alone
+            (`mechscope.capture.unit_axes`: 3-D is a sequence, 4-D or more a conv map), so
+            pass `unit_axes(module, shape)` or `UnitAxes(1, (2,), "conv")` for Conv1d maps.
 
     Returns:
-        scores (batch, unit) and positions (batch, unit, n_spatial) of the maximum, or None
-        for a dense layer.
+        scores (batch, unit) and positions (batch, unit, n_spatial) of the maximum (for a
+        sequence, n_spatial = 1: the token), or None for a dense layer.
     """
     if reduce not in ("max", "mean"):
         raise ConfigError(f"reduce must be 'max' or 'mean'; got {reduce!r}.")
     if activations.dim() < 2:
         raise DataError(f"activations need a batch and a unit dimension; got shape {tuple(activations.shape)}.")
-    if activations.dim() == 2:
-        return activations, None
+    layout = unit_axes(None, activations.shape) if axes is None else axes
+    if not layout.spatial:
+        return layout.units_first(activations), None
+    activations = layout.units_first(activations)  # (batch, unit, *spatial)
     spatial = tuple(activations.shape[2:])
-    flat = activations.flatten(2)  # (batch, channel, positions)
+    flat = activations.flatten(2)  # (batch, unit, positions)
     peak, where = flat.max(dim=2)
     scores = peak if reduce == "max" else flat.mean(dim=2)
-    positions = torch.stack(torch.unravel_index(where, spatial), dim=-1)  # (batch, channel, n_spatial)
+    positions = torch.stack(torch.unravel_index(where, spatial), dim=-1)  # (batch, unit, n_spatial)
     return scores, positions
 
 
@@ -111,7 +122,7 @@ class RankedExamples:
 
     values: Tensor  # (unit, k) scores, best first
     indices: Tensor  # (unit, k) int64 positions in the dataset
-    positions: Tensor | None  # (unit, k, n_spatial) position of each input's maximum; None for dense layers
+    positions: Tensor | None  # (unit, k, n_spatial) where each input peaks (sequences: the token); None if dense
 
     def to_dict(self, unit: int) -> dict[str, Any]:
         """One unit's examples as plain lists."""
@@ -126,16 +137,17 @@ class LayerExamples:
     """Top-k and bottom-k dataset examples of every unit of one layer."""
 
     layer: str  # dotted layer name
-    reduce: str  # "max" or "mean": how a conv channel scores an input
+    reduce: str  # "max" or "mean": how a unit with positions scores an input
     top: RankedExamples  # highest scores first
     bottom: RankedExamples  # lowest scores first
     activation_shape: tuple[int, ...]  # one input's activation shape at this layer
-    receptive_field: ReceptiveField | None  # where a position looks in the input; None for dense layers
+    receptive_field: ReceptiveField | None  # where a position looks in the input; None for dense and sequence layers
     n_inputs: int  # inputs streamed
+    unit_axes: UnitAxes | None = None  # where the units and positions of the (batch, ...) output lie
 
     @property
     def n_units(self) -> int:
-        """Channels (conv) or neurons (dense) of the layer."""
+        """Channels (conv), features (sequence) or neurons (dense) of the layer."""
         return int(self.top.values.shape[0])
 
     @property
@@ -147,7 +159,8 @@ class LayerExamples:
         """Input window around each example's maximum: (unit, k, n_spatial, 2) holding (first, size) per axis.
 
         Windows may reach past the image border; `crops` pads with zeros there. None when the
-        receptive field is unknown (dense layer, or a module whose geometry mechscope cannot read).
+        receptive field is unknown (dense or sequence layer, or a module whose geometry mechscope
+        cannot read).
         """
         ranked = self._ranked(which)
         field = self.receptive_field
@@ -195,9 +208,13 @@ class LayerExamples:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form: per unit, the indices, values and maximum positions of its examples."""
         field = self.receptive_field
+        layout = self.unit_axes
         return {
             "layer": self.layer,
             "reduce": self.reduce,
+            "unit_axes": None if layout is None else {
+                "kind": layout.kind, "unit": layout.unit, "spatial": list(layout.spatial)
+            },
             "k": self.k,
             "n_inputs": self.n_inputs,
             "activation_shape": list(self.activation_shape),
@@ -238,6 +255,7 @@ def dataset_examples(
     reduce: Reduce = "max",
     batch_size: int = 256,
     progress: bool = True,
+    axes: LayerAxes = None,
 ) -> DatasetExamples:
     """Find the top-k and bottom-k inputs of every unit of `layers` in one pass over `data`.
 
@@ -245,12 +263,14 @@ def dataset_examples(
         model: Any module.
         data: Inputs (batch, ...), a Dataset or a DataLoader (iterated in order; indices count
             inputs in the order they arrive).
-        layers: Layer names; conv outputs (batch, channel, *spatial) rank channels, dense
-            outputs (batch, unit) rank neurons.
+        layers: Layer names; conv outputs (batch, channel, *spatial) rank channels, sequence
+            outputs (batch, pos, d_model) rank features, dense outputs (batch, unit) rank neurons.
         k: Examples kept per unit and direction.
-        reduce: A conv channel's score for an input: "max" (default) or "mean" over positions.
+        reduce: The score of a unit with positions: "max" (default) or "mean" over them.
         batch_size: Inputs per forward pass (tensors and Datasets).
         progress: Show a progress bar on a terminal.
+        axes: Unit axes: None infers them per layer (`mechscope.capture.layer_unit_axes`); a
+            UnitAxes, kind or unit axis index for all layers, or a mapping by layer name.
 
     Returns:
         DatasetExamples; `result[layer].top.indices[unit]` are the unit's top inputs.
@@ -273,6 +293,7 @@ def dataset_examples(
     top = {name: StreamingTopK(k, largest=True) for name in names}
     bottom = {name: StreamingTopK(k, largest=False) for name in names}
     shapes: dict[str, tuple[int, ...]] = {}
+    layouts: dict[str, UnitAxes] = {}
     fields: dict[str, ReceptiveField | None] = {}
     batches, total = iter_batches(data, batch_size)
     device = model_device(model)
@@ -291,9 +312,10 @@ def dataset_examples(
                 act = store.act(name)
                 if name not in shapes:
                     shapes[name] = tuple(act.shape[1:])
+                    layouts[name] = layer_unit_axes(model, name, act.shape, axes)
                     fields[name] = receptive_field(model, name, tuple(batch.shape[1:]), shapes[name]) \
-                        if act.dim() > 2 else None
-                scores, positions = unit_scores(act, reduce)
+                        if layouts[name].kind == "conv" else None
+                scores, positions = unit_scores(act, reduce, axes=layouts[name])
                 top[name].update(scores, indices, positions)
                 bottom[name].update(scores, indices, positions)
             seen += batch.shape[0]
@@ -308,6 +330,7 @@ def dataset_examples(
             activation_shape=shapes[name],
             receptive_field=fields[name],
             n_inputs=seen,
+            unit_axes=layouts[name],
         )
         for name in names
     })

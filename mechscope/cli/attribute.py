@@ -23,7 +23,7 @@ from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.errors import LayerNameError, UnsupportedModelError, close_matches
 from mechscope.limits import MAX_SEED, MAX_WIDTH
-from mechscope.capture import get_layer
+from mechscope.capture import get_layer, select_output
 from mechscope.models.checkpoint import load_checkpoint
 
 EXAMPLES = (
@@ -45,7 +45,8 @@ def attribute(
     layer: Annotated[
         str | None,
         typer.Option(
-            "--layer", metavar="NAME", help="Conv layer of the CAM methods (default: the model's last conv layer)."
+            "--layer", metavar="NAME",
+            help="Conv layer of the CAM methods (default: the last map after its nonlinearity, e.g. relu3).",
         ),
     ] = None,
     n: Annotated[
@@ -85,7 +86,7 @@ def attribute(
     labelled = {labels_of[name]: m for name, m in methods.items()}
     used_layer = next((getattr(m, "layer") for m in methods.values() if m.uses_layer), None)
     with torch.no_grad():
-        predicted = ckpt.model.eval()(x).argmax(dim=1)
+        predicted = select_output(ckpt.model.eval()(x)).argmax(dim=1)
     rows: dict[str, dict[str, Any]] = {
         name: {"deletion_auc": None, "insertion_auc": None, "sanity_spearman": None, "passes_sanity": None}
         for name in methods

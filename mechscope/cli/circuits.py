@@ -52,7 +52,8 @@ class Ablation(str, Enum):
 def circuits(
     checkpoint: CheckpointArg,
     layer: Annotated[
-        str | None, typer.Option("--layer", help="Detector layer (default: the last conv layer's activation).")
+        str | None,
+        typer.Option("--layer", help="Detector layer (default: the last map after its nonlinearity, e.g. relu3)."),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=MAX_WIDTH, help="Detector channels per class.")] = 3,
     method: Annotated[

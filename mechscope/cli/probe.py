@@ -13,6 +13,7 @@ import typer
 from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
+from mechscope.capture import select_output
 from mechscope.limits import MAX_DRAWS, MAX_LAYERS, MAX_SEED, MAX_STEPS, MAX_WIDTH
 from mechscope.errors import LayerNameError
 from mechscope.models import ModularMLP
@@ -156,7 +157,7 @@ def _label_targets(model: Any, data: Any) -> dict[str, Any]:
     """Targets of a classifier: the true label and the model's own predicted class."""
     model.eval()
     with torch.no_grad():
-        outputs = model(data.x_test).argmax(dim=1)
+        outputs = select_output(model(data.x_test)).argmax(dim=1)
     return {"label": data.y_test, "output": outputs}
 
 

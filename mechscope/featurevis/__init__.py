@@ -8,6 +8,7 @@ each picture against the best dataset example.
 from mechscope.featurevis.evidence import Evidence, evidence
 from mechscope.featurevis.objectives import (
     Activations,
+    LayerReader,
     Objective,
     Units,
     channel,
@@ -44,6 +45,7 @@ __all__ = [
     "Evidence",
     "ImageFn",
     "InputSpace",
+    "LayerReader",
     "Objective",
     "ObjectiveKind",
     "ParamFactory",

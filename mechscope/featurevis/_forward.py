@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -25,7 +26,7 @@ def forward_until(
     need_output: bool,
     inputs: bool = False,
     detach: bool = True,
-) -> tuple[Tensor | None, ActivationStore]:
+) -> tuple[Any, ActivationStore]:
     """Run `model(x)` recording `names`; skip the rest of the network when the output is not needed.
 
     Rendering an early layer then costs only the layers before it (Lucent always runs the
@@ -40,7 +41,9 @@ def forward_until(
         detach: False keeps the autograd graph of the recorded tensors.
 
     Returns:
-        (model output, or None when the pass stopped early; the recorded activations).
+        (model output as the model returned it (a tensor, dict, tuple or `ModelOutput`; the
+        objectives that read it pick their tensor with `mechscope.capture.select_output`), or
+        None when the pass stopped early; the recorded activations).
     """
     store = ActivationStore()
     if not names:
@@ -65,8 +68,8 @@ def forward_until(
     return output, store
 
 
-def reader(output: Tensor | None, store: ActivationStore) -> Activations:
-    """Activations lookup over a `forward_until` result: None names the model output."""
+def reader(output: Any, store: ActivationStore) -> Activations:
+    """Activations lookup over a `forward_until` result: None names the model output, as returned."""
 
     def acts(name: str | None) -> Tensor:
         if name is None:

@@ -24,7 +24,7 @@ from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.featurevis._forward import forward_until, reader
-from mechscope.featurevis.objectives import Objective
+from mechscope.featurevis.objectives import LayerReader, Objective
 from mechscope.featurevis.param import InputSpace
 
 __all__ = ["Evidence", "evidence"]
@@ -154,4 +154,4 @@ def evidence(
 
 def _table(model: nn.Module, objective: Objective, x: Tensor, names: list[str]) -> Tensor:
     output, store = forward_until(model, x, names, need_output=None in objective.layers)
-    return objective.table(reader(output, store)).float().cpu()
+    return objective.table(LayerReader(reader(output, store), model)).float().cpu()

@@ -9,6 +9,13 @@ carries a readable `description`.
 `table(acts)` scores every unit on every input, (batch, n_rows); the evidence step uses it
 to find each unit's best dataset example. Objectives that couple rows (diversity) have none.
 
+`channel`, `neuron` and `direction` read units along the layer's unit axis
+(`mechscope.capture.units`): channels of (batch, channel, height, width), features of
+(batch, pos, d_model) with the positions as their spatial axis, neurons of (batch, unit).
+`render` and `evidence` pass a `LayerReader`, which infers the axes from the model's
+modules; with a plain callable the axes come from the shape alone (3-D is a sequence), and
+`axes=` overrides both.
+
 Example:
     >>> objective = channel("relu2", range(16)) - 0.1 * layer("relu1")
     >>> objective.description
@@ -23,12 +30,22 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from mechscope.capture import (
+    AxesSpec,
+    OutputSpec,
+    UnitAxes,
+    describe_output,
+    layer_unit_axes,
+    select_output,
+    unit_axes,
+)
 from mechscope.errors import ConfigError
 
 __all__ = [
     "Activations",
+    "LayerReader",
     "Objective",
     "Units",
     "channel",
@@ -41,10 +58,34 @@ __all__ = [
 ]
 
 Activations = Callable[[str | None], Tensor]
-"""`acts(name)` returns a layer's output (batch, ...); `acts(None)` returns the model's output."""
+"""`acts(name)` returns a layer's output (batch, ...); `acts(None)` returns the model's output as
+the model returned it (a tensor, or a dict, tuple or `ModelOutput` from which `logit` and
+`prob` pick theirs with `output=`)."""
 
 Units = int | Iterable[int]
 """One unit index or several (one per batch row)."""
+
+
+class LayerReader:
+    """An `Activations` lookup that also knows each layer's unit axes, from the model's modules.
+
+    Args:
+        read: `read(name)` returns a layer's output; `read(None)` the model's output.
+        model: The model the layers belong to; None infers unit axes from shapes alone.
+    """
+
+    def __init__(self, read: Activations, model: nn.Module | None = None) -> None:
+        self.read = read
+        self.model = model
+
+    def __call__(self, name: str | None) -> Tensor:
+        return self.read(name)
+
+    def unit_axes(self, name: str, shape: Sequence[int]) -> UnitAxes:
+        """Unit axes of layer `name`, whose output has batched `shape`."""
+        if self.model is None:
+            return unit_axes(None, shape)
+        return layer_unit_axes(self.model, name, shape)
 
 
 class Objective:
@@ -115,29 +156,42 @@ class Objective:
         return f"Objective({self.description!r}, rows={rows})"
 
 
-def channel(layer: str, units: Units) -> Objective:
-    """Mean activation of channels over space (a unit's value for linear layers).
+def channel(layer: str, units: Units, *, axes: AxesSpec | None = None) -> Objective:
+    """Mean activation of units over their positions: channels over space, features over tokens.
+
+    A unit of a linear layer (batch, unit) has no positions: its value is the score.
 
     Args:
         layer: Dotted layer name, as in `mechscope.capture`.
-        units: Channel index, or several (row i renders `units[i]`).
+        units: Unit index along the unit axis, or several (row i renders `units[i]`).
+        axes: The layer's unit axes (UnitAxes, kind or unit axis index); None infers them.
 
     Example:
         >>> channel("relu2", range(16))   # all 16 channels in one render
     """
-    return _Channel(layer, units)
+    return _Channel(layer, units, axes)
 
 
-def neuron(layer: str, units: Units, *, y: int | None = None, x: int | None = None) -> Objective:
-    """Activation of one spatial position of a channel, or of a unit of a linear layer.
+def neuron(
+    layer: str,
+    units: Units,
+    *,
+    y: int | None = None,
+    x: int | None = None,
+    pos: int | None = None,
+    axes: AxesSpec | None = None,
+) -> Objective:
+    """Activation of a unit at one position, or of a unit of a linear layer.
 
     Args:
         layer: Dotted layer name.
-        units: Channel (or unit) index, or several (one per row).
-        y: Row of the position; None takes the centre (height // 2).
-        x: Column of the position; None takes the centre (width // 2).
+        units: Unit index along the unit axis, or several (one per row).
+        y: Row of the position in a 2-D map; None takes the centre (height // 2).
+        x: Column of the position in a 2-D map; None takes the centre (width // 2).
+        pos: Position in a sequence or 1-D map; None takes the centre (length // 2).
+        axes: The layer's unit axes (UnitAxes, kind or unit axis index); None infers them.
     """
-    return _Neuron(layer, units, y, x)
+    return _Neuron(layer, units, y, x, pos, axes)
 
 
 def layer(name: str) -> Objective:
@@ -145,30 +199,43 @@ def layer(name: str) -> Objective:
     return _LayerMean(name)
 
 
-def logit(units: Units, *, layer: str | None = None) -> Objective:
+def logit(units: Units, *, layer: str | None = None, output: OutputSpec = None) -> Objective:
     """Pre-softmax class score.
 
     Args:
         units: Class index or several (one per row).
         layer: Layer holding the logits; None takes the model's output.
+        output: Which of the model's outputs holds the logits when `layer` is None (see
+            `mechscope.capture.select_output`): None (auto: a tensor, or the "logits"
+            entry of a dict or `ModelOutput`), a key, an index or a callable.
+
+    Raises:
+        ConfigError: both `layer` and `output` are given.
+
+    Example:
+        >>> logit(3, output="logits")        # class 3 of a model returning {"logits": ..., ...}
     """
-    return _Logit(layer, units)
+    return _Logit(layer, units, output)
 
 
-def prob(units: Units, *, layer: str | None = None) -> Objective:
+def prob(units: Units, *, layer: str | None = None, output: OutputSpec = None) -> Objective:
     """Post-softmax class probability (raising it can mean lowering the other classes).
 
     Args:
         units: Class index or several (one per row).
         layer: Layer holding the logits; None takes the model's output.
+        output: Which of the model's outputs holds the logits, as in `logit`.
+
+    Raises:
+        ConfigError: both `layer` and `output` are given.
     """
-    return _Prob(layer, units)
+    return _Prob(layer, units, output)
 
 
 def direction(layer: str, vectors: Tensor) -> Objective:
     """Projection of the activation vector onto directions in activation space.
 
-    Conv activations are projected at every position and averaged over space.
+    Conv and sequence activations are projected at every position and averaged over positions.
 
     Args:
         layer: Dotted layer name.
@@ -195,10 +262,12 @@ class _UnitObjective(Objective):
 
     kind = "unit"
     plural = ""  # irregular plural of `kind`, if any
+    reads_unit_axis = False  # True: units lie along the layer's unit axis, not always on axis 1
 
-    def __init__(self, layer_name: str | None, units: Units) -> None:
+    def __init__(self, layer_name: str | None, units: Units, axes: AxesSpec | None = None) -> None:
         if layer_name is not None and not isinstance(layer_name, str):
             raise ConfigError(f"Layer names are strings such as 'relu2', got {layer_name!r}.")
+        self.axes = axes
         self.layer = layer_name
         self.unit_ids = _as_units(units, self.kind)
         self.units = self.unit_ids
@@ -223,6 +292,8 @@ class _UnitObjective(Objective):
                 f"{self._where()} has shape {tuple(act.shape)}; a {self.kind} objective needs "
                 "(batch, unit) or (batch, channel, height, width) activations."
             )
+        if self.reads_unit_axis:
+            act = self._unit_axes(acts, act).units_first(act)  # (batch, unit, *positions)
         size = act.shape[1]
         bad = [u for u in self.unit_ids if not 0 <= u < size]
         if bad:
@@ -235,6 +306,14 @@ class _UnitObjective(Objective):
     def _where(self) -> str:
         return "the model output" if self.layer is None else f"layer {self.layer!r}"
 
+    def _unit_axes(self, acts: Activations, act: Tensor) -> UnitAxes:
+        """`axes=` if given, else what a LayerReader infers from the model, else the shape alone."""
+        if self.axes is not None:
+            return unit_axes(None, act.shape, self.axes)
+        if isinstance(acts, LayerReader) and self.layer is not None:
+            return acts.unit_axes(self.layer, act.shape)
+        return unit_axes(None, act.shape)
+
     def _table(self, act: Tensor, units: Tensor) -> Tensor:  # (batch, n_rows)
         raise NotImplementedError
 
@@ -244,6 +323,7 @@ class _UnitObjective(Objective):
 
 class _Channel(_UnitObjective):
     kind = "channel"
+    reads_unit_axis = True
 
     def _table(self, act: Tensor, units: Tensor) -> Tensor:
         return _space_mean(act[:, units])
@@ -254,19 +334,40 @@ class _Channel(_UnitObjective):
 
 class _Neuron(_UnitObjective):
     kind = "neuron"
+    reads_unit_axis = True
 
-    def __init__(self, layer_name: str, units: Units, y: int | None, x: int | None) -> None:
-        super().__init__(layer_name, units)
-        self.y, self.x = y, x
+    def __init__(
+        self, layer_name: str, units: Units, y: int | None, x: int | None, pos: int | None, axes: AxesSpec | None
+    ) -> None:
+        super().__init__(layer_name, units, axes)
+        self.y, self.x, self.pos = y, x, pos
         if y is not None or x is not None:
             self.description += f" at (y={y if y is not None else 'centre'}, x={x if x is not None else 'centre'})"
+        if pos is not None:
+            self.description += f" at position {pos}"
 
-    def _position(self, act: Tensor) -> tuple[int, int]:
+    def _position(self, act: Tensor) -> tuple[int, ...]:
+        """The position read in units-first activations (batch, unit, *positions)."""
+        if act.dim() == 3:
+            if self.y is not None or self.x is not None:
+                raise ConfigError(f"y= and x= address 2-D maps, but {self._where()} has one position axis; "
+                                  "use pos= instead.")
+            length = act.shape[2]
+            p = length // 2 if self.pos is None else self.pos
+            if not 0 <= p < length:
+                raise ConfigError(
+                    f"Neuron position {p} is outside {self._where()}, which has {length} positions; "
+                    f"use 0 <= pos < {length}."
+                )
+            return (p,)
         if act.dim() != 4:
             raise ConfigError(
-                f"{self._where()} has shape {tuple(act.shape)}; a neuron objective needs (batch, unit) or "
-                "(batch, channel, height, width) activations."
+                f"{self._where()} has shape {tuple(act.shape)}; a neuron objective needs (batch, unit), "
+                "(batch, pos, d_model) or (batch, channel, height, width) activations."
             )
+        if self.pos is not None:
+            raise ConfigError(f"pos= addresses sequences and 1-D maps, but {self._where()} has 2-D maps; "
+                              "use y= and x= instead.")
         h, w = act.shape[-2:]
         y = h // 2 if self.y is None else self.y
         x = w // 2 if self.x is None else self.x
@@ -280,19 +381,35 @@ class _Neuron(_UnitObjective):
     def _table(self, act: Tensor, units: Tensor) -> Tensor:
         if act.dim() == 2:
             return act[:, units]
-        y, x = self._position(act)
-        return act[:, units, y, x]
+        index: tuple[slice | Tensor | int, ...] = (slice(None), units) + self._position(act)
+        return act[index]
 
     def _rows(self, act: Tensor, units: Tensor) -> Tensor:
         rows = torch.arange(act.shape[0], device=act.device)
         if act.dim() == 2:
             return act[rows, units]
-        y, x = self._position(act)
-        return act[rows, units, y, x]
+        index: tuple[Tensor | int, ...] = (rows, units) + self._position(act)
+        return act[index]
 
 
 class _Logit(_UnitObjective):
     kind = "logit"
+
+    def __init__(self, layer_name: str | None, units: Units, output: OutputSpec = None) -> None:
+        super().__init__(layer_name, units)
+        if layer_name is not None and output is not None:
+            raise ConfigError(
+                f"output={describe_output(output)} picks among the model's outputs, but layer={layer_name!r} reads a "
+                "layer; pass one of them."
+            )
+        self.output = output
+        if output is not None:
+            self.description += f" of output {describe_output(output)}"
+
+    def _act(self, acts: Activations) -> Tensor:
+        if self.layer is not None:
+            return super()._act(acts)
+        return super()._act(lambda name: select_output(acts(name), self.output))
 
     def _table(self, act: Tensor, units: Tensor) -> Tensor:
         return _space_mean(act)[:, units]
@@ -330,6 +447,8 @@ class _Direction(_UnitObjective):
 
     def _act(self, acts: Activations) -> Tensor:
         act = acts(self.layer)
+        if act.dim() >= 2:
+            act = self._unit_axes(acts, act).units_first(act)  # (batch, unit, *positions)
         if act.dim() < 2 or act.shape[1] != self.vectors.shape[1]:
             raise ConfigError(
                 f"direction vectors have {self.vectors.shape[1]} entries but {self._where()} has "

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from mechscope.capture import get_layer
 from mechscope.errors import ConfigError
 from mechscope.featurevis._forward import forward_until, reader
-from mechscope.featurevis.objectives import Activations, Objective
+from mechscope.featurevis.objectives import Activations, LayerReader, Objective
 from mechscope.featurevis.param import ImageFn, Init, InputSpace, ParamFactory, fft_image, pixel_image
 from mechscope.featurevis.transforms import Transform
 
@@ -246,7 +246,7 @@ def _scores(
             act = act + leak * (pre - pre.detach())
         return act
 
-    return _per_block(objective, acts, images.shape[0], block)
+    return _per_block(objective, LayerReader(acts, model), images.shape[0], block)
 
 
 def _per_block(objective: Objective, acts: Activations, rows: int, block: int) -> Tensor:
@@ -257,7 +257,8 @@ def _per_block(objective: Objective, acts: Activations, rows: int, block: int) -
 
 
 def _slice(acts: Activations, start: int, block: int) -> Activations:
-    return lambda name: acts(name)[start : start + block]
+    rows: Activations = lambda name: acts(name)[start : start + block]
+    return LayerReader(rows, acts.model) if isinstance(acts, LayerReader) else rows
 
 
 def _relu_layers(model: nn.Module, names: list[str]) -> set[str]:

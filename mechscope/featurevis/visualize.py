@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import capture
+from mechscope.capture import OutputSpec, capture, layer_unit_axes, select_output
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError
 from mechscope.featurevis.evidence import Evidence, evidence
@@ -53,7 +53,9 @@ class Visualization:
         }
 
 
-def unit_objective(kind: ObjectiveKind, layer_name: str | None, units: Units) -> Objective:
+def unit_objective(
+    kind: ObjectiveKind, layer_name: str | None, units: Units, *, output: OutputSpec = None
+) -> Objective:
     """Build a standard objective by name.
 
     Args:
@@ -61,6 +63,8 @@ def unit_objective(kind: ObjectiveKind, layer_name: str | None, units: Units) ->
             ignored), "logit" or "prob".
         layer_name: Layer to read; may be None for "logit" and "prob" (the model output).
         units: Unit indices, one per rendered row.
+        output: For "logit" and "prob" on the model output: which of its outputs holds the
+            logits (see `mechscope.capture.select_output`).
 
     Raises:
         ConfigError: unknown kind, or no layer for a kind that needs one.
@@ -68,9 +72,9 @@ def unit_objective(kind: ObjectiveKind, layer_name: str | None, units: Units) ->
     if kind not in get_args(ObjectiveKind):
         raise ConfigError(f"objective must be one of {get_args(ObjectiveKind)!r}, got {kind!r}.")
     if kind == "logit":
-        return logit(units, layer=layer_name)
+        return logit(units, layer=layer_name, output=output)
     if kind == "prob":
-        return prob(units, layer=layer_name)
+        return prob(units, layer=layer_name, output=output)
     if layer_name is None:
         raise ConfigError(f"A {kind} objective needs a layer name, e.g. 'relu2'.")
     if kind == "channel":
@@ -80,20 +84,25 @@ def unit_objective(kind: ObjectiveKind, layer_name: str | None, units: Units) ->
     return layer(layer_name)
 
 
-def count_units(model: nn.Module, layer_name: str | None, example: Tensor) -> int:
-    """Channels (or units) of a layer's output, read from one forward pass on `example`.
+def count_units(model: nn.Module, layer_name: str | None, example: Tensor, *, output: OutputSpec = None) -> int:
+    """Units of a layer's output along its unit axis, read from one forward pass on `example`.
+
+    Channels of a conv map, features of a sequence (batch, pos, d_model), neurons of a dense
+    layer; for the model output, its axis 1.
 
     Args:
         model: The model.
         layer_name: Dotted layer name, or None for the model's output.
         example: A small input batch, (batch, ...).
+        output: With `layer_name` None, which of the model's outputs to count (see
+            `mechscope.capture.select_output`).
     """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             if layer_name is None:
-                act = model(example)
+                act = select_output(model(example), output)
             else:
                 with capture(model, [layer_name]) as store:
                     model(example)
@@ -102,7 +111,9 @@ def count_units(model: nn.Module, layer_name: str | None, example: Tensor) -> in
         model.train(was_training)
     if act.dim() < 2:
         raise ConfigError(f"Output of {layer_name or 'the model'!r} has shape {tuple(act.shape)}: no unit axis.")
-    return int(act.shape[1])
+    if layer_name is None:
+        return int(act.shape[1])
+    return layer_unit_axes(model, layer_name, act.shape).n_units(act.shape)
 
 
 def visualize(

@@ -6,13 +6,16 @@
   that scores well on it is memorising types, not reading structure; selectivity =
   task accuracy - control accuracy.
 * Majority baseline: always predict the most frequent training class.
-* Untrained copy: the same architecture with fresh random weights, probed the same way.
+* Untrained copy: the same architecture with fresh random weights (every parameter redrawn),
+  probed the same way.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,32 +136,35 @@ def majority_baseline(train: TargetsLike, test: TargetsLike) -> Baseline:
 def untrained_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
     """The same architecture with fresh random weights drawn under `seed`, in eval mode.
 
-    Registered mechscope models are rebuilt from their config (so their own initialisation
-    applies); other models are deep-copied and every submodule with `reset_parameters()`
-    is reset. `model` itself is not changed.
+    Every parameter is re-initialised; `model` itself is not changed.
 
-    Raises:
-        UnsupportedModelError: The model has parameters but no submodule can be reset.
+    1. Registered mechscope models are rebuilt from their config, so their own
+       initialisation applies. Any other model is deep-copied, and every submodule's
+       `reset_parameters()` (or `_reset_parameters()`, as nn.MultiheadAttention names it)
+       is called: PyTorch's default initialisation, which also resets norm running
+       statistics to their defaults (mean 0, variance 1, no batches seen).
+    2. A Hugging Face model (one with `_init_weights`, a `PreTrainedModel`) then gets its
+       library's own initialisation on every submodule: GPT-2's `Conv1D` attention and MLP
+       weights and ViT's class token and position embeddings have no `reset_parameters`.
+    3. Any parameter still equal to its value in `model` (one no initialiser reaches, or a
+       norm scale that training left at 1) is redrawn: from a normal with the mean and
+       standard deviation of the model's tensor or, for a constant tensor, as that constant
+       plus uniform noise in +-1/sqrt(fan_in) (nn.Linear's default bias bound, fan_in = the
+       last dimension). So no trained value is carried into the control.
+
+    Buffers that are not statistics (masks, position ids) are part of the architecture and
+    are kept.
     """
     try:
         name, config = model_spec(model)
     except UnsupportedModelError:
         fresh = copy.deepcopy(model)
-        resettable: list[Callable[[], object]] = [
-            reset for m in fresh.modules() if callable(reset := getattr(m, "reset_parameters", None))
-        ]
-        if not resettable and any(True for _ in fresh.parameters()):
-            raise UnsupportedModelError(
-                f"cannot re-initialise {type(model).__name__}: none of its modules has reset_parameters(); "
-                "register it with mechscope.models.register_model so it can be rebuilt from its config."
-            ) from None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for reset in resettable:
-                reset()
+        with _seeded(fresh, seed), torch.no_grad():
+            _reset_all(fresh)
     else:
         fresh = build_model(name, config, seed=seed)
         fresh.to(next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu")
+    _redraw_unchanged(fresh, model, seed)
     return fresh.eval()
 
 
@@ -175,3 +181,53 @@ def _type_ids(types: Tensor) -> Tensor:
     if types.dim() == 1 and not types.is_floating_point():
         return torch.unique(types.cpu(), return_inverse=True)[1]
     return input_types(types.cpu())
+
+
+@contextmanager
+def _seeded(model: nn.Module, seed: int) -> Iterator[None]:
+    """Seed the global generators (CPU and the model's GPUs) for the block; restore them after."""
+    gpus = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(seed)
+        yield
+
+
+def _reset_all(model: nn.Module) -> None:
+    """PyTorch's own initialisers on every submodule, then a Hugging Face model's `_init_weights`."""
+    for module in model.modules():
+        for method in ("reset_parameters", "_reset_parameters"):
+            reset = getattr(module, method, None)
+            if callable(reset):
+                reset()
+                break
+    hf_init = getattr(model, "_init_weights", None)
+    if callable(hf_init):
+        # transformers skips tensors and modules flagged as initialised (loaded from a checkpoint)
+        for item in [*model.modules(), *model.parameters(), *model.buffers()]:
+            if getattr(item, "_is_hf_initialized", False):
+                setattr(item, "_is_hf_initialized", False)
+        for module in model.modules():
+            hf_init(module)
+
+
+def _redraw_unchanged(fresh: nn.Module, model: nn.Module, seed: int) -> None:
+    """Redraw every parameter of `fresh` still equal to `model`'s (see `untrained_copy`, step 3)."""
+    trained = dict(model.named_parameters())
+    generator = torch.Generator().manual_seed(seed + 1_000_003)  # CPU draws: the same on every device
+    with torch.no_grad():
+        for name, param in fresh.named_parameters():
+            old = trained.get(name)
+            if old is None or not param.is_floating_point() or param.shape != old.shape:
+                continue
+            if not torch.equal(param.detach().cpu(), old.detach().cpu()):
+                continue
+            values = old.detach().cpu().double()
+            std = float(values.std()) if values.numel() > 1 else 0.0
+            if std > 0.0 and math.isfinite(std):
+                drawn = torch.empty(param.shape, dtype=torch.float64).normal_(float(values.mean()), std,
+                                                                              generator=generator)
+            else:
+                bound = 1.0 / math.sqrt(param.shape[-1] if param.dim() else 1)
+                noise = torch.empty(param.shape, dtype=torch.float64).uniform_(-bound, bound, generator=generator)
+                drawn = values + noise
+            param.copy_(drawn.to(param.dtype))

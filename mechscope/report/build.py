@@ -17,17 +17,19 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from mechscope.atomic import check_output, writing_folder
+from mechscope.capture import describe_output
 from mechscope.data import DataBundle
 from mechscope.errors import MechscopeError
 from mechscope.report.config import ReportConfig
 from mechscope.report.context import ReportContext, Source, make_context
-from mechscope.report.section import Section, SectionBuilder, skipped
+from mechscope.report.section import Section, SectionBuilder, failed, skipped
 from mechscope.report.sections.attribution import build_attribution
 from mechscope.report.sections.circuits import build_circuits
 from mechscope.report.sections.depth import build_depth
@@ -127,7 +129,7 @@ def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: Repo
         "checkpoint": ctx.source,
         "metrics": ctx.metrics,
         "data": None if ctx.data is None else ctx.data.spec,
-        "settings": settings.__dict__,
+        "settings": {**settings.__dict__, "output": describe_output(settings.output)},
         "sections": [s.to_dict() for s in sections],
         "seconds": {**timings, "total": round(time.perf_counter() - start, 3)},
         "pages": len(ctx.site.pages),
@@ -160,11 +162,20 @@ def check_report_out(out_dir: str | os.PathLike[str]) -> Path:
 
 
 def _run(ctx: ReportContext, key: str, title: str, builder: SectionBuilder) -> Section:
-    """Build one section; an analysis that refuses this model becomes a section that says why."""
+    """Build one section; an analysis that refuses this model becomes a section that says why.
+
+    Any other exception is recorded on the section ("failed: <ExceptionType: message>", shown
+    on the overview and in report.json, and warned about), and the rest of the report is
+    built. KeyboardInterrupt and SystemExit are not caught.
+    """
     try:
         return builder(ctx)
     except MechscopeError as err:
         return skipped(key, title, f"the analysis failed on this model: {err}")
+    except Exception as err:  # one broken analysis must not cost the whole report
+        section = failed(key, title, err)
+        warnings.warn(f"report section {key!r} of {ctx.name} {section.reason}", RuntimeWarning, stacklevel=2)
+        return section
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,9 +1,10 @@
-"""How much work a report does: examples per unit, render steps, images, seeds."""
+"""How much work a report does (examples per unit, render steps, images, seeds) and which output it explains."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from mechscope.capture import OutputSpec
 from mechscope.errors import ConfigError
 
 __all__ = ["ReportConfig"]
@@ -11,10 +12,11 @@ __all__ = ["ReportConfig"]
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """Sizes of the analyses behind a report. `ReportConfig.quick()` is the fast preset.
+    """Sizes of the analyses behind a report, and the explained output. `ReportConfig.quick()` is the fast preset.
 
     Example:
         >>> ReportConfig(featurevis_steps=64, k=6)
+        >>> ReportConfig.quick(output="logits")     # a model returning {"logits": ..., "aux": ...}
     """
 
     k: int = 9  # dataset examples shown per unit (top and bottom)
@@ -29,10 +31,18 @@ class ReportConfig:
     circuit_draws: int = 20  # random channel sets per class in the causal check
     ablation_inputs: int = 1000  # held-out inputs behind each unit's ablation effect
     article_probe: bool = True  # also run seed 000's convolutional probe on a ModularMLP
+    output: OutputSpec = None  # which model output the sections explain (mechscope.capture.select_output); None: auto
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "output":
+                is_key = isinstance(value, (str, int)) and not isinstance(value, bool)
+                if not (value is None or is_key or callable(value)):
+                    raise ConfigError(
+                        f"ReportConfig.output must be None, a key, an index or a callable, got {value!r}."
+                    )
+                continue
             if f.name == "article_probe":
                 if not isinstance(value, bool):
                     raise ConfigError(f"ReportConfig.article_probe must be True or False, got {value!r}.")
@@ -41,8 +51,8 @@ class ReportConfig:
                 raise ConfigError(f"ReportConfig.{f.name} must be a positive integer, got {value!r}.")
 
     @classmethod
-    def quick(cls) -> ReportConfig:
-        """A fast look: fewer steps, images, seeds and draws."""
+    def quick(cls, *, output: OutputSpec = None) -> ReportConfig:
+        """A fast look: fewer steps, images, seeds and draws; `output` as in the field."""
         return cls(
             k=6,
             max_units=64,
@@ -56,4 +66,5 @@ class ReportConfig:
             circuit_draws=5,
             ablation_inputs=300,
             article_probe=False,
+            output=output,
         )

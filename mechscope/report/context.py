@@ -11,10 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import LayerInfo, describe_layers, layer_names
+from mechscope.capture import LayerInfo, describe_layers, describe_output, layer_names, select_output
 from mechscope.circuits import conv_layers, depth_layers
 from mechscope.data import DataBundle
-from mechscope.errors import ConfigError
+from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models.checkpoint import Checkpoint, load_checkpoint
 from mechscope.report.config import ReportConfig
 from mechscope.report.site import Site
@@ -63,12 +63,27 @@ class ReportContext:
 
     @cached_property
     def is_classifier(self) -> bool:
-        """True when the data is classification and the model returns (batch, n_classes) logits."""
+        """True when the data is classification and the explained output is (batch, n_classes) logits."""
         if self.data is None or self.data.task != "classification" or self.example is None:
             return False
+        out = self.explained(self.example)
+        return out.dim() == 2 and out.shape[1] == (self.data.n_classes or out.shape[1])
+
+    def explained(self, inputs: Tensor) -> Tensor:
+        """The model's explained output on `inputs`, without gradients: `settings.output` picks it.
+
+        Raises:
+            UnsupportedModelError, ConfigError: the output is ambiguous or `settings.output`
+                does not fit it; the message says to set `ReportConfig(output=...)`.
+        """
         with torch.no_grad():
-            out = self.model(self.example)
-        return isinstance(out, Tensor) and out.dim() == 2 and out.shape[1] == (self.data.n_classes or out.shape[1])
+            value = self.model(inputs)
+        try:
+            return select_output(value, self.settings.output)
+        except (UnsupportedModelError, ConfigError) as err:
+            raise type(err)(
+                f"{err} For a report, set ReportConfig(output=...) (now {describe_output(self.settings.output)})."
+            ) from err
 
     @cached_property
     def is_conv(self) -> bool:

@@ -11,7 +11,7 @@ from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, esc
 from mechscope.report.site import Crumb
 
-__all__ = ["Section", "skipped", "figure_path", "section_crumbs", "SectionBuilder"]
+__all__ = ["Section", "skipped", "failed", "figure_path", "section_crumbs", "SectionBuilder"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Section:
     summary: Html = field(default_factory=lambda: esc(""))  # a few lines for the overview card
     reason: str | None = None  # why the section does not apply
     data: dict[str, Any] = field(default_factory=dict)  # JSON summary written to report.json
+    error: str | None = None  # "ExceptionType: message" when building the section raised
 
     @property
     def shown(self) -> bool:
@@ -32,7 +33,8 @@ class Section:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"key": self.key, "title": self.title, "page": self.page, "reason": self.reason, **self.data}
+        return {"key": self.key, "title": self.title, "page": self.page, "reason": self.reason, "error": self.error,
+                **self.data}
 
 
 SectionBuilder = Callable[[ReportContext], Section]
@@ -42,6 +44,13 @@ SectionBuilder = Callable[[ReportContext], Section]
 def skipped(key: str, title: str, reason: str) -> Section:
     """A section that does not apply to this model, with the reason."""
     return Section(key=key, title=title, page=None, reason=reason)
+
+
+def failed(key: str, title: str, err: Exception) -> Section:
+    """A section whose analysis raised `err`: no page, the reason "failed: <ExceptionType: message>"."""
+    text = " ".join(str(err).split()) or "(no message)"
+    error = f"{type(err).__name__}: {text}"
+    return Section(key=key, title=title, page=None, reason=f"failed: {error}", error=error)
 
 
 def figure_path(ctx: ReportContext, name: str) -> tuple[str, Path]:

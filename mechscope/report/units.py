@@ -3,7 +3,11 @@
 One streaming pass finds the top and bottom dataset examples of every unit of every
 layer; one feature-visualisation call renders all units of a layer together; ablating
 each unit runs as one replicated batch per chunk of units (replica u has unit u zeroed);
-connections are read from the weights between consecutive unit layers.
+connections are read from the weights between unit layers that feed each other
+(`mechscope.circuits.dataflow`).
+
+Units lie along each layer's unit axis (`mechscope.capture.units`): channels of conv maps,
+features of sequences (batch, pos, d_model), neurons of dense layers.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import HookPoint, patch
-from mechscope.circuits import LayerExamples, Polysemanticity, conv_connections, dataset_examples, polysemanticity
+from mechscope.capture import HookPoint, OutputSpec, UnitAxes, layer_unit_axes, patch, select_output
+from mechscope.circuits import LayerExamples, Polysemanticity, connection_strengths, dataset_examples, polysemanticity
+from mechscope.circuits.dataflow import WEIGHT_LAYERS, LayerGraph, layer_graph
 from mechscope.errors import MechscopeError
 from mechscope.featurevis import InputSpace, RenderConfig, Visualization, unit_objective, visualize
 from mechscope.report.context import ReportContext
@@ -48,7 +53,7 @@ class LayerUnits:
     """Per-unit results of one layer."""
 
     layer: str  # dotted layer name
-    n_units: int  # channels (conv) or neurons (dense)
+    n_units: int  # channels (conv), features (sequence) or neurons (dense)
     shown: int  # units that get a page (the first ones)
     examples: LayerExamples | None = None  # top/bottom dataset examples
     poly: Polysemanticity | None = None  # label spread of the top examples (classifiers)
@@ -125,51 +130,67 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
 
 
 def unit_ablation(
-    model: nn.Module, inputs: Tensor, layer: str, units: list[int], *, batch: int = _REPLICA_BUDGET
+    model: nn.Module,
+    inputs: Tensor,
+    layer: str,
+    units: list[int],
+    *,
+    batch: int = _REPLICA_BUDGET,
+    output: OutputSpec = None,
 ) -> Tensor:
     """Model outputs with each unit of `layer` zeroed in turn: (len(units), batch, *output).
 
     The layers before `layer` run once per input batch; at `layer` the output is repeated,
-    copy u with `units[u]` zeroed (all positions of a channel), and the rest of the model runs
+    copy u with `units[u]` zeroed along the unit axis (all positions of a channel or of a
+    sequence feature), and the rest of the model runs
     on all copies at once. A model whose later layers cannot take the larger batch (a skip
     connection from before `layer`, a batch size fixed early in `forward`) is detected by the
-    output's batch size or its error and run on repeated inputs instead.
+    output's batch size or its error and run on repeated inputs instead. `output` picks the
+    model output returned (`mechscope.capture.select_output`).
     """
     outputs: list[Tensor] = []
     per_pass = max(1, batch // max(1, inputs.shape[0]))
     for first in range(0, len(units), per_pass):
         chunk = units[first : first + per_pass]
         try:
-            out = _ablated_pass(model, inputs, layer, chunk, expand=True)
+            out = _ablated_pass(model, inputs, layer, chunk, expand=True, output=output)
         except RuntimeError:  # shapes that do not broadcast past the layer: fall back to repeated inputs
             out = None
         if out is None or out.shape[0] != len(chunk) * inputs.shape[0]:
-            out = _ablated_pass(model, inputs, layer, chunk, expand=False)
+            out = _ablated_pass(model, inputs, layer, chunk, expand=False, output=output)
         outputs.append(out.reshape(len(chunk), inputs.shape[0], *out.shape[1:]))
     return torch.cat(outputs)
 
 
-def _ablated_pass(model: nn.Module, inputs: Tensor, layer: str, chunk: list[int], *, expand: bool) -> Tensor:
+def _ablated_pass(
+    model: nn.Module, inputs: Tensor, layer: str, chunk: list[int], *, expand: bool, output: OutputSpec
+) -> Tensor:
     """One forward pass with len(chunk) copies, copy u with unit chunk[u] of `layer` zeroed."""
     n = len(chunk)
+    layouts: dict[int, UnitAxes] = {}
 
     def zero(output: Tensor, *, hook: HookPoint) -> Tensor:
+        if output.dim() not in layouts:
+            layouts[output.dim()] = layer_unit_axes(model, layer, output.shape)
+        unit = layouts[output.dim()].unit
         copies = output.unsqueeze(0).expand(n, *output.shape) if expand else output.reshape(n, -1, *output.shape[1:])
-        mask = torch.ones(n, output.shape[1], dtype=output.dtype, device=output.device)
+        mask = torch.ones(n, output.shape[unit], dtype=output.dtype, device=output.device)
         mask[torch.arange(n), torch.tensor(chunk)] = 0
-        mask = mask.reshape(n, 1, output.shape[1], *([1] * (output.dim() - 2)))
+        # (copy, batch, ...) with the units on the layer's unit axis and 1 on every other axis
+        mask = mask.reshape(n, 1, *[output.shape[a] if a == unit else 1 for a in range(1, output.dim())])
         return (copies * mask).reshape(-1, *output.shape[1:])
 
     source = inputs if expand else inputs.repeat(n, *([1] * (inputs.dim() - 1)))
     with torch.no_grad(), patch(model, {layer: zero}):
-        return model(source)
+        return select_output(model(source), output)
 
 
 def _width(ctx: ReportContext, name: str) -> int | None:
     info = ctx.layer_info(name)
     if info is None or info.output_shape is None or len(info.output_shape) == 0:
         return None
-    return int(info.output_shape[0])
+    shape = (1, *info.output_shape)
+    return layer_unit_axes(ctx.model, name, shape).n_units(shape)
 
 
 def _featurevis(ctx: ReportContext, units: LayerUnits) -> None:
@@ -199,9 +220,8 @@ def _ablate(ctx: ReportContext, units: LayerUnits) -> None:
         return
     n = ctx.settings.ablation_inputs
     x, y = ctx.data.x_test[:n], ctx.data.y_test[:n]
-    with torch.no_grad():
-        base = ctx.model(x)
-    ablated = unit_ablation(ctx.model, x, units.layer, list(range(units.shown)))
+    base = ctx.explained(x)
+    ablated = unit_ablation(ctx.model, x, units.layer, list(range(units.shown)), output=ctx.settings.output)
     if ctx.is_classifier:
         n_classes = base.shape[1]
         right_base = (base.argmax(1) == y).float()
@@ -221,77 +241,112 @@ def _ablate(ctx: ReportContext, units: LayerUnits) -> None:
 
 
 def _connect(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
-    """Inbound/outbound links between consecutive unit layers, and from the last one to the output."""
+    """Inbound/outbound weight links between unit layers, read from the model's dataflow.
+
+    Unit layer S links to unit layer T through the weights of conv/linear layer W when W
+    reads S (through norms, pooling, adds, ...) and W's output makes up T; at a residual
+    add T is linked to every summand's layer. Also links the last unit layer to the
+    outputs and the first to the input features, where a Linear reads them directly.
+    """
     names = list(results)
-    producer = _producers(ctx.model, names)
-    by_conv = {conv: name for name, conv in producer.items() if conv is not None}
-    for pair in conv_connections(ctx.model, top=_TOP_CONNECTIONS):
-        source, target = by_conv.get(pair.source), by_conv.get(pair.target)
-        if source is None or target is None:
-            continue
-        _link(results[source], results[target], pair.l2, pair.signed_sum)
-    leaves = [(n, m) for n, m in ctx.model.named_modules() if n and not list(m.children())]
-    order = [n for n, _ in leaves]
-    for source, target in zip(names, names[1:]):
-        if producer.get(target) is not None:
-            continue  # a conv feeds it: linked above
-        linear = _linear_between(leaves, order, source, target, results[source].n_units, results[target].n_units)
-        if linear is not None:
-            weight = linear.weight.detach().cpu()
-            _link(results[source], results[target], weight.abs(), weight)
-    if names and ctx.example is not None:
-        _link_output(ctx, results[names[-1]], leaves, order)
-        if producer.get(names[0]) is None:
-            _link_input(ctx, results[names[0]], leaves, order)
+    try:
+        graph = layer_graph(ctx.model, example=ctx.example, stops=names)
+    except MechscopeError as err:
+        for units in results.values():
+            units.notes.append(f"connections are not shown: {err}")
+        return
+    modules = dict(ctx.model.named_modules())
+    for target in names:
+        for made in graph.producers(target):
+            layer = modules.get(made.source)
+            if not isinstance(layer, WEIGHT_LAYERS):
+                continue  # an identity path (a residual branch): no weights to show
+            strength, signed = _weights(layer)  # (out, in)
+            out_at = made.aligned(strength.shape[0], results[target].n_units)
+            if out_at is None:
+                continue
+            for feed in graph.sources(made.source):
+                source = results.get(feed.source)
+                in_at = None if source is None else feed.aligned(source.n_units, strength.shape[1])
+                if source is None or in_at is None:
+                    continue
+                columns = slice(in_at, in_at + source.n_units)
+                _link(source, results[target], strength[:, columns], signed[:, columns], out_at)
+    if names:
+        _link_output(ctx, graph, modules, results[names[-1]], names)
+        _link_input(ctx, graph, modules, results[names[0]])
 
 
-def _link(source: LayerUnits, target: LayerUnits, strength: Tensor, signed: Tensor) -> None:
-    """strength/signed: (target unit, source unit)."""
-    for o in range(min(target.shown, strength.shape[0])):
-        top = torch.argsort(strength[o], descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
-        target.inbound[o] = [Connection(source.layer, i, float(strength[o, i]), float(signed[o, i])) for i in top]
+def _weights(layer: nn.Module) -> tuple[Tensor, Tensor]:
+    """(out, in) strength and signed weight: kernel-slice L2 norm and sum (conv), |w| and w (linear)."""
+    if isinstance(layer, nn.Linear):
+        weight = layer.weight.detach().cpu()
+        return weight.abs(), weight
+    return connection_strengths(layer)
+
+
+def _link(source: LayerUnits, target: LayerUnits, strength: Tensor, signed: Tensor, first: int = 0) -> None:
+    """strength/signed: (target unit - first, source unit); merged with links already found."""
+    for row in range(strength.shape[0]):
+        o = first + row
+        if o >= target.shown:
+            break
+        top = torch.argsort(strength[row], descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
+        found = [Connection(source.layer, i, float(strength[row, i]), float(signed[row, i])) for i in top]
+        target.inbound[o] = _strongest(target.inbound.get(o, []) + found)
     for i in range(min(source.shown, strength.shape[1])):
         top = torch.argsort(strength[:, i], descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
-        source.outbound[i] = [Connection(target.layer, o, float(strength[o, i]), float(signed[o, i])) for o in top]
+        found = [Connection(target.layer, first + r, float(strength[r, i]), float(signed[r, i])) for r in top]
+        source.outbound[i] = _strongest(source.outbound.get(i, []) + found)
 
 
-def _link_output(ctx: ReportContext, last: LayerUnits, leaves: list[tuple[str, nn.Module]], order: list[str]) -> None:
-    """The last unit layer's weights into the model output (a Linear reading its units)."""
-    with torch.no_grad():
-        out = ctx.model(ctx.example)
-    width = int(out.shape[1]) if out.dim() == 2 else 1
-    start = _after(order, last.layer)
-    for _, module in leaves[start:]:
-        if isinstance(module, nn.Linear) and module.in_features == last.n_units and module.out_features == width:
-            weight = module.weight.detach().cpu()  # (output, unit)
-            names = ctx.class_names if ctx.is_classifier else ()
-            for i in range(last.shown):
-                top = torch.argsort(weight[:, i].abs(), descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
-                last.outbound[i] = [
-                    Connection(None, o, float(weight[o, i].abs()), float(weight[o, i]),
-                               f"logit of class {names[o]}" if o < len(names) else f"output {o}")
-                    for o in top
-                ]
-            return
+def _strongest(connections: list[Connection]) -> list[Connection]:
+    return sorted(connections, key=lambda c: -c.strength)[:_TOP_CONNECTIONS]
 
 
-def _link_input(ctx: ReportContext, first: LayerUnits, leaves: list[tuple[str, nn.Module]], order: list[str]) -> None:
-    """The first unit layer's weights from the input features (a Linear reading the model input)."""
+def _link_output(
+    ctx: ReportContext, graph: LayerGraph, modules: dict[str, nn.Module], last: LayerUnits, names: list[str]
+) -> None:
+    """The last unit layer's weights into the outputs: a Linear that reads it and that nothing reads."""
+    made = {feed.source for name in names for feed in graph.producers(name)}
+    read = {feed.source for feed in graph.feeds}
+    for feed in graph.feeds:
+        module = modules.get(feed.target)
+        if feed.source != last.layer or not isinstance(module, nn.Linear) or feed.target in read | made:
+            continue
+        if feed.aligned(last.n_units, module.in_features) != 0 or module.in_features != last.n_units:
+            continue
+        weight = module.weight.detach().cpu()  # (output, unit)
+        names_ = ctx.class_names if ctx.is_classifier and len(ctx.class_names) == weight.shape[0] else ()
+        for i in range(last.shown):
+            top = torch.argsort(weight[:, i].abs(), descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
+            last.outbound[i] = [
+                Connection(None, o, float(weight[o, i].abs()), float(weight[o, i]),
+                           f"logit of class {names_[o]}" if o < len(names_) else f"output {o}")
+                for o in top
+            ]
+        return
+
+
+def _link_input(ctx: ReportContext, graph: LayerGraph, modules: dict[str, nn.Module], first: LayerUnits) -> None:
+    """The first unit layer's weights from the input features: a Linear making it that reads the input."""
     example = ctx.example
     if example is None or example.dim() != 2 or not example.is_floating_point():
         return
     n_features = int(example.shape[1])
-    for _, module in leaves[: _after(order, first.layer)]:
-        if isinstance(module, nn.Linear):
-            if module.in_features != n_features or module.out_features != first.n_units:
-                return
-            weight = module.weight.detach().cpu()  # (unit, feature)
-            labels = _feature_names(ctx, n_features)
-            for u in range(first.shown):
-                top = torch.argsort(weight[u].abs(), descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
-                first.inbound[u] = [Connection(None, f, float(weight[u, f].abs()), float(weight[u, f]), labels[f])
-                                    for f in top]
-            return
+    for made in graph.producers(first.layer):
+        module = modules.get(made.source)
+        if not isinstance(module, nn.Linear) or graph.sources(made.source):
+            continue
+        if module.in_features != n_features or made.aligned(module.out_features, first.n_units) != 0:
+            continue
+        weight = module.weight.detach().cpu()  # (unit, feature)
+        labels = _feature_names(ctx, n_features)
+        for u in range(first.shown):
+            top = torch.argsort(weight[u].abs(), descending=True, stable=True)[:_TOP_CONNECTIONS].tolist()
+            first.inbound[u] = [Connection(None, f, float(weight[u, f].abs()), float(weight[u, f]), labels[f])
+                                for f in top]
+        return
 
 
 def _feature_names(ctx: ReportContext, n: int) -> list[str]:
@@ -300,33 +355,3 @@ def _feature_names(ctx: ReportContext, n: int) -> list[str]:
     if m and n == 2 * m:
         return [f"input a = {i}" for i in range(m)] + [f"input b = {i}" for i in range(m)]
     return [f"input x{i + 1}" for i in range(n)]
-
-
-def _producers(model: nn.Module, names: list[str]) -> dict[str, str | None]:
-    """For each unit layer, the conv module that computes it, or None when a Linear (or nothing) does."""
-    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    order = [n for n, _ in leaves]
-    out: dict[str, str | None] = {}
-    for name in names:
-        out[name] = None
-        for leaf, module in reversed(leaves[: _after(order, name)]):
-            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-                out[name] = leaf if not isinstance(module, nn.Linear) else None
-                break
-    return out
-
-
-def _after(order: list[str], layer: str) -> int:
-    """Index in the leaf order just past `layer` (a leaf, or a block whose leaves start with it)."""
-    inside = [i for i, n in enumerate(order) if n == layer or n.startswith(layer + ".")]
-    return (inside[-1] + 1) if inside else len(order)
-
-
-def _linear_between(
-    leaves: list[tuple[str, nn.Module]], order: list[str], source: str, target: str, n_in: int, n_out: int
-) -> nn.Linear | None:
-    first, last = _after(order, source), _after(order, target)
-    for _, module in leaves[first:last]:
-        if isinstance(module, nn.Linear) and module.in_features == n_in and module.out_features == n_out:
-            return module
-    return None

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mechscope.attribution import METHODS, GradCAM, GradientXInput, LayerAttribution, Saliency, build_method
-from mechscope.attribution.base import default_layer, normalize_maps, upsample
+from mechscope.attribution.base import normalize_maps, upsample
 from mechscope.errors import ConfigError, DataError, LayerNameError, UnsupportedModelError
 from tests.attribution.conftest import TwiceReLU, hooks_left
 
@@ -87,11 +87,14 @@ def test_attribute_rejects_arrays_with_a_hint(gap_cnn):
         Saliency(gap_cnn).attribute(np.zeros((1, 1, 8, 8)))  # type: ignore[arg-type]
 
 
-def test_default_layer_uses_last_conv_then_last_conv2d(gap_cnn, small_conv_net):
-    assert default_layer(gap_cnn) == "relu3"
-    assert default_layer(small_conv_net) == "features.2"
-    with pytest.raises(UnsupportedModelError, match="no nn.Conv2d"):
-        default_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+def test_layer_attribution_default_layer_is_found_on_first_call_and_kept(gap_cnn, small_conv_net, x8):
+    method = GradCAM(small_conv_net)
+    assert method.layer is None
+    method.attribute(x8)
+    assert method.layer == "features.3"  # the last ReLU, not the conv before it
+    assert GradCAM(gap_cnn).resolved_layer(x8) == "relu3"
+    with pytest.raises(UnsupportedModelError, match="pass the layer explicitly"):
+        GradCAM(nn.Sequential(nn.Flatten(), nn.Linear(64, 2))).attribute(x8)
 
 
 def test_layer_attribution_unknown_layer_lists_close_matches(gap_cnn):
@@ -114,10 +117,12 @@ def test_layer_attribution_subclass_must_define_channel_weights(gap_cnn, x8):
         LayerAttribution(gap_cnn).attribute(x8)
 
 
-def test_with_model_rebinds_a_copy(gap_cnn, dense_cnn):
-    method = GradCAM(gap_cnn)
+def test_with_model_rebinds_a_copy(gap_cnn, dense_cnn, x8):
+    method = GradCAM(gap_cnn, output=torch.nn.Identity())
+    method.resolved_layer(x8)
     rebound = method.with_model(dense_cnn)
     assert rebound.model is dense_cnn and method.model is gap_cnn and rebound.layer == "relu3"
+    assert rebound.output is method.output
 
 
 def test_build_method_unknown_name_suggests(gap_cnn):

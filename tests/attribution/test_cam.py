@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mechscope.attribution import CAM, GradCAM, GradCAMPlusPlus, GuidedBackprop, GuidedGradCAM
-from mechscope.attribution.base import LayerPass, run_layer_pass, upsample
+from mechscope.attribution.base import LayerPass, normalize_maps, run_layer_pass, upsample
 from mechscope.errors import UnsupportedModelError
 
 
@@ -172,3 +172,54 @@ class _TinyCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+# -- the default layer and models returning dicts or tuples ----------------------------------------------------------
+
+
+def test_cam_on_a_dict_model_uses_the_default_layer_after_the_relu():
+    from tests.zoo import DictNet
+
+    model = DictNet().eval()
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    method = CAM(model)
+    maps = method.attribute(x, 2)
+    assert method.layer == "act"  # conv -> ReLU -> GAP -> Linear: the ReLU output, so CAM applies
+    features = model(x)["features"]
+    hand = torch.relu(torch.einsum("c,bchw->bhw", model.fc.weight[2].detach(), features.detach()))
+    assert maps.flatten(1).amax(1).sum() > 0
+    assert torch.allclose(maps, normalize_maps(upsample(hand, (8, 8))), atol=1e-6)
+    # Grad-CAM on a GAP model is CAM divided by the spatial size (before normalisation).
+    assert torch.allclose(GradCAM(model).layer_map(x, 2) * 64, CAM(model).layer_map(x, 2), atol=1e-5)
+
+
+def test_grad_cam_on_a_resnet_default_layer_equals_a_hand_computation():
+    from tests.zoo import TinyResNet
+
+    model = TinyResNet().eval()
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    method = GradCAM(model)
+    maps = method.attribute(x, 3)
+    assert method.layer == "layer2.1"
+    seen = {}
+    handle = model.layer2[1].register_forward_hook(lambda m, i, o: seen.update(act=o))
+    logits = model(x)
+    handle.remove()
+    (grad,) = torch.autograd.grad(logits[:, 3].sum(), seen["act"])
+    hand = torch.relu((grad.mean(dim=(2, 3))[:, :, None, None] * seen["act"]).sum(dim=1)).detach()  # (batch, 8, 8)
+    assert hand.flatten(1).amax(1).min() > 0
+    assert torch.allclose(torch.relu(method.layer_map(x, 3)), hand, atol=1e-6, rtol=1e-4)
+    assert torch.allclose(maps, normalize_maps(upsample(hand, (16, 16))), atol=1e-4)
+
+
+def test_grad_cam_on_a_tuple_model_needs_output_and_equals_the_wrapper():
+    from tests.zoo import SelectOutput, TupleNet
+
+    model = TupleNet().eval()
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(UnsupportedModelError, match="ambiguous"):
+        GradCAM(model).attribute(x)
+    ours = GradCAM(model, output=0).attribute(x)
+    assert torch.allclose(ours, GradCAM(SelectOutput(model, lambda out: out[0])).attribute(x), atol=1e-6)
+    guided = GuidedGradCAM(model, output=0)
+    assert guided.attribute(x).shape == (3, 8, 8) and guided.layer == "act"

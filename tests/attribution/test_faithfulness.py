@@ -122,3 +122,14 @@ def test_perturbation_curves_nan_maps_raise(gap_cnn, x8):
 def test_faithfulness_float64_inputs_give_a_clear_error(gap_cnn, x8):
     with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32"):
         faithfulness(gap_cnn, [Saliency(gap_cnn)], x8.double(), n_steps=4)
+
+
+def test_faithfulness_on_a_tuple_model_with_output_equals_the_wrapper():
+    from tests.zoo import SelectOutput, TupleNet
+
+    model = TupleNet().eval()
+    wrapped = SelectOutput(model, lambda out: out[0])
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = faithfulness(model, [Saliency(model, output=0)], x, n_steps=4, output=0)
+    theirs = faithfulness(wrapped, [Saliency(wrapped)], x, n_steps=4)
+    assert ours.to_dict() == theirs.to_dict()

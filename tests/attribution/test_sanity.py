@@ -95,3 +95,15 @@ def test_cascading_randomization_nan_inputs_raise(gap_cnn, x8):
 def test_cascading_randomization_float64_inputs_give_a_clear_error(gap_cnn, x8):
     with pytest.raises(DataError, match=r"inputs are float64 but the model's parameters are float32"):
         cascading_randomization(gap_cnn, [Saliency(gap_cnn)], x8.double())
+
+
+def test_cascading_randomization_on_a_dict_model_equals_the_wrapper():
+    from tests.zoo import DictNet, SelectOutput
+
+    model = DictNet().eval()
+    wrapped = SelectOutput(model, lambda out: out["logits"])
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = cascading_randomization(model, [Saliency(model), GradCAM(model)], x)
+    theirs = cascading_randomization(wrapped, [Saliency(wrapped), GradCAM(wrapped, "model.act")], x)
+    assert ours.steps == ["fc", "conv"] and theirs.steps == ["model.fc", "model.conv"]
+    assert ours.spearman == theirs.spearman

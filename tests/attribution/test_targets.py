@@ -52,3 +52,28 @@ def test_resolve_target_needs_two_dimensional_logits():
 def test_attribute_out_of_range_target_is_a_clear_error(method, gap_cnn, x8):
     with pytest.raises(DataError, match="target class 10 .* 10 classes"):
         method(gap_cnn).attribute(x8, target=10)
+
+
+def test_target_scores_read_the_chosen_output_of_a_language_model():
+    from tests.zoo import tiny_gpt2
+
+    model = tiny_gpt2()
+    ids = torch.randint(0, 23, (2, 5), generator=torch.Generator().manual_seed(0))
+    out = model(ids)
+    with pytest.raises(UnsupportedModelError, match=r"shape \(2, 5, 23\).*output=lambda out: out.logits\[:, -1\]"):
+        resolve_target(None, out)
+
+    def last(o):
+        return o.logits[:, -1]
+
+    assert torch.equal(resolve_target(None, out, output=last), out.logits[:, -1].argmax(dim=1))
+    scores, index = target_scores(out, 7, output=last)
+    assert index.tolist() == [7, 7] and torch.equal(scores, out.logits[:, -1, 7])
+    assert scores.requires_grad  # the graph is kept for the backward pass
+
+
+def test_resolve_target_reads_dicts_and_tuples():
+    assert resolve_target(None, {"logits": LOGITS, "aux": LOGITS[:, :1]}).tolist() == [1, 0]
+    with pytest.raises(UnsupportedModelError, match="ambiguous"):
+        resolve_target(None, (LOGITS, LOGITS[:, 0]))
+    assert resolve_target(None, (LOGITS, LOGITS[:, 0]), output=0).tolist() == [1, 0]

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from mechscope.capture import capture
 from mechscope.errors import DataError, LayerNameError
+from tests.capture.oracles import TwoResolutions, manual_resnet
+from tests.zoo import TinyResNet, TinyVGG, tiny_gpt2, tiny_vit
 
 
 def _n_hooks(model: torch.nn.Module) -> int:
@@ -163,3 +166,171 @@ def test_capture_checks_keyword_inputs(two_layer_net):
     with pytest.raises(DataError, match=r"Non-finite values in input 'x'"):
         with capture(two_layer_net, ["fc1"]):
             two_layer_net(x=torch.tensor([[float("inf"), 0.0]]))
+
+
+# -- any model: values as the layer returned them, one name per call ------------------------------
+
+
+def test_capture_resnet_equals_manual_forward_for_every_call():
+    model = TinyResNet().eval()
+    x = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = manual_resnet(model, x)
+        for _ in range(3):  # the first pass copies everything; later ones keep unmodified outputs without a copy
+            with capture(model, list(ref)) as store:
+                model(x)
+            assert set(store.names) == set(ref)
+            for name, expected in ref.items():
+                torch.testing.assert_close(store.act(name), expected, rtol=0, atol=0, msg=name)
+    # the in-place ops really happened: bn2's output is not what the block returned
+    assert not torch.equal(ref["layer1.0.bn2"], ref["layer1.0.relu:1"])
+    assert ref["layer1.0.bn2"].min() < 0 and ref["layer1.0.relu:1"].min() == 0
+
+
+def test_capture_resnet_several_batches_concatenate_per_call():
+    model = TinyResNet().eval()
+    x = torch.rand(7, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = manual_resnet(model, x)
+        names = ["layer1.0.relu", "layer1.0.relu:1", "layer1.0.bn2", "layer2.1.relu:1"]
+        with capture(model, names) as store:
+            model(x[:3])
+            model(x[3:])
+    for name in names:
+        torch.testing.assert_close(store.act(name), ref[name], msg=name)
+        assert store.act(name).shape[0] == 7
+
+
+def test_capture_resnet_grads_are_taken_at_the_returned_value():
+    model = TinyResNet().eval()
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    block = model.layer1[0]
+    # Manual forward without in-place ops, keeping the tensors whose gradients we want.
+    stem = model.relu(model.bn1(model.conv1(x)))
+    bn1 = block.bn1(block.conv1(stem))
+    mid = torch.relu(bn1)
+    bn2 = block.bn2(block.conv2(mid))
+    out = torch.relu(bn2 + stem)
+    logits = model.fc(torch.flatten(model.avgpool(model.layer2(model.layer1[1](out))), 1))
+    expected = torch.autograd.grad(logits[:, 1].sum(), [bn1, mid, bn2, out])
+    names = ["layer1.0.bn1", "layer1.0.relu", "layer1.0.bn2", "layer1.0.relu:1"]
+    for _ in range(2):
+        model.zero_grad()
+        with capture(model, names, grads=True) as store:
+            model(x)[:, 1].sum().backward()
+        for name, grad in zip(names, expected):
+            torch.testing.assert_close(store.grad(name), grad, msg=name)
+
+
+def test_capture_vgg_in_place_relus_equal_manual_forward():
+    model = TinyVGG().eval()
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    ref: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        h = x
+        for i, layer in enumerate(model.features):
+            h = layer(h)
+            ref[f"features.{i}"] = h.clone()
+        h = h.view(h.size(0), -1)
+        for i, layer in enumerate(model.classifier):
+            h = layer(h)
+            ref[f"classifier.{i}"] = h.clone()
+        for _ in range(2):
+            with capture(model, list(ref), inputs=True) as store:
+                model(x)
+            for name, expected in ref.items():
+                torch.testing.assert_close(store.act(name), expected, rtol=0, atol=0, msg=name)
+            # inputs are taken before the layer runs: an in-place ReLU's input is the conv output
+            torch.testing.assert_close(store.input("features.1"), ref["features.0"], rtol=0, atol=0)
+    assert ref["features.0"].min() < 0 and ref["classifier.0"].min() < 0
+
+
+def test_capture_in_place_relu_example_keeps_negative_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True)).eval()
+    x = torch.randn(100, 4)
+    expected = model[0](x).detach()
+    for _ in range(2):
+        with torch.no_grad(), capture(model, ["0", "1"]) as store:
+            model(x)
+        torch.testing.assert_close(store.act("0"), expected, rtol=0, atol=0)
+        torch.testing.assert_close(store.act("1"), expected.clamp(min=0), rtol=0, atol=0)
+    assert store.act("0").min() < -1.0
+
+
+def test_capture_detach_false_copy_keeps_the_graph():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(inplace=True))
+    x = torch.randn(5, 4, requires_grad=True)
+    with capture(model, ["0"], detach=False) as store:
+        model(x)
+    act = store.act("0")
+    torch.testing.assert_close(act.detach(), model[0](x).detach())
+    act.sum().backward()
+    torch.testing.assert_close(x.grad, model[0].weight.detach().sum(0).expand(5, 4))
+
+
+def test_capture_shared_module_gives_each_call_its_own_name():
+    model = TwoResolutions()
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        with capture(model, ["conv", "conv:1"]) as store:
+            model(x)
+        torch.testing.assert_close(store.act("conv"), model.conv(x), rtol=0, atol=0)
+        torch.testing.assert_close(store.act("conv:1"), model.conv(model.pool(x)), rtol=0, atol=0)
+    assert store.act("conv").shape == (3, 2, 8, 8) and store.act("conv:1").shape == (3, 2, 4, 4)
+
+
+def test_capture_call_that_did_not_happen_says_how_many_there_were():
+    model = TinyResNet().eval()
+    with pytest.raises(LayerNameError, match=r"'layer1\.0\.relu:5' is call 5 of 'layer1\.0\.relu', but "
+                       r"'layer1\.0\.relu' ran 2 times .*'layer1\.0\.relu', 'layer1\.0\.relu:1'.*layer_names"):
+        with torch.no_grad(), capture(model, ["layer1.0.relu:5"]):
+            model(torch.rand(2, 1, 16, 16))
+    assert _all_hooks(model) == 0
+
+
+def test_capture_gpt2_blocks_and_model_outputs():
+    model = tiny_gpt2()
+    ids = torch.randint(0, 23, (2, 6), generator=torch.Generator().manual_seed(0))
+    names = ["transformer", "transformer.h.0", "transformer.h.0.attn", "transformer.h.0.ln_2", "transformer.h.0.mlp",
+             "transformer.ln_f"]
+    with torch.no_grad(), capture(model, names) as store:
+        hidden = model(ids, output_hidden_states=True).hidden_states
+    torch.testing.assert_close(store.act("transformer.h.0"), hidden[1])
+    torch.testing.assert_close(store.act("transformer.ln_f"), hidden[2])
+    torch.testing.assert_close(store.act("transformer"), hidden[2])  # a ModelOutput: its first tensor
+    # the block is residual: h0 = x + attn + mlp(ln_2(x + attn))
+    block = model.transformer.h[0]
+    with torch.no_grad():
+        mid = hidden[0] + store.act("transformer.h.0.attn")
+        torch.testing.assert_close(store.act("transformer.h.0.ln_2"), block.ln_2(mid))
+        torch.testing.assert_close(hidden[1], mid + store.act("transformer.h.0.mlp"))
+
+
+def test_capture_vit_layer_calls_equal_manual_forward():
+    model = tiny_vit()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    names = ["vit.layers.0", "vit.layers.0.attention", "vit.layers.0.dropout", "vit.layers.0.dropout:1"]
+    with torch.no_grad(), capture(model, names) as store:
+        hidden = model(x, output_hidden_states=True).hidden_states
+    layer = model.vit.layers[0]
+    with torch.no_grad():
+        attn = layer.attention(layer.layernorm_before(hidden[0]))[0]
+        mid = attn + hidden[0]
+        mlp = layer.mlp(layer.layernorm_after(mid))
+    torch.testing.assert_close(store.act("vit.layers.0.attention"), attn)
+    torch.testing.assert_close(store.act("vit.layers.0.dropout"), attn)
+    torch.testing.assert_close(store.act("vit.layers.0.dropout:1"), mlp)
+    torch.testing.assert_close(store.act("vit.layers.0"), hidden[1])
+
+
+def test_capture_resnet_hooks_removed_after_success_and_error():
+    model = TinyResNet().eval()
+    with torch.no_grad(), capture(model, ["layer1.0.relu", "layer1.0.relu:1"], inputs=True, grads=True):
+        model(torch.rand(2, 1, 16, 16))
+    assert _all_hooks(model) == 0 and not any(m._forward_hooks_always_called for m in model.modules())
+    with pytest.raises(RuntimeError):
+        with torch.no_grad(), capture(model, ["layer1.0.relu:1", "fc"], inputs=True):
+            model(torch.rand(2, 3, 16, 16))  # wrong channel count
+    assert _all_hooks(model) == 0 and not any(m._forward_hooks_always_called for m in model.modules())

@@ -4,10 +4,13 @@ import json
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mechscope.capture import ActivationStore, record
 from mechscope.errors import DataError
+from tests.capture.oracles import TwoResolutions, manual_resnet
+from tests.zoo import TinyResNet
 
 
 def test_record_in_memory_equals_forward(small_conv_net):
@@ -100,3 +103,39 @@ def test_record_residual_dict_and_gru_models(residual_cnn, dict_output_net, gru_
     sequences[4, 0, 0] = float("nan")
     with pytest.raises(DataError, match=r"the first is nan at index \(4, 0, 0\)"):
         record(gru_net, ["head"], sequences)
+
+
+def test_record_in_place_relu_issue_example_keeps_the_linear_output():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True)).eval()
+    x = torch.randn(100, 4)
+    acts = record(model, ["0"], x).act("0")
+    with torch.no_grad():
+        expected = model[0](x)
+    torch.testing.assert_close(acts, expected, rtol=0, atol=0)
+    assert acts.min() < -2.0
+
+
+def test_record_resnet_calls_in_memory_equal_on_disk_and_manual(tmp_path):
+    model = TinyResNet().eval()
+    x = torch.rand(11, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    names = ["relu", "layer1.0.relu", "layer1.0.relu:1", "layer1.0.bn2", "layer2.0", "layer2.0.downsample", "fc"]
+    memory = record(model, names, x, batch_size=4)
+    disk = record(model, names, x, batch_size=4, out_dir=tmp_path / "acts")
+    with torch.no_grad():
+        ref = {name: torch.cat([manual_resnet(model, batch)[name] for batch in x.split(4)]) for name in names}
+    for name in names:
+        assert memory.act(name).shape[0] == 11  # one row per example, never one per call
+        torch.testing.assert_close(memory.act(name), ref[name], rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(disk.act(name), memory.act(name), rtol=0, atol=0, msg=name)
+    assert memory.act("layer1.0.bn2").min() < 0
+
+
+def test_record_shared_module_at_two_resolutions():
+    model = TwoResolutions()
+    x = torch.rand(5, 1, 8, 8)
+    store = record(model, ["conv", "conv:1"], x, batch_size=2)
+    with torch.no_grad():
+        torch.testing.assert_close(store.act("conv"), model.conv(x))
+        torch.testing.assert_close(store.act("conv:1"), model.conv(model.pool(x)))
+    assert record(model, ["conv"], x).act("conv").shape == (5, 2, 8, 8)

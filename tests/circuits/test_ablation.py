@@ -125,3 +125,76 @@ def test_mean_ablation_rejects_nan_means(gap_cnn):
     with pytest.raises(DataError, match=r"Non-finite values in means: .*index \(5, 1, 0\)"):
         with ablate(gap_cnn, "relu3", [5], mode="mean", means=means):
             pass
+
+
+def test_ablating_a_sequence_unit_zeroes_that_feature_at_every_position():
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad(), capture(model, "gru") as base:
+        model(tokens)
+    with torch.no_grad(), ablate(model, "gru", [2]), capture(model, "gru") as inner:
+        logits = model(tokens)
+    before, after = base.act("gru"), inner.act("gru")  # (batch, pos, d_model)
+    assert bool((after[:, :, 2] == 0).all())  # feature 2 at every position
+    keep = [f for f in range(8) if f != 2]
+    torch.testing.assert_close(after[:, :, keep], before[:, :, keep])
+    assert bool((after[:, 2, keep] != 0).all())  # token 2 is untouched
+    expected = before.clone()
+    expected[:, :, 2] = 0
+    torch.testing.assert_close(logits, model.head(expected[:, -1]))
+    assert _hooks(model) == 0
+
+
+def test_mean_ablation_of_a_sequence_unit_substitutes_its_means():
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (5, 6), generator=torch.Generator().manual_seed(8))
+    means = channel_means(model, "gru", tokens)
+    with torch.no_grad(), capture(model, "gru") as base:
+        model(tokens)
+    torch.testing.assert_close(means, base.act("gru").mean(dim=0).T)  # (d_model, pos)
+    with torch.no_grad(), ablate(model, "gru", [1, 4], mode="mean", means=means), capture(model, "gru") as inner:
+        model(tokens)
+    torch.testing.assert_close(inner.act("gru")[:, :, [1, 4]], means[[1, 4]].T.expand(5, -1, -1))
+    with pytest.raises(ConfigError, match=r"cannot ablate channels \[8\].*units are dimension 2"):
+        with torch.no_grad(), ablate(model, "gru", [8]):
+            model(tokens)
+    with torch.no_grad(), ablate(model, "gru", [3], axes="conv"), capture(model, "gru") as old:
+        model(tokens)
+    assert bool((old.act("gru")[:, 3] == 0).all())  # axes= overrides: position 3 this time
+
+
+def test_ablation_effect_on_a_language_model_reads_the_chosen_output():
+    from tests.zoo import SelectOutput, tiny_gpt2
+
+    model = tiny_gpt2()
+    ids = torch.randint(0, 23, (6, 5), generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 23, (6,), generator=torch.Generator().manual_seed(1))
+
+    def last(out):
+        return out.logits[:, -1]
+
+    with pytest.raises(DataError, match=r"\(6, 5, 23\).*output="):
+        ablation_effect(model, ids, labels, "transformer.h.0.mlp.act", [0, 3])
+    ours = ablation_effect(model, ids, labels, "transformer.h.0.mlp.act", [0, 3], output=last)
+    theirs = ablation_effect(SelectOutput(model, last), ids, labels, "model.transformer.h.0.mlp.act", [0, 3])
+    assert torch.equal(ours.logit_change, theirs.logit_change)
+    assert torch.equal(ours.base_accuracy, theirs.base_accuracy)
+    assert ours.logit_change.abs().sum() > 0
+
+
+def test_causal_check_on_a_tuple_model_with_output_equals_the_wrapper():
+    from tests.zoo import SelectOutput, TupleNet
+
+    model = TupleNet().eval()
+    x = torch.rand(24, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(24) % 3
+    top = torch.tensor([[0], [1], [2]])
+    ours = causal_check(model, x, y, top, layer="act", n_random=3, output=0)
+    theirs = causal_check(SelectOutput(model, lambda out: out[0]), x, y, top, layer="model.act", n_random=3)
+    for field in ("base_accuracy", "top_drop", "random_drop", "top_logit_drop", "random_logit_drop", "cross_drop"):
+        assert torch.equal(getattr(ours, field), getattr(theirs, field)), field
+    assert ours.top_logit_drop.abs().sum() > 0

@@ -78,3 +78,19 @@ def test_activation_maps_nan_input_raises(gap_cnn, images):
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(DataError, match=r"Non-finite values in x: .*index \(0, 0, 0, 0\)"):
         activation_maps(gap_cnn, bad)
+
+
+def test_activation_maps_of_a_sequence_are_units_first():
+    from mechscope.capture import capture
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (1, 6), generator=torch.Generator().manual_seed(9))
+    grid = activation_maps(model, tokens, "gru")
+    with torch.no_grad(), capture(model, "gru") as store:
+        model(tokens)
+    torch.testing.assert_close(grid.maps["gru"], store.act("gru")[0].T)  # (d_model, pos)
+    assert grid.unit_axes["gru"].kind == "sequence"
+    summary = grid.to_dict()["layers"]["gru"]
+    assert summary["shape"] == [8, 6]
+    torch.testing.assert_close(torch.tensor(summary["max"]), store.act("gru")[0].amax(dim=0))

@@ -60,3 +60,16 @@ def test_class_circuits_nan_data_raises_naming_the_split(two_layer_net):
     with pytest.raises(DataError, match=r"Non-finite values in data\.x_test: 1 of 40 \(1 nan\); the first is nan at "
                        r"index \(10, 1\)"):
         class_circuits(two_layer_net, data, layer="act", top=1, n_random=3)
+
+
+def test_class_circuits_on_zoo_models_use_the_shared_default_layer():
+    from tests.zoo import DictNet, TinyResNet, TupleNet, image_bundle
+
+    data = image_bundle((1, 8, 8), 3)
+    found = class_circuits(DictNet(), data, top=2, n_random=2)
+    assert found.layer == "act" and found.contributions.method == "gap"
+    with pytest.raises(Exception, match="ambiguous"):
+        class_circuits(TupleNet(), data, top=2, n_random=2)
+    assert class_circuits(TupleNet(), data, top=2, n_random=2, output=0).layer == "act"
+    resnet = class_circuits(TinyResNet().eval(), image_bundle((1, 16, 16), 4), top=2, n_random=2)
+    assert resnet.layer == "layer2.1" and resnet.contributions.method == "gap"

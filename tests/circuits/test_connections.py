@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from mechscope.circuits import connection_strengths, connections_into, conv_connections
+from mechscope.circuits._modules import conv_feeding
 from mechscope.errors import ConfigError, UnsupportedModelError
 
 
@@ -34,14 +35,61 @@ def test_grouped_conv_is_spread_into_the_full_matrix():
 
 
 def test_digit_cnn_pairs_and_mismatch_skipped(gap_cnn):
-    pairs = conv_connections(gap_cnn)
+    pairs = conv_connections(gap_cnn)  # DigitCNN checks its input: run on zeros of its configured shape
     assert [(p.source, p.target, tuple(p.l2.shape)) for p in pairs] == [
         ("conv1", "conv2", (16, 8)), ("conv2", "conv3", (32, 16))
     ]
     assert connections_into(gap_cnn, "relu3").source == "conv2"
     assert connections_into(gap_cnn, "relu1") is None
-    branchy = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Conv2d(5, 2, 3))
-    assert conv_connections(branchy) == ()
+    read = conv_connections(gap_cnn, example=torch.zeros(2, 1, 8, 8))  # from one forward pass, as without
+    assert [p.to_dict() for p in read] == [p.to_dict() for p in pairs]
+    mismatch = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Conv2d(5, 2, 3))
+    assert conv_connections(mismatch) == ()  # 3 channels cannot feed 5: no guessed pairing
+
+
+def test_resnet_connections_follow_the_residual_dataflow():
+    from tests.circuits.test_dataflow import RESNET_SOURCES
+    from tests.zoo import TinyResNet
+
+    model = TinyResNet()
+    pairs = conv_connections(model)
+    expected = {(s, t) for t, sources in RESNET_SOURCES.items() if t != "fc" for s in sources}
+    assert {(p.source, p.target) for p in pairs} == expected
+    assert ("layer2.0.downsample.0", "layer2.0.conv2") not in expected  # it feeds the sum after conv2, not conv2
+    assert {p.source for p in pairs if p.target == "layer2.0.downsample.0"} == {"conv1", "layer1.0.conv2",
+                                                                                "layer1.1.conv2"}
+    l2, signed = connection_strengths(model.layer1[1].conv1)
+    for pair in (p for p in pairs if p.target == "layer1.1.conv1"):  # both summands read through all 8 inputs
+        assert pair.offset == 0 and torch.equal(pair.l2, l2) and torch.equal(pair.signed_sum, signed)
+    assert conv_feeding(model, "layer1.0.relu") == "layer1.0.conv1"
+    assert conv_feeding(model, "layer1.0.relu:1") == "layer1.0.conv2"  # conv1 (stem) and conv2: the last to run
+    assert connections_into(model, "layer1.0.relu:1").source == "layer1.0.conv1"
+
+
+def test_concatenated_sources_read_their_slice_of_the_kernel():
+    from tests.circuits.test_dataflow import Concat
+
+    model = Concat()
+    pairs = {p.source: p for p in conv_connections(model)}
+    l2, signed = connection_strengths(model.c)
+    assert (pairs["a"].offset, pairs["b"].offset) == (0, 3)
+    assert torch.equal(pairs["a"].l2, l2[:, :3]) and torch.equal(pairs["b"].signed_sum, signed[:, 3:])
+    assert pairs["b"].to_dict()["offset"] == 3
+
+
+def test_vgg_connections_are_sequential():
+    from tests.zoo import TinyVGG
+
+    assert [(p.source, p.target, tuple(p.l2.shape)) for p in conv_connections(TinyVGG())] == [
+        ("features.0", "features.3", (12, 6))
+    ]
+
+
+def test_untraceable_model_without_example_is_refused():
+    from tests.circuits.test_dataflow import Branchy
+
+    with pytest.raises(UnsupportedModelError, match="torch.fx cannot trace it"):
+        conv_connections(Branchy())
 
 
 def test_connection_errors(gap_cnn):

@@ -88,3 +88,29 @@ def test_contributions_reject_nan_inputs(gap_cnn, batch):
         class_contributions(gap_cnn, x, y)
     with pytest.raises(DataError, match=r"the first is inf at index \(59, 0, 7, 7\)"):
         class_mean_maps(gap_cnn, x, y, "relu2")
+
+
+def test_class_contributions_on_a_dict_model_use_the_default_layer_and_the_logits():
+    from tests.zoo import DictNet, SelectOutput
+
+    model = DictNet().eval()
+    x = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(30) % 3
+    found = class_contributions(model, x, y, top=2)
+    assert found.layer == "act" and found.method == "gap" and found.head == "fc"
+    reference = class_contributions(SelectOutput(model, lambda out: out["logits"]), x, y, top=2, layer="model.act")
+    assert torch.equal(found.contributions, reference.contributions)
+
+
+def test_class_contributions_on_a_tuple_model_need_output():
+    from tests.zoo import TupleNet
+
+    model = TupleNet().eval()
+    x = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(12) % 3
+    with pytest.raises(UnsupportedModelError, match=r"ambiguous.*output=0"):
+        class_contributions(model, x, y)
+    found = class_contributions(model, x, y, output=0, method="gradient")
+    assert found.layer == "act" and found.contributions.shape == (3, 5)
+    exact = class_contributions(model, x, y, output=0, method="gap")
+    assert torch.allclose(found.contributions, exact.contributions, atol=1e-5)  # equal for a GAP head

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from mechscope.capture import capture
+from mechscope.capture import UnitAxes, capture
 from mechscope.circuits import StreamingTopK, dataset_examples, unit_scores
 from mechscope.errors import ConfigError, DataError
 
@@ -125,3 +125,48 @@ def test_dataset_examples_on_a_residual_cnn_and_a_gru(residual_cnn, gru_net, ima
     assert found["relu2"].top.indices.shape == (4, 2)
     sequences = torch.rand(6, 4, 3)
     assert dataset_examples(gru_net, sequences, "head", k=2, progress=False)["head"].n_inputs == 6
+
+
+def test_dataset_examples_on_a_gru_rank_features_and_locate_tokens():
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (40, 7), generator=torch.Generator().manual_seed(5))
+    found = dataset_examples(model, tokens, "gru", k=4, batch_size=9, progress=False)["gru"]
+    with torch.no_grad(), capture(model, "gru") as store:
+        model(tokens)
+    act = store.act("gru")  # (batch, pos, d_model): the GRU's output sequence, not its last state
+    assert found.n_units == act.shape[2] == 8  # units are features, not the 7 positions
+    assert found.unit_axes is not None and found.unit_axes.kind == "sequence"
+    assert found.receptive_field is None and found.windows() is None
+    peak, where = act.max(dim=1)  # (batch, d_model): each feature's largest value over positions
+    values, indices = _brute_force(peak, 4, largest=True)
+    torch.testing.assert_close(found.top.values, values)
+    assert torch.equal(found.top.indices, indices)
+    assert found.top.positions is not None and found.top.positions.shape == (8, 4, 1)
+    manual = act.argmax(dim=1)  # (batch, d_model): the token where each feature peaks
+    for unit in range(8):
+        assert found.top.positions[unit, :, 0].tolist() == manual[indices[unit], unit].tolist()
+        assert found.top.positions[unit, :, 0].tolist() == where[indices[unit], unit].tolist()
+    mean = dataset_examples(model, tokens, "gru", k=4, reduce="mean", progress=False)["gru"]
+    torch.testing.assert_close(mean.top.values, _brute_force(act.mean(dim=1), 4, largest=True)[0])
+
+
+def test_dataset_examples_axes_override_reads_positions_as_units():
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (10, 5), generator=torch.Generator().manual_seed(6))
+    found = dataset_examples(model, tokens, "gru", k=2, axes={"gru": "conv"}, progress=False)["gru"]
+    with torch.no_grad(), capture(model, "gru") as store:
+        model(tokens)
+    assert found.n_units == 5  # the old reading, on request: positions as units
+    torch.testing.assert_close(found.top.values, _brute_force(store.act("gru").amax(dim=2), 2, True)[0])
+
+
+def test_unit_scores_with_explicit_axes():
+    x = torch.arange(24.0).reshape(2, 3, 4)
+    scores, positions = unit_scores(x, axes=UnitAxes(1, (2,), "conv"))  # (batch, channel, length)
+    assert torch.equal(scores, x.amax(dim=2)) and positions is not None
+    scores, positions = unit_scores(x)  # inferred from the shape: (batch, pos, d_model)
+    assert torch.equal(scores, x.amax(dim=1)) and positions is not None and positions.shape == (2, 4, 1)

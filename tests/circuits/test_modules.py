@@ -3,11 +3,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mechscope.capture import default_layer
 from mechscope.circuits._modules import (
     activation_after,
     conv_feeding,
     conv_layers,
-    default_layer,
     depth_layers,
     receptive_field,
 )
@@ -18,7 +18,7 @@ def test_depth_layers_digit_cnn_are_relus_in_order():
     model = DigitCNN(DigitCNNConfig(image_size=8, channels=(8, 16, 32), pools=2, gap=True))
     assert conv_layers(model) == ["conv1", "conv2", "conv3"]
     assert depth_layers(model) == ["relu1", "relu2", "relu3"]
-    assert default_layer(model) == "relu3"
+    assert default_layer(model, torch.zeros(1, 1, 8, 8)) == "relu3"
     assert conv_feeding(model, "relu3") == "conv3"
     assert conv_feeding(model, "conv2") == "conv2"
 
@@ -27,7 +27,8 @@ def test_activation_after_skips_norm_and_falls_back_to_conv():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.GELU(), nn.Conv2d(2, 2, 3), nn.Flatten())
     assert activation_after(model, "0") == "2"
     assert activation_after(model, "3") == "3"
-    assert default_layer(model) == "3"
+    # "3" flattened is the model's output, never its own explanation: the map before it is.
+    assert default_layer(model, torch.zeros(1, 1, 8, 8)) == "2"
 
 
 def test_receptive_field_digit_cnn_matches_hand_values():

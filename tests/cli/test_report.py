@@ -26,6 +26,35 @@ def test_report_cli_prints_the_index_and_sections(tmp_path, capsys):
     assert all(s["reason"] for s in result["sections"] if not s["page"])
 
 
+def _failing(monkeypatch, keys):
+    from mechscope.report import build
+
+    def boom(ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(build, "BUILDERS", tuple((k, t, boom if k in keys else fn) for k, t, fn in build.BUILDERS))
+
+
+def test_report_cli_lists_a_failed_section_and_exits_0(tmp_path, capsys, monkeypatch):
+    _failing(monkeypatch, {"probes"})
+    code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--quick"])
+    out = capsys.readouterr()
+    assert code == 0
+    assert "Probes by layer: not shown (failed: RuntimeError: boom)" in out.out
+    assert "units" in out.out and out.err == ""
+
+
+def test_report_cli_exits_1_when_every_section_failed(tmp_path, capsys, monkeypatch):
+    from mechscope.report.build import BUILDERS
+
+    _failing(monkeypatch, {k for k, _, _ in BUILDERS})
+    code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert all(s["error"] == "RuntimeError: boom" for s in json.loads(out.out)["sections"])
+    assert "no section of the report could be built (7 failed)" in out.err
+
+
 def test_report_cli_missing_checkpoint_exits_1(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
     assert "No checkpoint folder" in capsys.readouterr().err

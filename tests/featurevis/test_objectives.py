@@ -149,3 +149,64 @@ def test_direction_checks_its_vectors():
         direction("conv", torch.zeros(3))
     with pytest.raises(ConfigError, match="have 2 entries but layer 'conv' has 3 channels"):
         direction("conv", torch.ones(2))(acts)
+
+
+# (batch=2, pos=3, d_model=4): row b, position p, feature f holds 100*b + 10*p + f.
+SEQ = torch.tensor([[[100.0 * b + 10.0 * p + f for f in range(4)] for p in range(3)] for b in range(2)])
+
+
+def test_channel_on_a_sequence_layer_means_a_feature_over_positions():
+    values = channel("block", [3, 1])(lambda name: SEQ)
+    # row 0, feature 3: (3 + 13 + 23) / 3; row 1, feature 1: (101 + 111 + 121) / 3
+    assert values.tolist() == pytest.approx([13.0, 111.0])
+    table = channel("block", [3, 1]).table(lambda name: SEQ)
+    torch.testing.assert_close(table, SEQ.mean(dim=1)[:, [3, 1]])
+
+
+def test_neuron_on_a_sequence_layer_reads_one_token():
+    assert neuron("block", [3, 1], pos=0)(lambda name: SEQ).tolist() == [3.0, 101.0]
+    assert neuron("block", [3, 1])(lambda name: SEQ).tolist() == [13.0, 111.0]  # centre: position 1
+    with pytest.raises(ConfigError, match="use pos= instead"):
+        neuron("block", 0, y=0)(lambda name: SEQ[:1])
+    with pytest.raises(ConfigError, match="Neuron position 5 is outside"):
+        neuron("block", 0, pos=5)(lambda name: SEQ[:1])
+
+
+def test_unit_objectives_read_conv1d_maps_through_the_model():
+    from torch import nn
+
+    from mechscope.featurevis import LayerReader
+
+    model = nn.Sequential(nn.Conv1d(2, 3, 1), nn.ReLU())
+    maps = torch.rand(2, 3, 5, generator=torch.Generator().manual_seed(0))  # (batch, channel, length)
+    reader = LayerReader(lambda name: maps, model)
+    torch.testing.assert_close(channel("1", [2, 0])(reader), torch.stack([maps[0, 2].mean(), maps[1, 0].mean()]))
+    torch.testing.assert_close(channel("1", [2, 0], axes="conv")(lambda name: maps), channel("1", [2, 0])(reader))
+    with pytest.raises(ConfigError, match="Channel 4 is out of range: layer '1' has 3 channels"):
+        channel("1", [4, 0])(reader)
+
+
+def test_direction_on_a_sequence_projects_features_at_every_position():
+    vector = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    values = direction("block", vector)(lambda name: SEQ[:1])
+    assert values.tolist() == pytest.approx([11.0])  # feature 1 averaged over positions
+
+
+def test_logit_and_prob_pick_their_output_from_dicts_tuples_and_model_outputs():
+    from mechscope.errors import UnsupportedModelError
+
+    as_dict = {None: {"logits": LOGITS, "features": CONV}}.__getitem__
+    assert logit([2, 1])(as_dict).tolist() == [3.0, 0.0]  # auto: the "logits" entry
+    as_tuple = {None: (LOGITS, CONV)}.__getitem__
+    with pytest.raises(UnsupportedModelError, match=r"ambiguous.*output=0"):
+        logit([2, 1])(as_tuple)
+    assert logit([2, 1], output=0)(as_tuple).tolist() == [3.0, 0.0]
+    assert torch.equal(prob([0, 1], output=0).table(as_tuple), prob([0, 1]).table(acts))
+    objective = logit(1, output=lambda out: out[0] * 2)
+    assert objective.table(as_tuple)[:, 0].tolist() == [4.0, 0.0]
+    assert objective.description == "logit 1 of output <lambda>"
+
+
+def test_logit_output_and_layer_exclude_each_other():
+    with pytest.raises(ConfigError, match="pass one of them"):
+        logit(0, layer="fc", output="logits")

@@ -82,3 +82,40 @@ def test_visualize_rejects_nan_data_before_rendering(cnn, digits, monkeypatch):
     data[9, 0, 4, 4] = float("nan")
     with pytest.raises(DataError, match=r"Non-finite values in data: .*the first is nan at index \(9, 0, 4, 4\)"):
         visualize(cnn, unit_objective("channel", "relu1", range(2)), data, progress=False)
+
+
+def test_vit_token_layer_units_are_features(hooks_left):
+    from mechscope.capture import capture
+    from mechscope.featurevis import channel, evidence
+    from tests.zoo import tiny_vit
+
+    model = tiny_vit()
+    layer = next(n for n in ("vit.layers.1", "vit.encoder.layer.1") if n in dict(model.named_modules()))
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    data = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert count_units(model, layer, images) == 16  # d_model, not the 5 tokens
+    ev = evidence(model, channel(layer, [15, 2]), images, data)
+    with torch.no_grad(), capture(model, layer) as store:
+        model(images)
+        model(data)
+    act = store.act(layer)  # (7, tokens, d_model)
+    by_hand = act.mean(dim=1)  # each feature averaged over the tokens
+    assert ev.activation == pytest.approx([float(by_hand[0, 15]), float(by_hand[1, 2])], rel=1e-5, abs=1e-6)
+    assert ev.dataset_max == pytest.approx([float(by_hand[2:, 15].max()), float(by_hand[2:, 2].max())], rel=1e-5)
+    assert not hooks_left(model)
+
+
+def test_visualize_logit_objective_on_a_dict_model_equals_the_wrapper():
+    from tests.zoo import DictNet, SelectOutput
+
+    model = DictNet().eval()
+    data = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert count_units(model, None, data[:2]) == 3
+    assert count_units(model, None, data[:2], output="features") == 5
+    config = RenderConfig(steps=3, restarts=1)
+    ours = visualize(model, unit_objective("logit", None, [0, 2]), data, config=config, progress=False)
+    theirs = visualize(SelectOutput(model, lambda out: out["logits"]), unit_objective("logit", None, [0, 2]), data,
+                       config=config, progress=False)
+    assert torch.equal(ours.result.images, theirs.result.images)
+    assert ours.to_dict()["units"] == theirs.to_dict()["units"]
+    assert "of output 'logits'" in unit_objective("prob", None, [1], output="logits").description

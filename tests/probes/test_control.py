@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.errors import DataError, UnsupportedModelError
+from mechscope.errors import DataError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.probes import (
     LinearProbe,
@@ -91,14 +91,52 @@ def test_untrained_copy_of_plain_module_resets_parameters():
     assert torch.equal(model[0].weight, torch.ones(4, 3))
 
 
-def test_untrained_copy_without_reset_raises():
+def test_untrained_copy_redraws_parameters_no_initialiser_reaches():
     class Custom(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.w = nn.Parameter(torch.ones(2))
+            self.w = nn.Parameter(torch.ones(4))  # constant: 1 + U(-1/2, 1/2)
+            self.v = nn.Parameter(torch.tensor([1.0, 2.0, 3.0, 4.0]))  # N(mean 2.5, its std)
 
-    with pytest.raises(UnsupportedModelError, match="cannot re-initialise Custom.*register_model"):
-        untrained_copy(Custom())
+    model = Custom()
+    fresh = untrained_copy(model, seed=3)
+    assert not torch.equal(fresh.w, model.w) and (fresh.w - 1).abs().max() <= 0.5
+    assert not torch.equal(fresh.v, model.v)
+    assert torch.equal(model.w, torch.ones(4))
+    assert torch.equal(untrained_copy(model, seed=3).v, fresh.v)
+
+
+@pytest.mark.parametrize("make", ["digit_cnn", "resnet", "gpt2", "vit"])
+def test_untrained_copy_leaves_no_trained_tensor(make):
+    from mechscope.models import DigitCNN, DigitCNNConfig
+    from tests.zoo import TinyResNet, tiny_gpt2, tiny_vit
+
+    model, x = {
+        "digit_cnn": lambda: (build_seeded(DigitCNN, DigitCNNConfig(image_size=8, channels=(4, 8), pools=1, gap=True),
+                                           seed=0), torch.rand(2, 1, 8, 8)),
+        "resnet": lambda: (TinyResNet(), torch.rand(2, 1, 16, 16)),
+        "gpt2": lambda: (tiny_gpt2(), torch.randint(0, 23, (2, 5))),
+        "vit": lambda: (tiny_vit(), torch.rand(2, 3, 8, 8)),
+    }[make]()
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fresh = untrained_copy(model, seed=0)
+    trained = dict(model.named_parameters())
+    assert [n for n, p in fresh.named_parameters() if torch.equal(p, trained[n])] == []
+    with torch.no_grad():
+        logits = [out if isinstance(out, torch.Tensor) else out.logits for out in (model(x), fresh(x))]
+    assert not torch.allclose(*logits)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not fresh.training
+
+
+def test_untrained_copy_resets_norm_statistics():
+    from tests.zoo import TinyResNet
+
+    model = TinyResNet()  # non-trivial running statistics, as after training
+    fresh = untrained_copy(model, seed=0)
+    assert torch.equal(fresh.bn1.running_mean, torch.zeros(8)) and torch.equal(fresh.bn1.running_var, torch.ones(8))
+    assert not torch.equal(model.bn1.running_mean, torch.zeros(8))
 
 
 def test_selectivity_is_the_difference():

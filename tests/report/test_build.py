@@ -260,3 +260,93 @@ def test_build_report_killed_at_any_rename_leaves_the_old_or_the_new_report(tmp_
             assert units() == shown
         shown = units()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], kill_at  # no leftover of the kill
+
+
+def _raise(error: BaseException):
+    def builder(ctx):
+        raise error
+    return builder
+
+
+def _with_builder(monkeypatch, key: str, builder) -> None:
+    from mechscope.report import build
+
+    monkeypatch.setattr(build, "BUILDERS", tuple(
+        (k, title, builder if k == key else fn) for k, title, fn in build.BUILDERS
+    ))
+
+
+def test_build_report_records_a_failed_section_and_builds_the_rest(tmp_path, monkeypatch):
+    from tests.report.conftest import EvilNet, evil_data
+
+    _with_builder(monkeypatch, "attribution", _raise(RuntimeError("boom\nsecond line")))
+    with pytest.warns(RuntimeWarning, match="report section 'attribution' .* failed: RuntimeError: boom second line"):
+        index = build_report(EvilNet().eval(), tmp_path / "out", data=evil_data(), config=TINY, progress=False)
+    sections = _sections(tmp_path / "out")
+    broken = sections["attribution"]
+    assert broken["page"] is None and broken["error"] == "RuntimeError: boom second line"
+    assert broken["reason"] == "failed: RuntimeError: boom second line"
+    assert sections["units"]["page"] and sections["depth"]["page"] and sections["circuits"]["page"]
+    assert all(s["error"] is None for k, s in sections.items() if k != "attribution")
+    overview = index.read_text()
+    assert "Failed: " in overview and "RuntimeError: boom second line" in overview and 'class="card failed"' in overview
+
+
+def test_build_report_lets_keyboard_interrupt_through(tmp_path, monkeypatch):
+    from tests.report.conftest import EvilNet, evil_data
+
+    _with_builder(monkeypatch, "depth", _raise(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        build_report(EvilNet().eval(), tmp_path / "out", data=evil_data(), config=TINY, progress=False)
+    assert not (tmp_path / "out" / REPORT_FILE).exists()
+
+
+@pytest.mark.parametrize("make", ["resnet", "dictnet", "token_gru", "vit"])
+def test_build_report_builds_for_models_written_outside_mechscope(make, tmp_path):
+    from tests import zoo
+
+    model, data = {
+        "resnet": lambda: (zoo.TinyResNet(width=4), zoo.image_bundle((1, 8, 8), 4, n_train=24, n_test=12)),
+        "dictnet": lambda: (zoo.DictNet(), zoo.image_bundle((1, 8, 8), 3)),
+        "token_gru": lambda: (zoo.TokenGRU(), zoo.token_bundle(11, 6, 3)),
+        "vit": lambda: (zoo.tiny_vit(), zoo.image_bundle((3, 8, 8), 3, n_train=24, n_test=12)),
+    }[make]()
+    config = dataclasses.replace(TINY, max_units=2, featurevis_steps=1, probe_inputs=24)
+    build_report(model, tmp_path / "out", data=data, config=config, progress=False)
+    sections = _sections(tmp_path / "out")
+    assert [k for k, s in sections.items() if s["error"]] == []
+    assert all(s["reason"] for s in sections.values() if not s["page"])
+    assert sections["probes"]["page"]
+    if make != "token_gru":
+        assert sections["units"]["page"] and sections["attribution"]["page"]
+
+
+@pytest.mark.parametrize("make", ["dictnet", "tuplenet"])
+def test_build_report_explains_the_chosen_output_at_the_stated_default_layer(make, tmp_path):
+    from dataclasses import replace
+
+    from tests import zoo
+
+    model, output, layer, shape = {
+        "dictnet": (zoo.DictNet(), None, "act", (1, 8, 8)),
+        "tuplenet": (zoo.TupleNet(), 0, "act", (1, 8, 8)),
+    }[make]
+    data = zoo.image_bundle(shape, 3)
+    build_report(model, tmp_path / "out", data=data, config=replace(TINY, output=output), progress=False)
+    summary = _summary(tmp_path / "out")
+    sections = {s["key"]: s for s in summary["sections"]}
+    assert summary["settings"]["output"] == ("auto" if output is None else "0")
+    attribution = sections["attribution"]
+    assert attribution["page"] and attribution["layer"] == layer and "cam" not in attribution["skipped"]
+    assert f"of {layer}, the default layer" in (tmp_path / "out" / attribution["page"]).read_text()
+    # 5 channels are too few for 3 detectors and 3 random ones per class; the reason names the layer.
+    assert sections["circuits"]["page"] is None and f"channels in '{layer}'" in sections["circuits"]["reason"]
+
+
+def test_build_report_states_the_default_layer_of_attribution_and_circuits(site):
+    sections = _sections(site / "evil" / "report")
+    assert sections["attribution"]["layer"] == sections["circuits"]["layer"] == "relu2"
+    page = (site / "evil" / "report" / sections["circuits"]["page"]).read_text()
+    assert "Detector layer: relu2, the default layer" in page
+    page = (site / "evil" / "report" / sections["attribution"]["page"]).read_text()
+    assert "of relu2, the default layer" in page

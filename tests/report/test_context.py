@@ -38,3 +38,27 @@ def test_report_config_validates_sizes():
     with pytest.raises(ConfigError, match="featurevis_steps"):
         ReportConfig(featurevis_steps=0)
     assert ReportConfig.quick().featurevis_steps < ReportConfig().featurevis_steps
+
+
+def test_context_reads_the_explained_output_of_dict_and_tuple_models(tmp_path):
+    from mechscope.errors import UnsupportedModelError
+    from tests.zoo import DictNet, TupleNet, image_bundle
+
+    data = image_bundle((1, 8, 8), 3)
+    ctx = make_context(DictNet(), tmp_path / "a", data=data, settings=ReportConfig(), home=None, progress=False)
+    assert ctx.is_classifier and ctx.explained(data.x_test[:2]).shape == (2, 3)
+    ctx = make_context(TupleNet(), tmp_path / "b", data=data, settings=ReportConfig(), home=None, progress=False)
+    with pytest.raises(UnsupportedModelError, match=r"ambiguous.*ReportConfig\(output=\.\.\.\) \(now auto\)"):
+        ctx.is_classifier
+    ctx = make_context(TupleNet(), tmp_path / "c", data=data, settings=ReportConfig(output=0), home=None,
+                       progress=False)
+    assert ctx.is_classifier
+
+
+def test_report_config_output_is_a_key_an_index_or_a_callable():
+    assert ReportConfig.quick(output="logits").output == "logits"
+    assert ReportConfig(output=len).output is len
+    with pytest.raises(ConfigError, match="ReportConfig.output"):
+        ReportConfig(output=True)
+    with pytest.raises(ConfigError, match="ReportConfig.output"):
+        ReportConfig(output=1.5)  # type: ignore[arg-type]

@@ -50,3 +50,41 @@ def test_unit_ablation_falls_back_when_later_layers_read_earlier_ones():
     for channel in range(3):
         with torch.no_grad(), ablate(model, "act", [channel]):
             torch.testing.assert_close(out[channel], model(x))
+
+
+def test_unit_ablation_of_a_sequence_layer_zeroes_features():
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(3))
+    out = unit_ablation(model, tokens, "gru", [0, 2, 7])
+    for row, unit in enumerate([0, 2, 7]):
+        with torch.no_grad(), ablate(model, "gru", [unit]):
+            torch.testing.assert_close(out[row], model(tokens))
+
+
+def test_unit_connections_follow_the_residual_dataflow(tmp_path):
+    from mechscope.circuits import connection_strengths
+    from mechscope.report.config import ReportConfig
+    from mechscope.report.context import make_context
+    from mechscope.report.units import LayerUnits, _connect
+    from tests.zoo import TinyResNet, image_bundle
+
+    model = TinyResNet(width=4)
+    ctx = make_context(model, tmp_path / "site", data=image_bundle((1, 8, 8), 4), settings=ReportConfig.quick(),
+                       home=None, progress=False)
+    names = ["relu", "layer1.0.relu", "layer1.0.conv2", "layer1.1.relu"]
+    results = {name: LayerUnits(name, n_units=4, shown=4) for name in names}
+    _connect(ctx, results)
+
+    def inbound(name):
+        return {c.layer for cs in results[name].inbound.values() for c in cs}
+
+    assert inbound("layer1.0.relu") == {"relu"}
+    assert inbound("layer1.0.conv2") == {"layer1.0.relu"}
+    assert inbound("layer1.1.relu") == {"layer1.0.conv2", "relu"}  # layer1.1.conv1 reads the residual sum
+    l2, signed = connection_strengths(model.layer1[1].conv1)
+    for u, connections in results["layer1.1.relu"].inbound.items():
+        assert [c.strength for c in connections] == sorted((c.strength for c in connections), reverse=True)
+        assert all(c.strength == float(l2[u, c.unit]) and c.signed == float(signed[u, c.unit]) for c in connections)
+    assert {c.layer for cs in results["relu"].outbound.values() for c in cs} == {"layer1.0.relu", "layer1.1.relu"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from mechscope.attribution import METHODS, Attribution, build_method, cascading_randomization, faithfulness
+from mechscope.capture import describe_output
 from mechscope.errors import UnsupportedModelError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import paragraph, table, tag
@@ -31,8 +32,8 @@ def build_attribution(ctx: ReportContext) -> Section:
     page = ctx.site.rel("attribution.html")
     shown = _one_per_class(data.y_test, settings.attribution_images)
     x = data.x_test[shown]
-    with torch.no_grad():
-        predicted = model(x).argmax(dim=1)
+    predicted = ctx.explained(x).argmax(dim=1)
+    output = ctx.settings.output
     maps = {label: m.attribute(x, predicted) for label, m in labelled.items()}
     names = ctx.class_names
     rows = [f"label {names[int(y)]}\npredicted {names[int(p)]}" for y, p in zip(data.y_test[shown], predicted)]
@@ -42,11 +43,11 @@ def build_attribution(ctx: ReportContext) -> Section:
     plot_attribution_grid(pictures, maps, path, row_labels=rows, title="Attribution maps for the predicted class")
 
     n_faith = min(settings.faithfulness_images, data.x_test.shape[0])
-    faith = faithfulness(model, labelled, data.x_test[:n_faith], n_steps=32)
+    faith = faithfulness(model, labelled, data.x_test[:n_faith], n_steps=32, output=output)
     rel_faith, path = figure_path(ctx, "faithfulness.png")
     plot_perturbation_curves(faith, path)
     n_sanity = min(settings.sanity_images, data.x_test.shape[0])
-    sanity = cascading_randomization(model, labelled, data.x_test[:n_sanity])
+    sanity = cascading_randomization(model, labelled, data.x_test[:n_sanity], output=output)
     rel_sanity, path = figure_path(ctx, "sanity.png")
     plot_sanity_curves(sanity, path)
 
@@ -59,9 +60,15 @@ def build_attribution(ctx: ReportContext) -> Section:
         ])
     result_rows.append(["random map", faith.random_baseline["deletion_auc"], faith.random_baseline["insertion_auc"],
                         "", ""])
+    layer = _layer(methods)
+    where = "" if layer is None else (
+        f" Layer methods ({', '.join(m.get_name() for m in methods.values() if m.uses_layer)}) weight the channels "
+        f"of {layer}, the default layer: the last map with spatial structure, taken after its nonlinearity at the "
+        "block output (mechscope.capture.default_layer).")
+    which = "" if output is None else f" The explained output is {describe_output(output)} of what the model returns."
     body = [
         paragraph(f"Each method explains the predicted class of {len(shown)} held-out images (one per class where "
-                  "possible). Maps are divided by their own largest magnitude."),
+                  f"possible). Maps are divided by their own largest magnitude.{where}{which}"),
         figure(ctx.site.href(page, rel_maps), "attribution maps", "Rows: images; columns: methods. Colour bars "
                "under each column; the image is outlined on every map."),
         tag("h2", "Do the maps mean something?"),
@@ -82,8 +89,8 @@ def build_attribution(ctx: ReportContext) -> Section:
     best = min(labelled, key=lambda label: faith.deletion_auc[label])
     summary = tag("p", f"{len(labelled)} methods; {len(passing)} pass the sanity check; lowest deletion AUC: {best} "
                   f"({faith.deletion_auc[best]:.3f} vs random {faith.random_baseline['deletion_auc']:.3f}).")
-    data_out = {"methods": list(labelled), "skipped": skipped_methods, "faithfulness": faith.to_dict(),
-                "sanity": sanity.to_dict()}
+    data_out = {"methods": list(labelled), "layer": layer, "skipped": skipped_methods,
+                "faithfulness": faith.to_dict(), "sanity": sanity.to_dict()}
     ctx.results["attribution"] = data_out
     return Section("attribution", TITLE, page, summary=summary, data=data_out)
 
@@ -95,7 +102,7 @@ def _methods(ctx: ReportContext) -> tuple[dict[str, Attribution], dict[str, str]
     reasons: dict[str, str] = {}
     for name in METHODS:
         try:
-            method = build_method(name, ctx.model)
+            method = build_method(name, ctx.model, output=ctx.settings.output)
             if data is not None:
                 method.attribute(data.x_test[:1])
         except UnsupportedModelError as err:
@@ -103,6 +110,12 @@ def _methods(ctx: ReportContext) -> tuple[dict[str, Attribution], dict[str, str]
             continue
         methods[name] = method
     return methods, reasons
+
+
+def _layer(methods: dict[str, Attribution]) -> str | None:
+    """The layer the layer methods used (their default layer, found on their first call)."""
+    used = [getattr(m, "layer", None) for m in methods.values() if m.uses_layer]
+    return next((name for name in used if isinstance(name, str)), None)
 
 
 def _one_per_class(labels: torch.Tensor, n: int) -> list[int]:

@@ -16,7 +16,7 @@ TITLE = "Class circuits"
 
 
 def build_circuits(ctx: ReportContext) -> Section:
-    """Top channels per class in the last conv layer, their wiring, and a causal ablation check."""
+    """Top channels per class in the default layer (stated on the page), their wiring, and a causal check."""
     if ctx.data is None or not ctx.is_conv or not ctx.is_classifier:
         return skipped("circuits", TITLE, "class circuits are read from conv classifiers; this model "
                        + ("has no data" if ctx.data is None else "has no conv layer over image inputs"
@@ -24,7 +24,7 @@ def build_circuits(ctx: ReportContext) -> Section:
     from mechscope.plots.circuits import plot_causal_check, plot_class_circuit, plot_class_circuits
 
     try:
-        found = class_circuits(ctx.model, ctx.data, n_random=ctx.settings.circuit_draws)
+        found = class_circuits(ctx.model, ctx.data, n_random=ctx.settings.circuit_draws, output=ctx.settings.output)
     except MechscopeError as err:
         return skipped("circuits", TITLE, f"the analysis does not fit this model: {err}")
     page = ctx.site.rel("circuits.html")
@@ -48,6 +48,8 @@ def build_circuits(ctx: ReportContext) -> Section:
     how = ("head weight x mean activation (exact: a Linear reads the channel means)" if contributions.method == "gap"
            else "gradient x activation")
     body = [
+        paragraph(f"Detector layer: {found.layer}, the default layer (the last map with spatial structure, taken "
+                  "after its nonlinearity at the block output; mechscope.capture.default_layer)."),
         paragraph(f"For each class, the channels of {found.layer} that contribute most to its logit ({how}), chosen "
                   "on the training split; ablating them on the held-out split is compared with ablating as many "
                   f"random channels ({check.n_random} draws, {check.mode} ablation). Ratio of accuracy drops: "

@@ -31,6 +31,8 @@ def write_overview(ctx: ReportContext, sections: Sequence[Section]) -> Path:
 
 
 def _card(ctx: ReportContext, section: Section) -> Html:
+    if section.error is not None:
+        return card(section.title, paragraph("Failed: ", section.error, class_="missing"), status="failed")
     if section.page is None:
         return card(section.title, paragraph("Not shown: ", section.reason or "", class_="missing"), status="skipped")
     return card(section.title, section.summary, href=ctx.site.href("index.html", section.page))

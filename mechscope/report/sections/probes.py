@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from mechscope.capture import record
@@ -129,8 +128,7 @@ def _targets(ctx: ReportContext, x: Tensor) -> tuple[dict[str, Tensor], Tensor |
     y = data.y_test[:n]
     if data.task != "classification":
         return {"y": y.float().reshape(n, -1)[:, 0]}, None, "the regression target y, scored by R^2"
-    with torch.no_grad():
-        output = ctx.model(x).argmax(dim=1)
+    output = ctx.explained(x).argmax(dim=1)
     pairs = data.extras.get("pairs_test")
     if isinstance(pairs, Tensor) and pairs.shape[0] == data.x_test.shape[0]:
         pairs = pairs[:n]

@@ -113,7 +113,9 @@ class _Pages:
 
     def is_conv_layer(self, layer: str) -> bool:
         ex = self.results[layer].examples
-        return ex is not None and len(ex.activation_shape) > 1
+        if ex is None:
+            return False
+        return ex.unit_axes.kind == "conv" if ex.unit_axes is not None else len(ex.activation_shape) > 1
 
     # ----- layer page ----------------------------------------------------------------
     def layer(self, layer: str) -> None:
@@ -233,7 +235,7 @@ class _Pages:
         ctx, units = self.ctx, self.results[layer]
         out: list[Html] = []
         try:
-            pair = connections_into(ctx.model, layer)
+            pair = connections_into(ctx.model, layer, example=ctx.example)
         except MechscopeError:
             pair = None
         if pair is not None:
