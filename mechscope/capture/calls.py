@@ -11,7 +11,7 @@ after an exception.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,8 +20,20 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from mechscope.capture.modes import eval_mode, model_device
+from mechscope.errors import LayerNameError
 
-__all__ = ["CALL_SEP", "CallCounter", "call_name", "count_calls", "registered", "split_call", "trace_calls"]
+__all__ = [
+    "CALL_SEP",
+    "CallCounter",
+    "Registration",
+    "RootHook",
+    "call_name",
+    "check_calls",
+    "count_calls",
+    "registered",
+    "split_call",
+    "trace_calls",
+]
 
 CALL_SEP = ":"
 """Separates a module name from its call index: `layer1.0.relu:1` is the second call."""
@@ -50,6 +62,30 @@ def split_call(name: str, modules: Collection[str]) -> tuple[str, int] | None:
     if sep and base in modules and index.isascii() and index.isdigit() and str(int(index)) == index:
         return base, int(index)
     return None
+
+
+def check_calls(model: nn.Module, wanted: Iterable[tuple[str, str, int]], counts: Mapping[str, int]) -> None:
+    """Raise LayerNameError for a requested call that a forward pass did not make.
+
+    Args:
+        model: The root model (for the message).
+        wanted: (layer name, module name, call index) of each requested call.
+        counts: Calls of each module in the forward pass (`CallCounter.counts`).
+
+    Raises:
+        LayerNameError: `name:k` with k >= 1 and fewer than k + 1 calls of the module; the
+            message says how many calls there were and names them.
+    """
+    for name, module_name, index in wanted:
+        ran = counts.get(module_name, 0)
+        if 0 < index and ran <= index:
+            made = ", ".join(repr(call_name(module_name, k)) for k in range(ran)) or "none"
+            raise LayerNameError(
+                f"Layer {name!r} is call {index} of {module_name!r}, but {module_name!r} ran {ran} "
+                f"time{'' if ran == 1 else 's'} in this forward pass of {type(model).__name__} (calls: {made}). "
+                "Calls are numbered from 0 within each forward pass; list them with "
+                "mechscope.layer_names(model, example)."
+            )
 
 
 @contextmanager

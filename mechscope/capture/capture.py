@@ -8,14 +8,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from mechscope.capture.calls import CallCounter, call_name, registered
+from mechscope.capture.calls import CallCounter, check_calls, registered
 from mechscope.capture.guard import Guard
-from mechscope.capture.hooks import first_tensor, hooks
+from mechscope.capture.hooks import first_tensor, hooks, replace_first_tensor
 from mechscope.capture.names import LayerSpec, resolve_calls
 from mechscope.capture.store import ActivationStore
 from mechscope.data.dtypes import dtype_error
 from mechscope.data.finite import check_finite as check_tensor_finite
-from mechscope.errors import LayerNameError
 
 __all__ = ["capture"]
 
@@ -69,26 +68,37 @@ def capture(
         ...     logits = model(x)
         >>> store.act("conv1").shape
     """
+    requested = [(name, module_name, index) for name, (module_name, index) in resolve_calls(model, layers).items()]
     calls: dict[str, dict[int, list[str]]] = {}  # module name -> call index -> requested names
-    for name, (module_name, index) in resolve_calls(model, layers).items():
+    for name, module_name, index in requested:
         calls.setdefault(module_name, {}).setdefault(index, []).append(name)
     store = ActivationStore()
     counter = CallCounter()
     guard = Guard(model, store, detach=detach)
 
     def make(module_name: str, wanted: dict[int, list[str]]) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
-        def forward_hook(_module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+        def forward_hook(_module: nn.Module, _args: tuple[Any, ...], output: Any) -> Any:
             index = counter.next_index(module_name)
             targets = wanted.get(index or 0)
             if targets is None:
-                return
+                return None
             out = first_tensor(output, targets[0])
+            if not detach:
+                # The stored value must stay on the autograd path (it is optimised or differentiated):
+                # keep the layer's own tensor, and let the rest of the forward run on a copy, so an
+                # in-place op later changes the copy, never what was captured.
+                for name in targets:
+                    store._append("act", name, out)
+                    if grads and out.requires_grad:
+                        out.register_hook(_grad_setter(store, name, store._reserve_grad(name)))
+                return replace_first_tensor(output, out.clone())
             for name in targets:
                 guard.keep("act", name, out, in_root=index is not None)
                 if grads and out.requires_grad:
                     # A tensor hook gives the gradient at the value the layer returned, also when
                     # a later in-place op changes the tensor (it stays with that autograd version).
                     out.register_hook(_grad_setter(store, name, store._reserve_grad(name)))
+            return None
 
         return forward_hook
 
@@ -105,7 +115,7 @@ def capture(
         return pre_hook
 
     def end(args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-        _check_calls(model, calls, counter.counts)
+        check_calls(model, requested, counter.counts)
         guard.finish(args, kwargs, output)
 
     seen: list[Tensor] = []  # the latest input of model(...), to explain a dtype error
@@ -140,21 +150,6 @@ def _grad_setter(store: ActivationStore, name: str, slot: int) -> Callable[[Tens
         store._set_grad(name, slot, grad.detach())
 
     return grad_hook
-
-
-def _check_calls(model: nn.Module, calls: dict[str, dict[int, list[str]]], counts: dict[str, int]) -> None:
-    """Raise LayerNameError for a requested call `name:k` that this forward pass did not make."""
-    for module_name, wanted in calls.items():
-        ran = counts.get(module_name, 0)
-        for index, names in wanted.items():
-            if 0 < index and ran <= index:
-                made = ", ".join(repr(call_name(module_name, k)) for k in range(ran)) or "none"
-                raise LayerNameError(
-                    f"Layer {names[0]!r} is call {index} of {module_name!r}, but {module_name!r} ran {ran} "
-                    f"time{'' if ran == 1 else 's'} in this forward pass of {type(model).__name__} (calls: {made}). "
-                    "Calls are numbered from 0 within each forward pass; list them with "
-                    "mechscope.layer_names(model, example)."
-                )
 
 
 def _top_level_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Tensor]]:

@@ -9,11 +9,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from mechscope.capture.calls import CallCounter, Registration, registered
+from mechscope.capture.calls import CallCounter, Registration, check_calls, registered
 from mechscope.capture.names import resolve_calls
 from mechscope.errors import LayerNameError, MechscopeError
 
-__all__ = ["HookPoint", "HookFn", "hooks", "patch", "first_tensor"]
+__all__ = ["HookPoint", "HookFn", "hooks", "patch", "first_tensor", "replace_first_tensor"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,9 @@ def patch(model: nn.Module, fns: Mapping[str, HookFn]) -> Iterator[None]:
     """Run `fn(output, hook=HookPoint)` on each named layer's output; a returned tensor replaces it.
 
     A plain module name patches every call of the module; `name:k` patches call k of each
-    forward pass of `model` only (`name:0` the first). Outputs that are tuples, lists or
-    mappings (a Hugging Face `ModelOutput`) have their first tensor passed and replaced.
+    forward pass of `model` only (`name:0` the first), and a forward pass without that call
+    raises LayerNameError. Outputs that are tuples, lists or mappings (a Hugging Face
+    `ModelOutput`) have their first tensor passed and replaced.
 
     Example:
         >>> with patch(model, {"relu1": lambda t, hook: t * 0}):
@@ -91,10 +92,12 @@ def patch(model: nn.Module, fns: Mapping[str, HookFn]) -> Iterator[None]:
         ...     ablated_logits = resnet(x)
     """
     plan: dict[str, list[tuple[int | None, str, HookFn]]] = {}
+    numbered: list[tuple[str, str, int]] = []  # the `name:k` entries: checked at the end of each forward pass
     for name, (module_name, index) in (resolve_calls(model, list(fns)) if fns else {}).items():
         plan.setdefault(module_name, []).append((None if module_name == name else index, name, fns[name]))
+        if module_name != name:
+            numbered.append((name, module_name, index))
     counter = CallCounter()
-    numbered = any(index is not None for entries in plan.values() for index, _, _ in entries)
 
     def make(module_name: str, entries: list[tuple[int | None, str, HookFn]]) -> ForwardHook:
         def forward_hook(module: nn.Module, _inputs: tuple[Any, ...], output: Any) -> Any:
@@ -105,14 +108,17 @@ def patch(model: nn.Module, fns: Mapping[str, HookFn]) -> Iterator[None]:
                     continue
                 new = fn(first_tensor(result, name), hook=HookPoint(name, module))
                 if new is not None:
-                    result, changed = _replace_first_tensor(result, new), True
+                    result, changed = replace_first_tensor(result, new), True
             return result if changed else None
 
         return forward_hook
 
     modules = dict(model.named_modules())
     registrations = [_register_forward(modules[name], make(name, entries)) for name, entries in plan.items()]
-    with registered((counter.registrations(model) if numbered else []) + registrations):
+    def end(_args: tuple[Any, ...], _kwargs: dict[str, Any], _output: Any) -> None:
+        check_calls(model, numbered, counter.counts)
+
+    with registered((counter.registrations(model, on_end=end) if numbered else []) + registrations):
         yield
 
 
@@ -131,7 +137,8 @@ def _find_first(value: Any) -> tuple[Any, Tensor] | None:
     return None
 
 
-def _replace_first_tensor(value: Any, new: Tensor) -> Any:
+def replace_first_tensor(value: Any, new: Tensor) -> Any:
+    """`value` with its first tensor (itself, or the first in a tuple/list/mapping) replaced by `new`."""
     found = _find_first(value)
     if found is None or isinstance(value, Tensor):
         return new

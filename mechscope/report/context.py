@@ -30,6 +30,8 @@ _NONLINEAR = (
     nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
 )
 
+_ACTIVATION_WORDS = ("gelu", "relu", "silu", "swish", "mish", "activation")
+
 
 @dataclass
 class ReportContext:
@@ -126,7 +128,7 @@ def unit_layers(model: nn.Module, *, image: bool) -> list[str]:
         names = names[last + 1 :]
     for name in names:
         module = modules[name]
-        if not isinstance(module, _NONLINEAR) or name in chosen:
+        if not _is_nonlinear(module) or name in chosen:
             continue
         parent_name = name.rsplit(".", 1)[0] if "." in name else ""
         parent = modules.get(parent_name)
@@ -135,6 +137,15 @@ def unit_layers(model: nn.Module, *, image: bool) -> list[str]:
         if name not in chosen:
             chosen.append(name)
     return chosen
+
+
+def _is_nonlinear(module: nn.Module) -> bool:
+    """An elementwise nonlinearity: torch's own, or a parameter-free one named like it (Hugging Face's GELUs)."""
+    if isinstance(module, _NONLINEAR):
+        return True
+    name = type(module).__name__.lower()
+    return (not any(True for _ in module.children()) and not any(True for _ in module.parameters())
+            and any(word in name for word in _ACTIVATION_WORDS))
 
 
 def make_context(

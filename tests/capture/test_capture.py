@@ -334,3 +334,29 @@ def test_capture_resnet_hooks_removed_after_success_and_error():
         with torch.no_grad(), capture(model, ["layer1.0.relu:1", "fc"], inputs=True):
             model(torch.rand(2, 3, 16, 16))  # wrong channel count
     assert _all_hooks(model) == 0 and not any(m._forward_hooks_always_called for m in model.modules())
+
+
+def test_capture_without_detach_keeps_the_value_on_the_graph_and_safe_from_in_place_ops():
+    seq = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True)).eval()
+    x = torch.randn(50, 4)
+    with capture(seq, ["0"], detach=False) as store:
+        seq(x).sum().backward()
+    kept = store.act("0")
+    torch.testing.assert_close(kept.detach(), seq[0](x).detach(), rtol=0, atol=0)  # negatives survive the ReLU
+    (grad,) = torch.autograd.grad(seq[1](kept.clone()).sum(), kept)  # kept is on the autograd path
+    torch.testing.assert_close(grad, (seq[0](x) > 0).float())
+
+
+def test_gradient_contributions_on_a_model_that_returns_a_captured_layer():
+    from mechscope.circuits import class_contributions
+    from tests.zoo import DictNet
+
+    model = DictNet().eval()
+    x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 3
+    found = class_contributions(model, x, y, layer="act", top=1, method="gradient")
+    with torch.no_grad():
+        acts = model.act(model.conv(x))
+    # gradient x activation of the logit of each class w.r.t. the GAP features: fc.weight[c] / (h*w) * act
+    expected = torch.stack([(model.fc.weight[c][None, :, None, None] / 64 * acts)[y == c].sum(dim=(2, 3)).mean(0)
+                            for c in range(3)])
+    torch.testing.assert_close(found.contributions, expected, rtol=1e-4, atol=1e-5)

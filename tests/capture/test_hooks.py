@@ -86,3 +86,12 @@ def test_hooks_refuse_a_call_name():
     with pytest.raises(LayerNameError, match=r"'layer1\.0\.relu:1' names one call of 'layer1\.0\.relu'"):
         with hooks(model, {"layer1.0.relu:1": lambda *_: None}):
             pass
+
+
+def test_patch_a_call_that_did_not_happen_raises():
+    model = TinyResNet().eval()
+    with pytest.raises(LayerNameError, match=r"'layer1\.0\.relu:2' is call 2 of 'layer1\.0\.relu', but "
+                       r"'layer1\.0\.relu' ran 2 times"):
+        with torch.no_grad(), patch(model, {"layer1.0.relu:2": lambda t, hook: t * 0}):
+            model(torch.rand(1, 1, 16, 16))
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == 0

@@ -301,24 +301,31 @@ def test_build_report_lets_keyboard_interrupt_through(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / REPORT_FILE).exists()
 
 
-@pytest.mark.parametrize("make", ["resnet", "dictnet", "token_gru", "vit"])
+@pytest.mark.parametrize("make", ["resnet", "dictnet", "token_gru", "vit", "mobilenet", "gpt2"])
 def test_build_report_builds_for_models_written_outside_mechscope(make, tmp_path):
     from tests import zoo
 
+    output = (lambda o: o.logits[:, -1]) if make == "gpt2" else None  # next-token logits of the last position
     model, data = {
         "resnet": lambda: (zoo.TinyResNet(width=4), zoo.image_bundle((1, 8, 8), 4, n_train=24, n_test=12)),
         "dictnet": lambda: (zoo.DictNet(), zoo.image_bundle((1, 8, 8), 3)),
         "token_gru": lambda: (zoo.TokenGRU(), zoo.token_bundle(11, 6, 3)),
         "vit": lambda: (zoo.tiny_vit(), zoo.image_bundle((3, 8, 8), 3, n_train=24, n_test=12)),
+        "mobilenet": lambda: (zoo.TinyMobileNet(), zoo.image_bundle((3, 8, 8), 3, n_train=24, n_test=12)),
+        "gpt2": lambda: (zoo.tiny_gpt2(), zoo.token_bundle(23, 6, 23)),
     }[make]()
-    config = dataclasses.replace(TINY, max_units=2, featurevis_steps=1, probe_inputs=24)
+    config = dataclasses.replace(TINY, max_units=2, featurevis_steps=1, probe_inputs=24, output=output)
     build_report(model, tmp_path / "out", data=data, config=config, progress=False)
     sections = _sections(tmp_path / "out")
     assert [k for k, s in sections.items() if s["error"]] == []
     assert all(s["reason"] for s in sections.values() if not s["page"])
     assert sections["probes"]["page"]
-    if make != "token_gru":
+    if make not in ("token_gru", "gpt2"):
         assert sections["units"]["page"] and sections["attribution"]["page"]
+    if make == "gpt2":  # units are the 64 features of each MLP activation, not its 6 token positions
+        assert sections["units"]["page"]
+        assert (tmp_path / "out" / "layers" / "transformer.h.1.mlp.act" / "unit-1.html").is_file()
+        assert "of 64 units" in (tmp_path / "out" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("make", ["dictnet", "tuplenet"])

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import Tensor
 
-from mechscope.capture import record
+from mechscope.capture import layer_unit_axes, record
 from mechscope.errors import DataError
 from mechscope.models import ModularMLP
 from mechscope.probes import (
@@ -54,6 +54,10 @@ def build_probes(ctx: ReportContext) -> Section:
 
     n = ctx.settings.probe_inputs
     x = ctx.data.x_test[:n]
+    sample = record(ctx.model, layers, x[:2], progress=False)
+    layers = [layer for layer in layers if sample.act(layer).shape[0] == x[:2].shape[0]]  # one row per example
+    if not layers:
+        return skipped("probes", TITLE, f"no layer of {ctx.model_class} gives one activation per example.")
     targets, types, what = _targets(ctx, x)
     constant = [name for name, values in targets.items() if not values.is_floating_point()
                 and values.unique().numel() < 2]
@@ -146,17 +150,19 @@ def _pooled_by_layer(
     trained = record(ctx.model, layers, x, progress=False)
     copies = {s: record(untrained_copy(ctx.model, seed=s), layers, x, progress=False) for s in seeds}
 
-    def pooled(value: Tensor) -> Tensor:
-        return (value.flatten(2).mean(dim=2) if value.dim() > 2 else value).float()
+    def pooled(value: Tensor, layer: str) -> Tensor:  # mean over the spatial (or token) axes of each unit
+        if value.dim() <= 2:
+            return value.float()
+        return layer_unit_axes(ctx.model, layer, tuple(value.shape)).units_first(value).flatten(2).mean(dim=2).float()
 
     rows = []
     for layer in layers:
         for name, values in targets.items():
 
             def untrained(seed: int, layer: str = layer) -> Tensor:
-                return pooled(copies[seed].act(layer))
+                return pooled(copies[seed].act(layer), layer)
 
-            report = evaluate_probe(_PROBE, pooled(trained.act(layer)), {name: values}, types=x, seeds=seeds,
+            report = evaluate_probe(_PROBE, pooled(trained.act(layer), layer), {name: values}, types=x, seeds=seeds,
                                     test_fraction=0.2, untrained=untrained)
             rows.append(LayerScore(
                 layer=layer, target=name, kind="categorical" if not values.is_floating_point() else "continuous",
