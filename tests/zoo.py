@@ -152,38 +152,6 @@ def tiny_vit() -> nn.Module:
     return ViTForImageClassification(config).eval()
 
 
-def image_bundle(shape: tuple[int, ...], n_classes: int, *, n_train: int = 48, n_test: int = 24, seed: int = 0):
-    """A synthetic classification DataBundle of random images (batch, *shape) with random labels."""
-    from mechscope.data import DataBundle
-
-    generator = torch.Generator().manual_seed(seed)
-    return DataBundle(
-        x_train=torch.rand(n_train, *shape, generator=generator),
-        y_train=torch.randint(0, n_classes, (n_train,), generator=generator),
-        x_test=torch.rand(n_test, *shape, generator=generator),
-        y_test=torch.randint(0, n_classes, (n_test,), generator=generator),
-        spec={"kind": "synthetic"},
-        task="classification",
-        n_classes=n_classes,
-    )
-
-
-def token_bundle(vocab: int, positions: int, n_classes: int, *, n_train: int = 48, n_test: int = 24, seed: int = 0):
-    """A synthetic classification DataBundle of random token ids (batch, positions)."""
-    from mechscope.data import DataBundle
-
-    generator = torch.Generator().manual_seed(seed)
-    return DataBundle(
-        x_train=torch.randint(0, vocab, (n_train, positions), generator=generator),
-        y_train=torch.randint(0, n_classes, (n_train,), generator=generator),
-        x_test=torch.randint(0, vocab, (n_test, positions), generator=generator),
-        y_test=torch.randint(0, n_classes, (n_test,), generator=generator),
-        spec={"kind": "synthetic"},
-        task="classification",
-        n_classes=n_classes,
-    )
-
-
 class TupleNet(nn.Module):
     """DictNet's layers returning a tuple (logits, aux) of two tensors: the explained output is ambiguous."""
 
@@ -209,3 +177,26 @@ class SelectOutput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pick(self.model(x))
+
+
+def image_bundle(shape: tuple[int, ...], n_classes: int, *, n_train: int = 48, n_test: int = 24, seed: int = 0):
+    """A synthetic classification DataBundle of random images (batch, *shape) with random labels."""
+    return _bundle(lambda n, g: torch.rand(n, *shape, generator=g), n_classes, n_train, n_test, seed)
+
+
+def token_bundle(vocab: int, positions: int, n_classes: int, *, n_train: int = 48, n_test: int = 24, seed: int = 0):
+    """A synthetic classification DataBundle of random token ids (batch, positions)."""
+    return _bundle(lambda n, g: torch.randint(0, vocab, (n, positions), generator=g), n_classes, n_train, n_test,
+                   seed)
+
+
+def _bundle(draw, n_classes: int, n_train: int, n_test: int, seed: int):
+    from mechscope.data import DataBundle
+
+    generator = torch.Generator().manual_seed(seed)
+    x_train = draw(n_train, generator)
+    y_train = torch.randint(0, n_classes, (n_train,), generator=generator)
+    x_test = draw(n_test, generator)
+    y_test = torch.randint(0, n_classes, (n_test,), generator=generator)
+    return DataBundle(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, spec={"kind": "synthetic"},
+                      task="classification", n_classes=n_classes)

@@ -23,7 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import OutputSpec, capture, default_layer, get_layer, select_output
+from mechscope.capture import (
+    OutputSpec,
+    UnitAxes,
+    capture,
+    default_layer,
+    get_layer,
+    layer_unit_axes,
+    select_output,
+)
 from mechscope.capture.record import model_device
 from mechscope.circuits._modules import check_inputs, eval_mode
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
@@ -129,6 +137,8 @@ def class_contributions(
         n_classes = _check_logits(probe_logits, labels)
         if probe_act.dim() < 2:
             raise DataError(f"Layer {name!r} returns shape {tuple(probe_act.shape)}; it needs (batch, channel, ...).")
+        axes = layer_unit_axes(model, name, tuple(probe_act.shape))  # units: channels, or features of tokens
+        probe_act = axes.units_first(probe_act)
         n_channels = probe_act.shape[1]
         head = None if method == "gradient" else find_gap_head(model, probe_act, probe_logits)
         if method == "gap" and head is None:
@@ -142,7 +152,7 @@ def class_contributions(
         for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
             if int(y.max()) >= n_classes:
                 raise DataError(f"labels go up to {int(y.max())} but the model returns {n_classes} logits.")
-            act, per_input = _score_batch(model, name, batch.to(device), y.to(device), head, output)
+            act, per_input = _score_batch(model, name, batch.to(device), y.to(device), head, output, axes)
             y_cpu = y.cpu()
             sums.index_add_(0, y_cpu, per_input.double().cpu())
             map_sums.index_add_(0, y_cpu, act.double().cpu())
@@ -222,9 +232,9 @@ def find_gap_head(model: nn.Module, activations: Tensor, logits: Tensor) -> str 
 
 
 def _score_batch(
-    model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str | None, output: OutputSpec
+    model: nn.Module, layer: str, x: Tensor, y: Tensor, head: str | None, output: OutputSpec, axes: UnitAxes
 ) -> tuple[Tensor, Tensor]:
-    """Activations (batch, channel, *spatial) and per-input scores (batch, channel).
+    """Activations (batch, unit, *positions) and per-input scores (batch, unit), units on `axes`.
 
     With a GAP head the score is the channel mean (the head weight is applied once, later);
     otherwise gradient x activation of each input's own-class logit, summed over positions.
@@ -232,7 +242,7 @@ def _score_batch(
     if head is not None:
         with torch.no_grad(), capture(model, [layer], check_finite=False) as store:
             model(x)
-        act = store.act(layer)
+        act = axes.units_first(store.act(layer))
         return act, act.flatten(2).mean(dim=2) if act.dim() > 2 else act
     if x.is_floating_point():
         x = x.detach().clone().requires_grad_(True)  # a graph exists even when the weights are frozen
@@ -245,8 +255,8 @@ def _score_batch(
                 "give the model float inputs or trainable weights."
             )
         (grad,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), act)
-    act = act.detach()
-    per_input = grad * act
+    act = axes.units_first(act.detach())
+    per_input = act * axes.units_first(grad)
     return act, per_input.flatten(2).sum(dim=2) if per_input.dim() > 2 else per_input
 
 

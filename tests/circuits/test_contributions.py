@@ -114,3 +114,28 @@ def test_class_contributions_on_a_tuple_model_need_output():
     assert found.layer == "act" and found.contributions.shape == (3, 5)
     exact = class_contributions(model, x, y, output=0, method="gap")
     assert torch.allclose(found.contributions, exact.contributions, atol=1e-5)  # equal for a GAP head
+
+
+def test_class_contributions_on_token_features_sum_over_positions_not_features():
+    class Tokens(torch.nn.Module):
+        """(batch, pos, 3) -> Linear(3, 4) per token -> ReLU -> mean over tokens -> Linear(4, 2)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.proj = torch.nn.Linear(3, 4)
+            self.act = torch.nn.ReLU()
+            self.head = torch.nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.act(self.proj(x)).mean(dim=1))
+
+    model = Tokens().eval()
+    x, y = torch.randn(10, 5, 3), torch.arange(10) % 2
+    found = class_contributions(model, x, y, layer="act", top=1, method="gradient")
+    with torch.no_grad():
+        acts = model.act(model.proj(x))  # (batch, pos, unit)
+    per_input = acts * model.head.weight[y][:, None, :] / 5  # d logit_y / d act = w_y / pos
+    expected = torch.stack([per_input[y == c].sum(dim=1).mean(0) for c in range(2)])
+    assert found.contributions.shape == (2, 4)  # 4 features are the units, not the 5 positions
+    torch.testing.assert_close(found.contributions, expected, rtol=1e-4, atol=1e-6)
