@@ -43,11 +43,10 @@ def main() -> None:
         with torch.no_grad():
             model(x)
 
-    def raw_hooks() -> None:
-        # The floor for any capture: plain forward hooks that keep every output alive.
+    def hooked(keep) -> None:
         kept: list[torch.Tensor] = []
         modules = dict(model.named_modules())
-        handles = [modules[n].register_forward_hook(lambda _m, _i, out: kept.append(out)) for n in names]
+        handles = [modules[n].register_forward_hook(lambda _m, _i, out: kept.append(keep(out))) for n in names]
         try:
             with torch.no_grad():
                 model(x)
@@ -55,17 +54,13 @@ def main() -> None:
             for handle in handles:
                 handle.remove()
 
+    def raw_hooks() -> None:
+        # The floor for any capture: plain forward hooks that keep every output alive.
+        hooked(lambda out: out)
+
     def raw_clones() -> None:
         # What keeping a copy of every output costs: the always-right fix without the guard.
-        kept: list[torch.Tensor] = []
-        modules = dict(model.named_modules())
-        handles = [modules[n].register_forward_hook(lambda _m, _i, out: kept.append(out.clone())) for n in names]
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        hooked(lambda out: out.clone())
 
     def captured() -> None:
         with torch.no_grad(), capture(model, names) as store:
