@@ -16,6 +16,7 @@ __all__ = [
     "OutputError",
     "LimitError",
     "CaptureOverwrittenError",
+    "UntrustedCodeError",
     "close_matches",
 ]
 
@@ -64,6 +65,10 @@ class LimitError(MechscopeError, ValueError):
 
 class CaptureOverwrittenError(MechscopeError, RuntimeError):
     """A captured layer output was changed in place after it was captured; running again gives the right value."""
+
+
+class UntrustedCodeError(ConfigError):
+    """Loading a model would import user code, and the caller has not allowed it (--trust-code)."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

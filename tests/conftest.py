@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -11,6 +12,31 @@ from torch import nn
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers on two cores: one thread each avoids oversubscription.
     torch.set_num_threads(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one); use the `cuda` fixture")
+
+
+@pytest.fixture
+def cuda() -> Iterator[torch.device]:
+    """The first CUDA device, with TF32 off for the test (the flags come back afterwards); skips without CUDA.
+
+    Ampere and later GPUs run float32 convolutions in TF32 by default (and matmuls where
+    allowed): a 10-bit mantissa, about 1e-3 relative error per operation, which an analysis
+    that sums many passes (integrated gradients, training) carries into its result. With TF32
+    off, float32 on the GPU agrees with the CPU to about 1e-5 relative.
+    """
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield torch.device("cuda")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 class TwoLayerNet(nn.Module):

@@ -117,7 +117,7 @@ def faithfulness(
             check_tensor_finite(
                 value, f"the {label} maps", fix="The model gives NaN/inf on finite inputs: check its weights"
             )
-    maps[RANDOM] = torch.rand(x.shape[0], x.shape[-2], x.shape[-1], generator=generator).to(x.device)
+    maps[RANDOM] = torch.rand(x.shape[0], x.shape[-2], x.shape[-1], generator=generator, device="cpu").to(x.device)
     fractions: Tensor | None = None
     deletion: dict[str, list[float]] = {}
     insertion: dict[str, list[float]] = {}
@@ -180,7 +180,8 @@ def perturbation_curves(
             raise ConfigError(f"{flag} must be a positive integer; got {value!r}.")
     n_pixels = height * width
     steps = min(n_steps, n_pixels)
-    counts = torch.linspace(0, n_pixels, steps + 1, device=x.device).round().long()  # pixels changed per point
+    # Pixels changed per point, computed on the CPU: a device's linspace may round a .5 the other way.
+    counts = torch.linspace(0, n_pixels, steps + 1, device="cpu").round().long().to(x.device)
     rank = _pixel_ranks(maps.to(x.device).flatten(1), seed).view(batch, 1, height, width)
     empty = torch.full_like(x, float(baseline))
     deletion = torch.empty(steps + 1, batch, device=x.device)
@@ -210,7 +211,7 @@ def area_under_curve(fractions: Tensor, curves: Tensor) -> Tensor:
 def _pixel_ranks(maps: Tensor, seed: int) -> Tensor:
     """Rank of each pixel (batch, n), 0 = highest map value; ties in random order."""
     generator = torch.Generator().manual_seed(seed)
-    shuffle = torch.rand(maps.shape, generator=generator).argsort(dim=1).to(maps.device)
+    shuffle = torch.rand(maps.shape, generator=generator, device="cpu").argsort(dim=1).to(maps.device)
     order = shuffle.gather(1, maps.gather(1, shuffle).argsort(dim=1, descending=True, stable=True))
     positions = torch.arange(maps.shape[1], device=maps.device).expand_as(order)
     return torch.empty_like(order).scatter_(1, order, positions)

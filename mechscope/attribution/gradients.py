@@ -126,15 +126,18 @@ class IntegratedGradients(InputAttribution):
         """`(x - baseline) * mean_k gradient(path_k)`, `gradient(points (k * batch, ...), targets (k * batch,))`."""
         baseline = self._baseline_like(inputs)
         delta = inputs - baseline
-        alphas = (torch.arange(self.steps, device=inputs.device, dtype=inputs.dtype) + 0.5) / self.steps
-        total = torch.zeros_like(inputs)
+        # Path points and the sum of gradients in at least float32: a float16/bfloat16 model would
+        # otherwise round the alphas (0.01 apart for 50 steps) and lose digits over the steps.
+        wide = torch.promote_types(inputs.dtype, torch.float32)
+        alphas = (torch.arange(self.steps, device=inputs.device, dtype=wide) + 0.5) / self.steps
+        total = torch.zeros_like(inputs, dtype=wide)
         batch = inputs.shape[0]
         per_chunk = max(1, self.internal_batch_size // batch)
         for chunk in alphas.split(per_chunk):
-            path = baseline + chunk.view(-1, *([1] * inputs.dim())) * delta  # (k, batch, ...)
+            path = (baseline + chunk.view(-1, *([1] * inputs.dim())) * delta).to(inputs.dtype)  # (k, batch, ...)
             grad = gradient(path.flatten(0, 1), index.repeat(chunk.numel()))
-            total += grad.reshape(chunk.numel(), *inputs.shape).sum(dim=0)
-        return delta * total / self.steps
+            total += grad.reshape(chunk.numel(), *inputs.shape).to(wide).sum(dim=0)
+        return (delta * total / self.steps).to(inputs.dtype)
 
     def _baseline_like(self, inputs: Tensor) -> Tensor:
         baseline = torch.as_tensor(self.baseline, dtype=inputs.dtype, device=inputs.device)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.targets import Target, resolve_target
-from mechscope.capture import OutputSpec, get_layer
+from mechscope.capture import OutputSpec, get_layer, model_device
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.errors import ConfigError
 
@@ -184,13 +184,18 @@ def _average_ranks(x: Tensor) -> Tensor:
 
 
 def _reinitialize(module: nn.Module, seed: int) -> None:
-    devices = [p.device for p in module.parameters(recurse=False) if p.device.type == "cuda"]
-    with torch.random.fork_rng(devices=devices[:1]), torch.no_grad():
-        torch.manual_seed(seed)
-        reset = getattr(module, "reset_parameters", None)
-        if callable(reset):
-            reset()
-            return
-        for param in module.parameters(recurse=False):
-            std = float(param.std()) if param.numel() > 1 else 1.0
-            param.normal_(0.0, std if std > 0 else 1.0)
+    """Redraw the module's own parameters under `seed`, on the CPU: the same draws on every device."""
+    device = model_device(module)
+    module.to("cpu")
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+                return
+            for param in module.parameters(recurse=False):
+                std = float(param.std()) if param.numel() > 1 else 1.0
+                param.normal_(0.0, std if std > 0 else 1.0)
+    finally:
+        module.to(device)

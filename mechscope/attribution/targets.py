@@ -84,7 +84,7 @@ def target_scores(outputs: Any, target: Target, *, output: OutputSpec = None) ->
 
 def _as_index_tensor(target: Sequence[int] | Tensor | np.ndarray, batch: int) -> Tensor:
     try:
-        index = torch.as_tensor(np.asarray(target) if not isinstance(target, Tensor) else target)
+        index = target if isinstance(target, Tensor) else torch.as_tensor(np.asarray(target), device="cpu")
     except (TypeError, ValueError) as err:
         raise DataError(f"target must be class indices; could not read {target!r} ({err}).") from err
     if index.dim() == 0:

@@ -3,7 +3,7 @@
 from mechscope.capture.capture import capture
 from mechscope.capture.hooks import HookFn, HookPoint, hooks, patch
 from mechscope.capture.layers import default_layer
-from mechscope.capture.modes import eval_mode
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.capture.names import LayerSpec, get_layer, layer_names, resolve_layers, split_layer
 from mechscope.capture.outputs import OutputSpec, describe_output, select_output
 from mechscope.capture.record import record
@@ -31,6 +31,7 @@ __all__ = [
     "hooks",
     "layer_names",
     "layer_unit_axes",
+    "model_device",
     "patch",
     "record",
     "resolve_layers",

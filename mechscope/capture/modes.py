@@ -1,12 +1,17 @@
-"""Put a model in eval mode for a block and restore its train/eval flag afterwards; find its device."""
+"""Put a model in eval mode for a block and restore its train/eval flag afterwards; find its device.
+
+`model_device` is defined beside the training loop (`mechscope.models.device`), which sits
+below this layer, and is re-exported here for the analyses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from torch import nn
+
+from mechscope.models.device import model_device
 
 __all__ = ["eval_mode", "model_device"]
 
@@ -20,10 +25,3 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")

@@ -73,8 +73,9 @@ def ablate(
         raise ConfigError(f"mode must be 'zero' or 'mean'; got {mode!r}.")
     if mode == "mean" and means is None:
         raise ConfigError("mode='mean' needs means=channel_means(model, layer, inputs).")
-    index = torch.as_tensor(channels, dtype=torch.long).reshape(-1)
-    fill = check_finite(means, "means") if means is not None else torch.zeros(0)
+    # Unit indices stay on the CPU (range checks without a device sync); each call moves them to the output.
+    index = torch.as_tensor(channels, dtype=torch.long, device="cpu").reshape(-1)
+    fill = check_finite(means, "means") if means is not None else torch.zeros(0, device="cpu")
     get_layer(model, layer)
     layouts: dict[int, UnitAxes] = {}  # by output rank: inferred once, not on every forward call
 
@@ -188,16 +189,17 @@ def ablation_effect(
         >>> effect.accuracy_drop[3]
     """
     check_inputs(inputs, labels)
+    labels = labels.cpu()  # compared with logits, which `_logits` hands back on the CPU
     if mode == "mean" and means is None:
         means = channel_means(model, layer, inputs, batch_size=batch_size, axes=axes)
     base = _logits(model, inputs, batch_size, output)
     n_classes = _n_classes(base, labels)
     with ablate(model, layer, channels, mode=mode, means=means, axes=axes):
         ablated = _logits(model, inputs, batch_size, output)
-    counts = torch.bincount(labels.cpu(), minlength=n_classes)
+    counts = torch.bincount(labels, minlength=n_classes)
     return AblationEffect(
         layer=layer,
-        channels=tuple(int(c) for c in torch.as_tensor(channels).reshape(-1).tolist()),
+        channels=tuple(int(c) for c in torch.as_tensor(channels, device="cpu").reshape(-1).tolist()),
         mode=mode,
         base_accuracy=_per_class(base.argmax(1) == labels, labels, n_classes),
         ablated_accuracy=_per_class(ablated.argmax(1) == labels, labels, n_classes),
@@ -316,9 +318,9 @@ def causal_check(
     labels = labels.cpu()
     generator = torch.Generator().manual_seed(seed)
     base_acc = _per_class(base.argmax(1) == labels, labels, n_classes)
-    top_drop, random_drop = torch.zeros(n_classes), torch.zeros(n_classes)
-    top_logit, random_logit = torch.zeros(n_classes), torch.zeros(n_classes)
-    cross = torch.zeros(n_classes, n_classes)
+    top_drop, random_drop = torch.zeros(n_classes, device="cpu"), torch.zeros(n_classes, device="cpu")
+    top_logit, random_logit = torch.zeros(n_classes, device="cpu"), torch.zeros(n_classes, device="cpu")
+    cross = torch.zeros(n_classes, n_classes, device="cpu")
     for c in range(n_classes):
         mine = labels == c
         if not bool(mine.any()):
@@ -329,11 +331,11 @@ def causal_check(
         top_drop[c] = cross[c, c]
         top_logit[c] = (_true(base, labels) - _true(ablated, labels))[mine].mean()
         mine_top = set(top_channels[c].tolist())
-        pool = torch.tensor([k for k in range(n_channels) if k not in mine_top])
+        pool = torch.tensor([k for k in range(n_channels) if k not in mine_top], device="cpu")
         x_c, y_c, base_c = inputs[mine], labels[mine], base[mine]
         drops, logit_drops = [], []
         for _ in range(n_random):
-            chosen = pool[torch.randperm(len(pool), generator=generator)[:size]]
+            chosen = pool[torch.randperm(len(pool), generator=generator, device="cpu")[:size]]
             with ablate(model, layer, chosen, mode=mode, means=means, axes=axes):
                 out = _logits(model, x_c, batch_size, output)
             drops.append(base_acc[c] - (out.argmax(1) == y_c).float().mean())
@@ -376,7 +378,7 @@ def _n_classes(logits: Tensor, labels: Tensor) -> int:
 
 def _per_class(values: Tensor, labels: Tensor, n_classes: int) -> Tensor:
     labels = labels.cpu()
-    sums = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, values.double().cpu())
+    sums = torch.zeros(n_classes, dtype=torch.float64, device="cpu").index_add_(0, labels, values.double().cpu())
     counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
     return (sums / counts).float()
 

@@ -195,7 +195,8 @@ def depth_statistics(
     if tol < 0:
         raise ConfigError(f"tol must be >= 0; got {tol}.")
     names = depth_layers(model) if layers is None else resolve_layers(model, layers)
-    sums = {name: torch.zeros(3, dtype=torch.float64) for name in names}  # sum, sum of active, active count
+    # Per layer: sum, sum of active, active count; on the CPU, where each batch's totals join them.
+    sums = {name: torch.zeros(3, dtype=torch.float64, device="cpu") for name in names}
     units: dict[str, int] = {}
     device = model_device(model)
     chunks = inputs.split(batch_size)

@@ -160,6 +160,7 @@ def class_circuits(
 
 
 def _class_means(x: Tensor, y: Tensor, n_classes: int) -> Tensor:
-    sums = torch.zeros(n_classes, *x.shape[1:], dtype=torch.float64).index_add_(0, y, x.double())
+    x, y = x.cpu(), y.cpu()
+    sums = torch.zeros(n_classes, *x.shape[1:], dtype=torch.float64, device="cpu").index_add_(0, y, x.double())
     counts = torch.bincount(y, minlength=n_classes).clamp_min(1).double()
     return (sums / counts.reshape(-1, *([1] * (x.dim() - 1)))).float()

@@ -53,8 +53,8 @@ def connection_strengths(conv: nn.Module) -> tuple[Tensor, Tensor]:
     groups, out_ch, in_ch = conv.groups, conv.out_channels, conv.in_channels
     if groups == 1:
         return l2_grouped, sum_grouped
-    l2 = torch.zeros(out_ch, in_ch, dtype=weight.dtype)
-    signed = torch.zeros(out_ch, in_ch, dtype=weight.dtype)
+    l2 = torch.zeros(out_ch, in_ch, dtype=weight.dtype, device="cpu")
+    signed = torch.zeros(out_ch, in_ch, dtype=weight.dtype, device="cpu")
     out_per, in_per = out_ch // groups, in_ch // groups
     for g in range(groups):
         rows, cols = slice(g * out_per, (g + 1) * out_per), slice(g * in_per, (g + 1) * in_per)

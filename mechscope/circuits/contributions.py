@@ -146,9 +146,10 @@ def class_contributions(
                 f"No Linear layer of {type(model).__name__} maps the channel means of {name!r} to the logits, so "
                 "the exact GAP contribution does not apply; use method='gradient' (or 'auto')."
             )
-        sums = torch.zeros(n_classes, n_channels, dtype=torch.float64)
-        map_sums = torch.zeros(n_classes, *probe_act.shape[1:], dtype=torch.float64)
-        counts = torch.zeros(n_classes, dtype=torch.int64)
+        # Sums stay on the CPU in float64: each batch's scores join them there.
+        sums = torch.zeros(n_classes, n_channels, dtype=torch.float64, device="cpu")
+        map_sums = torch.zeros(n_classes, *probe_act.shape[1:], dtype=torch.float64, device="cpu")
+        counts = torch.zeros(n_classes, dtype=torch.int64, device="cpu")
         for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
             if int(y.max()) >= n_classes:
                 raise DataError(f"labels go up to {int(y.max())} but the model returns {n_classes} logits.")
@@ -198,7 +199,7 @@ def class_mean_maps(
                 model(batch.to(device))
             act = store.act(layer).double().cpu()
             if sums is None:
-                sums = torch.zeros(n, *act.shape[1:], dtype=torch.float64)
+                sums = torch.zeros(n, *act.shape[1:], dtype=torch.float64, device="cpu")
             sums.index_add_(0, y.cpu(), act)
     if sums is None:
         raise DataError("class_mean_maps got no inputs; pass at least one.")

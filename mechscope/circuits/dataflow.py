@@ -759,6 +759,5 @@ def _default_example(model: nn.Module) -> Tensor | None:
     if not isinstance(channels, int) or not isinstance(size, int) or isinstance(channels, bool):
         return None
     param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    return torch.zeros(2, channels, size, size, device=device, dtype=dtype)
+    return torch.zeros(2, channels, size, size, device=model_device(model), dtype=dtype)

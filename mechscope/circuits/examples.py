@@ -167,9 +167,9 @@ class LayerExamples:
         if field is None or ranked.positions is None:
             return None
         pos = ranked.positions.double()
-        start = torch.tensor(field.start, dtype=torch.float64)
-        jump = torch.tensor(field.jump, dtype=torch.float64)
-        size = torch.tensor(field.size, dtype=torch.float64)
+        start = torch.tensor(field.start, dtype=torch.float64, device=pos.device)
+        jump = torch.tensor(field.jump, dtype=torch.float64, device=pos.device)
+        size = torch.tensor(field.size, dtype=torch.float64, device=pos.device)
         first = torch.round(start + pos * jump - (size - 1) / 2).long()
         return torch.stack([first, size.long().expand_as(first)], dim=-1)
 

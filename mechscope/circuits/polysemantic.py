@@ -161,7 +161,7 @@ def polysemanticity(
     top_labels = labels.cpu()[examples.top.indices]  # (unit, k)
     if int(top_labels.max()) >= n:
         raise DataError(f"labels go up to {int(top_labels.max())} but n_classes is {n}.")
-    counts = torch.zeros(examples.n_units, n, dtype=torch.int64)
+    counts = torch.zeros(examples.n_units, n, dtype=torch.int64, device="cpu")
     counts.scatter_add_(1, top_labels, torch.ones_like(top_labels))
     return Polysemanticity(
         layer=examples.layer,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import torch
 import typer
 
 from mechscope.cli._output import OutputFormat
@@ -25,6 +27,10 @@ __all__ = [
     "QuickOpt",
     "checked_out",
     "figures_folder",
+    "Split",
+    "split_of",
+    "OutputOpt",
+    "output_of",
 ]
 
 CheckpointArg = Annotated[
@@ -36,6 +42,39 @@ SeedOpt = Annotated[
 ]
 OutPathOpt = Annotated[Path | None, typer.Option("--out", help="Where to write the checkpoint folder.")]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Folder for everything the command writes.")]
+
+
+class Split(str, Enum):
+    """Which part of the data a command reads: the training split, the test split, or all (train first)."""
+
+    all = "all"
+    train = "train"
+    test = "test"
+
+
+def split_of(bundle: Any, split: Split) -> tuple[Any, Any]:
+    """The inputs and targets of `split` of a DataBundle."""
+    if split is Split.train:
+        return bundle.x_train, bundle.y_train
+    if split is Split.test:
+        return bundle.x_test, bundle.y_test
+    return bundle.all_inputs(), torch.cat([bundle.y_train, bundle.y_test])
+
+
+OutputOpt = Annotated[
+    str | None,
+    typer.Option("--output", metavar="KEY|INDEX",
+                 help="Which output of a model returning a dict or tuple to explain (default: its only tensor, "
+                      "or 'logits')."),
+]
+
+
+def output_of(text: str | None) -> str | int | None:
+    """The --output value as select_output takes it: an index when it is an integer, else a key."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if stripped.lstrip("-").isdigit() and len(stripped) < 10 else text
 
 
 def figures_folder(value: Path | None) -> Path | None:

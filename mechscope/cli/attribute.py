@@ -18,13 +18,13 @@ from mechscope.attribution import (
     cascading_randomization,
     faithfulness,
 )
-from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import FiguresOpt, FormatOpt, OutputOpt, output_of
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.errors import LayerNameError, UnsupportedModelError, close_matches
 from mechscope.limits import MAX_SEED, MAX_WIDTH
-from mechscope.capture import get_layer, select_output
-from mechscope.models.checkpoint import load_checkpoint
+from mechscope.capture import OutputSpec, get_layer, model_device, select_output
 
 EXAMPLES = (
     "Examples:\n\n  mechscope attribute runs/digit-cnn --method grad-cam --out runs/attribution\n\n"
@@ -34,8 +34,9 @@ EXAMPLES = (
 )
 
 
+@model_command
 def attribute(
-    checkpoint: CheckpointArg,
+    source: ModelSource,
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -64,11 +65,12 @@ def attribute(
         typer.Option("--seed", min=0, max=MAX_SEED,
                      help="Seeds the re-initialisation (--sanity) and the random maps (--faithfulness)."),
     ] = 0,
+    output: OutputOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Explain a classifier's predictions with attribution maps and check that the maps mean something."""
     names = _method_names(method)
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = source.load()
     if layer is not None:
         try:
             get_layer(ckpt.model, layer)
@@ -78,31 +80,32 @@ def attribute(
     x, labels = bundle.x_test[:n], bundle.y_test[:n]
     if x.dim() != 4:
         raise CLIError(
-            f"{checkpoint} was trained on inputs of shape {tuple(x.shape[1:])}; `attribute` explains image "
+            f"{source.label} was trained on inputs of shape {tuple(x.shape[1:])}; `attribute` explains image "
             "classifiers (inputs (channel, height, width)). Train one with `mechscope train digit-cnn`."
         )
-    methods, skipped = _build(names, ckpt.model, layer, x, explicit=method is not None)
+    chosen = output_of(output)
+    methods, skipped = _build(names, ckpt.model, layer, x, explicit=method is not None, output=chosen)
     labels_of = {name: m.get_name() for name, m in methods.items()}
     labelled = {labels_of[name]: m for name, m in methods.items()}
     used_layer = next((getattr(m, "layer") for m in methods.values() if m.uses_layer), None)
     with torch.no_grad():
-        predicted = select_output(ckpt.model.eval()(x)).argmax(dim=1)
+        predicted = select_output(ckpt.model.eval()(x.to(model_device(ckpt.model))), chosen).argmax(dim=1).cpu()
     rows: dict[str, dict[str, Any]] = {
         name: {"deletion_auc": None, "insertion_auc": None, "sanity_spearman": None, "passes_sanity": None}
         for name in methods
     }
-    result: dict[str, Any] = {"checkpoint": str(checkpoint), "layer": used_layer, "n_images": int(x.shape[0])}
+    result: dict[str, Any] = {"checkpoint": source.label, "layer": used_layer, "n_images": int(x.shape[0])}
     random_baseline: dict[str, float] | None = None
     sanity_result: SanityResult | None = None
     faith_result: FaithfulnessResult | None = None
     if faithful:
-        faith_result = faithfulness(ckpt.model, labelled, x, predicted, seed=seed)
+        faith_result = faithfulness(ckpt.model, labelled, x, predicted, seed=seed, output=chosen)
         random_baseline = faith_result.random_baseline
         for name, label in labels_of.items():
             rows[name]["deletion_auc"] = faith_result.deletion_auc[label]
             rows[name]["insertion_auc"] = faith_result.insertion_auc[label]
     if sanity:
-        sanity_result = cascading_randomization(ckpt.model, labelled, x, predicted, seed=seed)
+        sanity_result = cascading_randomization(ckpt.model, labelled, x, predicted, seed=seed, output=chosen)
         for name, label in labels_of.items():
             rows[name]["sanity_spearman"] = sanity_result.spearman[label]
             rows[name]["passes_sanity"] = sanity_result.passes[label]
@@ -159,7 +162,7 @@ def _method_names(requested: list[str] | None) -> list[str]:
 
 
 def _build(
-    names: list[str], model: nn.Module, layer: str | None, x: torch.Tensor, *, explicit: bool
+    names: list[str], model: nn.Module, layer: str | None, x: torch.Tensor, *, explicit: bool, output: OutputSpec
 ) -> tuple[dict[str, Attribution], dict[str, str]]:
     """Construct the methods; without --method, skip (and report) those the model does not fit."""
     methods: dict[str, Attribution] = {}
@@ -167,7 +170,7 @@ def _build(
     for name in names:
         method: Attribution | None = None
         try:
-            method = build_method(name, model, layer=layer)
+            method = build_method(name, model, layer=layer, output=output)
             method.attribute(x[:1])  # a model the method does not fit (CAM without GAP) fails here
         except LayerNameError as err:
             raise CLIError(f"--layer: {err}") from err

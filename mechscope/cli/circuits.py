@@ -19,13 +19,13 @@ from mechscope.circuits import (
     conv_layers,
     depth_statistics,
 )
-from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import OutputOpt, output_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_DRAWS, MAX_SEED, MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
-from mechscope.models.checkpoint import load_checkpoint
 
 EXAMPLES = (
     "Examples:\n\n  mechscope circuits runs/digit-cnn-gap\n\n"
@@ -49,8 +49,9 @@ class Ablation(str, Enum):
     mean = "mean"
 
 
+@model_command
 def circuits(
-    checkpoint: CheckpointArg,
+    source: ModelSource,
     layer: Annotated[
         str | None,
         typer.Option("--layer", help="Detector layer (default: the last map after its nonlinearity, e.g. relu3)."),
@@ -67,10 +68,11 @@ def circuits(
     ] = 20,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the random channel draws.")] = 0,
     out: FiguresOpt = None,
+    output: OutputOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Find each class's top detector channels, the conv wiring into them, and test them by ablation."""
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = source.load()
     if layer is not None:
         try:
             get_layer(ckpt.model, layer)
@@ -80,9 +82,9 @@ def circuits(
     if bundle.task != "classification":
         raise CLIError(f"circuits needs a classifier; {ckpt.model_class} was trained on {bundle.task} data.")
     found = class_circuits(ckpt.model, bundle, layer=layer, top=top, method=method.value, mode=ablation.value,
-                           n_random=n_random, seed=seed)
+                           n_random=n_random, seed=seed, output=output_of(output))
     depth = depth_statistics(ckpt.model, bundle.x_test) if conv_layers(ckpt.model) else None
-    result: dict[str, Any] = {"checkpoint": str(checkpoint), **found.to_dict()}
+    result: dict[str, Any] = {"checkpoint": source.label, **found.to_dict()}
     if depth is not None:
         result["depth"] = depth.to_dict()
     if out is not None:

@@ -12,13 +12,13 @@ from torch import Tensor
 
 from mechscope.capture import get_layer
 from mechscope.circuits import LayerExamples, dataset_examples, polysemanticity
-from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import Split, split_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
-from mechscope.models.checkpoint import load_checkpoint
 
 EXAMPLES = (
     "Examples:\n\n  mechscope examples runs/digit-cnn --layer relu3\n\n"
@@ -29,14 +29,6 @@ EXAMPLES = (
 _PAGE = 16  # units per figure
 
 
-class Split(str, Enum):
-    """Which inputs to search."""
-
-    all = "all"
-    train = "train"
-    test = "test"
-
-
 class Reduction(str, Enum):
     """How a conv channel scores an input."""
 
@@ -44,8 +36,9 @@ class Reduction(str, Enum):
     mean = "mean"
 
 
+@model_command
 def examples(
-    checkpoint: CheckpointArg,
+    source: ModelSource,
     layer: Annotated[
         str, typer.Option("--layer", help="Layer whose channels/neurons to rank (see `mechscope layers`).")
     ],
@@ -65,15 +58,15 @@ def examples(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Find each unit's top-k and bottom-k dataset examples in one streaming pass, with polysemanticity."""
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = source.load()
     try:
         get_layer(ckpt.model, layer)
     except LayerNameError as err:
         raise CLIError(f"--layer: {err}") from None
     bundle = ckpt.data()
-    inputs, labels = _split(bundle, split.value)
+    inputs, labels = split_of(bundle, split)
     found = dataset_examples(ckpt.model, inputs, layer, k=k, reduce=reduce.value)[layer]
-    result: dict[str, Any] = {"checkpoint": str(checkpoint), "split": split.value, **found.to_dict()}
+    result: dict[str, Any] = {"checkpoint": source.label, "split": split.value, **found.to_dict()}
     poly = None
     if bundle.task == "classification":
         poly = polysemanticity(found, labels, min_classes=min_classes, n_classes=bundle.n_classes,
@@ -82,14 +75,6 @@ def examples(
     if out is not None:
         result["figures"] = [str(p) for p in _figures(found, poly, inputs, labels, out)]
     emit(result, fmt, _text(found, labels if bundle.task == "classification" else None, result))
-
-
-def _split(bundle: DataBundle, split: str) -> tuple[Tensor, Tensor]:
-    if split == "train":
-        return bundle.x_train, bundle.y_train
-    if split == "test":
-        return bundle.x_test, bundle.y_test
-    return bundle.all_inputs(), torch.cat([bundle.y_train, bundle.y_test])
 
 
 def _figures(found: LayerExamples, poly: Any, inputs: Tensor, labels: Tensor, out: Path) -> list[Path]:

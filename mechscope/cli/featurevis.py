@@ -11,7 +11,8 @@ import torch
 import typer
 from torch import nn
 
-from mechscope.cli._options import CheckpointArg, FormatOpt, SeedOpt, figures_folder
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import OutputOpt, output_of, FormatOpt, SeedOpt, figures_folder
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.capture import describe_layers
 from mechscope.cli.errors import CLIError
@@ -26,7 +27,6 @@ from mechscope.featurevis import (
     visualize,
 )
 from mechscope.limits import MAX_RESTARTS, MAX_STEPS, check_memory
-from mechscope.models.checkpoint import load_checkpoint
 from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid, save_unit_images
 
 EXAMPLES = (
@@ -54,8 +54,9 @@ class TransformChoice(str, Enum):
     standard = "standard"
 
 
+@model_command
 def featurevis(
-    checkpoint: CheckpointArg,
+    source: ModelSource,
     layer_name: Annotated[
         str | None,
         typer.Option("--layer", help="Layer to visualise (see `mechscope layers`); logit/prob default to the output."),
@@ -79,13 +80,14 @@ def featurevis(
         typer.Option("--transforms", help="none, or standard (pad, jitter, scale, rotate): smoother, lower peaks."),
     ] = TransformChoice.none,
     seed: SeedOpt = 0,
+    output: OutputOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Render the input each unit of a layer wants most, and compare it with the best dataset image."""
     kind = cast(ObjectiveKind, objective.value)
     if layer_name is None and kind not in ("logit", "prob"):
         raise CLIError(f"--layer is required for --objective {kind}; list names with `mechscope layers CHECKPOINT`.")
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = source.load()
     bundle = ckpt.data()
     data = bundle.all_inputs()
     if data.dim() != 4 or not data.is_floating_point():
@@ -93,7 +95,7 @@ def featurevis(
             f"featurevis needs an image model; {ckpt.model_class} takes inputs of shape {tuple(data.shape[1:])}."
         )
     try:
-        n_units = count_units(ckpt.model, layer_name, data[:2])
+        n_units = count_units(ckpt.model, layer_name, data[:2], output=output_of(output))
     except LayerNameError as err:
         raise CLIError(f"--layer: {err}") from None
     selected = _parse_units(units, n_units, kind, layer_name)
@@ -106,7 +108,7 @@ def featurevis(
         try:
             return visualize(
                 ckpt.model,
-                unit_objective(which, layer_name, selected),
+                unit_objective(which, layer_name, selected, output=output_of(output)),
                 data,
                 space=space,
                 config=config,
@@ -133,7 +135,7 @@ def featurevis(
     rows = [{**unit_result, "image": str(path)} for unit_result, path in zip(vis.to_dict()["units"], paths)]
     summary = vis.to_dict()
     result: dict[str, Any] = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": source.label,
         "layer": layer_name,
         "objective": kind,
         "description": ev.description,

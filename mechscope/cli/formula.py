@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from torch import Tensor
 
-from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import Split, split_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_WIDTH
-from mechscope.data import DataBundle, load_data
-from mechscope.errors import ConfigError
-from mechscope.models.checkpoint import Checkpoint, load_checkpoint
+from mechscope.data import DataBundle
 from mechscope.symbolic import TRANSFORM_NAMES, Transforms, linearize, read_formula
 
 EXAMPLES = (
     "Examples:\n\n  mechscope formula runs/tiny-relu-sum\n\n"
     "  mechscope formula runs/tiny-relu-product --format json --out runs/formula-product\n\n"
-    "  mechscope formula runs/tiny-relu-weighted --data train --tolerance 0.005\n\n"
+    "  mechscope formula runs/tiny-relu-weighted --split train --tolerance 0.005\n\n"
     "  mechscope formula runs/modular-mlp --local"
 )
 
-_SPLITS = ("test", "train", "all")
 
 
+@model_command
 def formula(
-    checkpoint: CheckpointArg,
-    data: Annotated[
-        str,
-        typer.Option(
-            "--data",
-            help="Points to read the formula on: test, train or all (the checkpoint's own data), "
-            "or a JSON file holding a data spec (its test split is used).",
-        ),
-    ] = "test",
+    source: ModelSource,
+    split: Annotated[
+        Split, typer.Option("--split", help="Points to read the formula on: the test or train split, or all.")
+    ] = Split.test,
     input_transform: Annotated[
         str | None,
         typer.Option("--input-transform", help="identity, log or exp; default: what the data declares."),
@@ -75,10 +68,10 @@ def formula(
     if local and (chosen_input or chosen_output):
         raise CLIError("--input-transform and --output-transform do not apply to --local (a tangent of the network "
                        "as it is); drop them, or drop --local.")
-    ckpt = load_checkpoint(checkpoint)
-    bundle, split = _data(data, ckpt)
+    ckpt = source.load()
+    bundle = ckpt.data()
     if local:
-        x = _inputs(bundle, split)
+        x = split_of(bundle, split)[0]
         lin = linearize(ckpt.model, x.mean(dim=0, keepdim=True), data=x)
         lines = [f"{lin.label[0].upper()}{lin.label[1:]}.", *lin.formulas()]
         for entry in lin.to_dict()["points"]:
@@ -96,14 +89,14 @@ def formula(
     report = read_formula(
         ckpt.model,
         bundle,
-        split=split,  # type: ignore[arg-type]
+        split=split.value,
         transforms=transforms,
         tolerance=tolerance,
         relation_tolerance=relation_tolerance,
         max_regions=max_regions,
     )
-    result = {"checkpoint": str(checkpoint), "data": data, **report.to_dict()}
-    text = f"{checkpoint} on {data} data ({report.region_map.n_points} points)\n" + report.to_text()
+    result = {"checkpoint": source.label, "split": split.value, **report.to_dict()}
+    text = f"{source.label} on {split.value} data ({report.region_map.n_points} points)\n" + report.to_text()
     if out is not None:
         from mechscope.plots.formula import plot_formula  # matplotlib loads only when a figure is asked for
 
@@ -111,30 +104,6 @@ def formula(
         result["figure"] = str(figure)
         text += f"\nFigure: {figure}"
     emit(result, fmt, text)
-
-
-def _data(data: str, ckpt: Checkpoint) -> tuple[DataBundle, str]:
-    """The bundle and split `--data` names."""
-    if data in _SPLITS:
-        return ckpt.data(), data
-    path = Path(data)
-    if path.suffix != ".json" or not path.is_file():
-        raise CLIError(f"--data must be test, train, all or an existing .json data-spec file; got {data!r}.")
-    try:
-        spec = json.loads(path.read_text())
-        return load_data(spec), "test"
-    except json.JSONDecodeError as err:
-        raise CLIError(f"--data {data!r} is not valid JSON ({err}); write a bundle's spec with json.dump.") from err
-    except ConfigError as err:
-        raise CLIError(f"--data {data!r} is not a usable data spec: {err}") from err
-
-
-def _inputs(bundle: DataBundle, split: str) -> Tensor:
-    if split == "train":
-        return bundle.x_train
-    if split == "all":
-        return bundle.all_inputs()
-    return bundle.x_test
 
 
 def _transform(value: str | None, flag: str) -> str | None:

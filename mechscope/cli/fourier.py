@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.fourier import FourierAnalysis, analyze_modular
-from mechscope.models.checkpoint import load_checkpoint
 
 EXAMPLES = (
     "Examples:\n\n  mechscope fourier runs/grokking-mlp-p59\n\n"
@@ -20,8 +20,9 @@ EXAMPLES = (
 )
 
 
+@model_command
 def fourier(
-    checkpoint: CheckpointArg,
+    source: ModelSource,
     share: Annotated[float, typer.Option(help="Energy share of the embedding the key frequencies must hold.")] = 0.9,
     threshold: Annotated[float, typer.Option(help="Neuron cluster threshold (0.85 as published).")] = 0.85,
     layer: Annotated[str | None, typer.Option(help="Hidden layer for neuron clusters (default: act or hidden.0).")]
@@ -34,7 +35,7 @@ def fourier(
         raise CLIError(f"--share must be in (0, 1]; got {share}. Try --share 0.9.")
     if not 0.0 < threshold <= 1.0:
         raise CLIError(f"--threshold must be in (0, 1]; got {threshold}. The published value is 0.85.")
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = source.load()
     data = ckpt.data() if ckpt.data_spec is not None else None
     result = analyze_modular(ckpt.model, data=data, share=share, threshold=threshold, layer=layer)
     payload = result.to_dict()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from mechscope.capture import describe_layers
-from mechscope.cli._options import CheckpointArg, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import FormatOpt
 from mechscope.cli._output import OutputFormat, emit
-from mechscope.models.checkpoint import load_checkpoint
 
-EXAMPLES = "Examples:\n\n  mechscope layers runs/digit-cnn\n\n  mechscope layers runs/modular-mlp --format json"
+EXAMPLES = (
+    "Examples:\n\n  mechscope layers runs/digit-cnn\n\n  mechscope layers runs/modular-mlp --format json\n\n"
+    "  mechscope layers --model net.py:Net --model-arg width=64 --data npz:data.npz"
+)
 
 
-def layers(checkpoint: CheckpointArg, fmt: FormatOpt = OutputFormat.text) -> None:
-    """List every layer (dotted name, type, output shape, parameters) of a checkpoint's model."""
-    ckpt = load_checkpoint(checkpoint)
+@model_command
+def layers(source: ModelSource, fmt: FormatOpt = OutputFormat.text) -> None:
+    """List every layer (dotted name, type, output shape, parameters) of a model."""
+    ckpt = source.load()
     example = ckpt.data().x_test[:2]
     rows = describe_layers(ckpt.model, example)
     width = max(len(row.name) for row in rows)

@@ -15,6 +15,7 @@ from mechscope.cli import examples, circuits
 from mechscope.cli import fourier
 from mechscope.cli import featurevis
 from mechscope.cli import report, serve
+from mechscope.cli import import_model
 from mechscope.cli.errors import CLIError
 from mechscope.errors import ConfigError, LayerNameError, LimitError, MechscopeError
 
@@ -34,6 +35,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(train.app, name="train")
+app.command("import-model", epilog=import_model.EXAMPLES)(import_model.import_model)
 app.command("layers", epilog=layers.EXAMPLES)(layers.layers)
 app.command("tour", epilog=tour.EXAMPLES)(tour.tour)
 app.command("formula", epilog=formula.EXAMPLES)(formula.formula)

@@ -10,14 +10,14 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from mechscope.cli._options import CheckpointArg, FiguresOpt, FormatOpt
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.capture import select_output
 from mechscope.limits import MAX_DRAWS, MAX_LAYERS, MAX_SEED, MAX_STEPS, MAX_WIDTH
 from mechscope.errors import LayerNameError
 from mechscope.models import ModularMLP
-from mechscope.models.checkpoint import load_checkpoint
 from mechscope.plots._style import save_figure
 from mechscope.plots.probes import plot_accuracy_by_layer
 from mechscope.probes import (
@@ -53,8 +53,9 @@ class SplitChoice(str, Enum):
     types = "types"
 
 
+@model_command
 def probe(
-    checkpoint: CheckpointArg,
+    source: ModelSource,
     layers: Annotated[
         str | None,
         typer.Option(help="Comma-separated layers stacked as image rows (default: every hidden block of a "
@@ -99,7 +100,7 @@ def probe(
     if not 0.0 < test_fraction < 1.0:
         raise CLIError(f"--test-fraction must lie strictly between 0 and 1; got {test_fraction}.")
     seed_list = tuple(range(seed, seed + seeds))
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = source.load()
     data = ckpt.data()
     model = ckpt.model
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
@@ -110,7 +111,7 @@ def probe(
     with warnings.catch_warnings():
         # The padding note is part of the printed report; no need to repeat it as a warning.
         warnings.filterwarnings("ignore", message="layers have unequal widths")
-        run = _probe(ckpt.model, ckpt.model_class, checkpoint, data, names, common)
+        run = _probe(ckpt.model, ckpt.model_class, source.label, data, names, common)
         table = None
         if by_layer:
             table = probe_by_layer(
@@ -135,7 +136,7 @@ def probe(
 
 
 def _probe(
-    model: Any, model_class: str, checkpoint: Path, data: Any, names: list[str] | None, common: dict[str, Any]
+    model: Any, model_class: str, label: str, data: Any, names: list[str] | None, common: dict[str, Any]
 ) -> ProbeRun:
     """The article's pipeline for a ModularMLP; for other classifiers, label and output from `--layers`."""
     try:
@@ -144,7 +145,7 @@ def _probe(
         if not names:
             raise CLIError(
                 f"--layers is required for a {model_class} checkpoint; list its layers with "
-                f"`mechscope layers {checkpoint}`."
+                f"`mechscope layers {label}`."
             )
         if data.task != "classification":
             raise CLIError(f"probing needs a classification checkpoint; {model_class} was trained on {data.task}.")

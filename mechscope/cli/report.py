@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
+from typing import Annotated
 
-from mechscope.cli._options import CheckpointArg, FormatOpt, OutDirOpt, QuickOpt, checked_out
+import typer
+
+from mechscope.cli._model import ModelSource, model_command
+from mechscope.cli._options import FormatOpt, OutDirOpt, OutputOpt, QuickOpt, checked_out, output_of
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.errors import MechscopeError
-from mechscope.report import REPORT_FILE, build_report
+from mechscope.limits import MAX_WIDTH
+from mechscope.report import REPORT_FILE, ReportConfig, build_report
 from mechscope.report.build import check_report_out
 
 EXAMPLES = (
     "Examples:\n\n  mechscope report runs/digit-cnn --out report/digit-cnn\n\n"
     "  mechscope report runs/modular-mlp-mod2 --out report/mod2 --quick --format json\n\n"
+    "  mechscope report runs/my-net --trust-code --device cuda --out report/my-net\n\n"
+    "  mechscope report --model net.py:Net --weights net.safetensors --data images:photos --out report/net\n\n"
     "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope serve report/digit-cnn"
 )
 
 
-def report(checkpoint: CheckpointArg, out: OutDirOpt, quick: QuickOpt = False,
-           fmt: FormatOpt = OutputFormat.text) -> None:
+@model_command
+def report(
+    source: ModelSource,
+    out: OutDirOpt,
+    quick: QuickOpt = False,
+    units: Annotated[
+        int | None,
+        typer.Option("--units", min=1, max=MAX_WIDTH,
+                     help="Units per layer that get a page, the first ones (default: 128, 64 with --quick)."),
+    ] = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
     """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
+    target = checked_out(out, check_report_out)
+    ckpt = source.load()
+    title = None if ckpt.factory is None or source.options["checkpoint"] is not None else ckpt.factory.name
     with warnings.catch_warnings():  # failed sections are listed below, once
         warnings.filterwarnings("ignore", message="report section", category=RuntimeWarning)
-        index = build_report(checkpoint, checked_out(out, check_report_out), quick=quick)
+        index = build_report(ckpt, target, config=_config(quick, units, output), title=title)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]
@@ -36,3 +58,8 @@ def report(checkpoint: CheckpointArg, out: OutDirOpt, quick: QuickOpt = False,
     if broken and not shown:  # an overview of failures only: nothing could be built (exit 1)
         raise MechscopeError(f"no section of the report could be built ({len(broken)} failed); see {index}.")
 
+
+
+def _config(quick: bool, units: int | None, output: str | None) -> ReportConfig:
+    settings = ReportConfig.quick(output=output_of(output)) if quick else ReportConfig(output=output_of(output))
+    return settings if units is None else dataclasses.replace(settings, max_units=units)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.capture import model_device
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
@@ -125,7 +126,7 @@ def evidence(
     if images.shape[0] != n_rows:
         raise ConfigError(f"{objective.description!r} has {n_rows} units but {images.shape[0]} images were given.")
     names = sorted(name for name in objective.layers if name is not None)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     normalize = space.normalize if space is not None else (lambda t: t)
 
     was_training = model.training
@@ -134,8 +135,8 @@ def evidence(
         with torch.no_grad(), explain_dtype_errors(model, data, "data"):
             reached = _table(model, objective, normalize(images.to(device)), names)  # (batch, n_rows or 1)
             activation = reached.diagonal() if reached.shape[1] == n_rows else reached[:, 0]
-            best = torch.full((n_rows,), -math.inf)
-            best_index = torch.zeros(n_rows, dtype=torch.long)
+            best = torch.full((n_rows,), -math.inf, device="cpu")  # `_table` hands its scores back on the CPU
+            best_index = torch.zeros(n_rows, dtype=torch.long, device="cpu")
             for start in range(0, data.shape[0], batch_size):
                 chunk = normalize(data[start : start + batch_size].to(device))
                 table = _table(model, objective, chunk, names).expand(-1, n_rows)

@@ -111,7 +111,7 @@ class Objective:
         table = self.table(acts)  # (batch, n_rows) or (batch, 1)
         if table.shape[1] == 1 and self.units is None:
             return table[:, 0]
-        rows = _check_rows(self, table.shape[0])
+        rows = _check_rows(self, table.shape[0], table.device)
         return table[rows, rows]
 
     def table(self, acts: Activations) -> Tensor:
@@ -282,7 +282,7 @@ class _UnitObjective(Objective):
 
     def __call__(self, acts: Activations) -> Tensor:
         act = self._act(acts)
-        _check_rows(self, act.shape[0])
+        _check_rows(self, act.shape[0], act.device)
         return self._rows(act, torch.tensor(self.unit_ids, device=act.device))
 
     def _act(self, acts: Activations) -> Tensor:
@@ -603,13 +603,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_rows(objective: Objective, batch: int) -> Tensor:
+def _check_rows(objective: Objective, batch: int, device: torch.device) -> Tensor:
     if objective.n_rows is not None and batch != objective.n_rows:
         raise ConfigError(
             f"{objective.description!r} renders {_count(objective.n_rows, 'unit')}, one per row, but the batch "
             f"has {_count(batch, 'row')}; render with as many rows as units."
         )
-    return torch.arange(batch)
+    return torch.arange(batch, device=device)
 
 
 def _count(n: int, noun: str) -> str:

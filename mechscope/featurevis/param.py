@@ -124,7 +124,8 @@ class InputSpace:
         return self.shape[0]
 
     def bounds(self, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-        """Low and high as (1, channel, 1, 1) tensors."""
+        """Low and high as (1, channel, 1, 1) tensors on `device` (default the CPU)."""
+        device = torch.device("cpu") if device is None else device
         low = torch.tensor(self._per_channel(self.low, "low"), device=device)
         high = torch.tensor(self._per_channel(self.high, "high"), device=device)
         return low.view(1, -1, 1, 1), high.view(1, -1, 1, 1)
@@ -225,7 +226,8 @@ def fft_image(
     """
     _check_choice(init, Init, "init")
     c, h, w = space.shape
-    freqs = torch.sqrt(torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.rfftfreq(w)[None, :] ** 2)
+    rows, cols = torch.fft.fftfreq(h, device="cpu"), torch.fft.rfftfreq(w, device="cpu")
+    freqs = torch.sqrt(rows[:, None] ** 2 + cols[None, :] ** 2)
     scale = (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power).to(device)  # (height, width // 2 + 1)
     spectrum = _start((batch, c, *freqs.shape, 2), init, sd, _seeds(seeds, batch)).to(device).requires_grad_(True)
     mix = _color_matrix(decorrelate, c, device)
@@ -275,16 +277,17 @@ def _color_matrix(decorrelate: bool | Tensor, channels: int, device: torch.devic
             f"decorrelate=True uses the ImageNet RGB matrix and needs 3 channels, got {channels}; pass "
             "decorrelate=channel_correlation_sqrt(x) for other channel counts."
         )
-    matrix = torch.tensor(IMAGENET_COLOR_SQRT)
+    matrix = torch.tensor(IMAGENET_COLOR_SQRT, device="cpu")
     return (matrix / matrix.norm(dim=0).max()).to(device)
 
 
 def _start(shape: tuple[int, ...], init: Init, sd: float, seeds: list[int]) -> Tensor:
     if init == "zeros":
-        return torch.zeros(shape)
+        return torch.zeros(shape, device="cpu")
     if not (isinstance(sd, (int, float)) and math.isfinite(sd) and sd >= 0):
         raise ConfigError(f"sd must be a non-negative number, got {sd!r}.")
-    rows = [torch.randn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]
+    # CPU generators, one per row: the same start on every device.
+    rows = [torch.randn(shape[1:], generator=torch.Generator().manual_seed(s), device="cpu") for s in seeds]
     return torch.stack(rows) * sd
 
 

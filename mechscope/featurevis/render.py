@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import get_layer
+from mechscope.capture import get_layer, model_device
 from mechscope.errors import ConfigError
 from mechscope.featurevis._forward import forward_until, reader
 from mechscope.featurevis.objectives import Activations, LayerReader, Objective
@@ -156,17 +156,17 @@ def render(
             f"config.batch={config.batch} disagrees with the {objective.n_rows} units of "
             f"{objective.description!r}; leave batch=None for objectives that fix units."
         )
-    device = _device_of(model)
+    device = model_device(model)
     # Restart j of every unit is the j-th block of `batch` rows; block 0 is what restarts=1 renders.
     rows = batch * config.restarts
     units = None if objective.units is None else list(objective.units) * config.restarts
     init_seeds, noise_seeds = row_seeds(config.seed, units, rows)
     params, image_fn = _build_param(param, config, space, rows, init_seeds, device)
-    noise = _row_noise(noise_seeds, config.steps, 0 if transforms is None else transforms.n_random)
+    noise = _row_noise(noise_seeds, config.steps, 0 if transforms is None else transforms.n_random).to(device)
     optimizer = torch.optim.Adam(params, lr=config.lr)
     names = sorted(name for name in objective.layers if name is not None)
     leaky = _relu_layers(model, names) if config.relu_leak > 0 else set()
-    trace = torch.empty(config.steps, rows)
+    trace = torch.empty(config.steps, rows, device="cpu")
 
     was_training = model.training
     model.eval()
@@ -175,7 +175,7 @@ def render(
         for step in tqdm(range(config.steps), desc="render", unit="step", disable=None if progress else True):
             images = image_fn()
             if transforms is not None:
-                images = transforms(images, noise[:, step].to(device))
+                images = transforms(images, noise[:, step])
             leak = config.relu_leak * (1.0 - step / config.steps)  # fades out, so the end optimises the true objective
             scores = _scores(model, objective, space, images, names, batch, leaky if leak > 0 else None, leak)
             grads = torch.autograd.grad(scores.sum().neg(), params)
@@ -191,7 +191,7 @@ def render(
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - start
-    best = activation.view(config.restarts, batch).argmax(dim=0) * batch + torch.arange(batch)  # (batch,)
+    best = activation.view(config.restarts, batch).argmax(dim=0) * batch + torch.arange(batch, device="cpu")  # (batch,)
     return RenderResult(
         final.cpu()[best], trace[:, best], activation[best], objective.units, objective.description, seconds
     )
@@ -283,10 +283,11 @@ def _build_param(
 
 
 def _row_noise(seeds: list[int], steps: int, n_random: int) -> Tensor:
-    """(batch, steps, n_random) uniforms, each row from its own generator."""
+    """(batch, steps, n_random) uniforms, each row from its own CPU generator (the same draws on any device)."""
     if n_random == 0:
-        return torch.zeros(len(seeds), steps, 0)
-    return torch.stack([torch.rand(steps, n_random, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return torch.zeros(len(seeds), steps, 0, device="cpu")
+    return torch.stack([torch.rand(steps, n_random, generator=torch.Generator().manual_seed(s), device="cpu")
+                        for s in seeds])
 
 
 def _normalize_per_row(grads: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -294,7 +295,3 @@ def _normalize_per_row(grads: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     norm = torch.as_tensor(squares).sqrt().clamp(min=1e-12)  # (batch,)
     return tuple(g / norm.view(-1, *([1] * (g.dim() - 1))) for g in grads)
 
-
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import OutputSpec, capture, layer_unit_axes, select_output
+from mechscope.capture import OutputSpec, capture, eval_mode, layer_unit_axes, model_device, select_output
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError
 from mechscope.featurevis.evidence import Evidence, evidence
@@ -97,18 +97,14 @@ def count_units(model: nn.Module, layer_name: str | None, example: Tensor, *, ou
         output: With `layer_name` None, which of the model's outputs to count (see
             `mechscope.capture.select_output`).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if layer_name is None:
-                act = select_output(model(example), output)
-            else:
-                with capture(model, [layer_name]) as store:
-                    model(example)
-                act = store.act(layer_name)
-    finally:
-        model.train(was_training)
+    example = example.to(model_device(model))
+    with eval_mode(model), torch.no_grad():
+        if layer_name is None:
+            act = select_output(model(example), output)
+        else:
+            with capture(model, [layer_name]) as store:
+                model(example)
+            act = store.act(layer_name)
     if act.dim() < 2:
         raise ConfigError(f"Output of {layer_name or 'the model'!r} has shape {tuple(act.shape)}: no unit axis.")
     if layer_name is None:

@@ -50,8 +50,9 @@ def fourier_basis(modulus: int, *, dtype: torch.dtype = torch.float64, device: t
         `basis_frequencies` / `basis_labels` for what each row is.
     """
     p = _check_modulus(modulus)
-    n = torch.arange(p, dtype=torch.float64)
-    rows = [torch.full((p,), 1.0 / math.sqrt(p), dtype=torch.float64)]
+    # Built on the CPU in float64, then moved: the same basis on every device.
+    n = torch.arange(p, dtype=torch.float64, device="cpu")
+    rows = [torch.full((p,), 1.0 / math.sqrt(p), dtype=torch.float64, device="cpu")]
     for k in range(1, (p - 1) // 2 + 1):
         angle = 2.0 * math.pi * k * n / p
         rows.append(torch.cos(angle) * math.sqrt(2.0 / p))
@@ -67,7 +68,7 @@ def basis_frequencies(modulus: int) -> Tensor:
     freqs = [0] + [k for k in range(1, (p - 1) // 2 + 1) for _ in range(2)]
     if p % 2 == 0:
         freqs.append(p // 2)
-    return torch.tensor(freqs, dtype=torch.int64)
+    return torch.tensor(freqs, dtype=torch.int64, device="cpu")
 
 
 def basis_labels(modulus: int) -> list[str]:

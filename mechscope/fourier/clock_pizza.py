@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import capture, get_layer
+from mechscope.capture import capture, get_layer, model_device
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 from mechscope.fourier.losses import addition_labels
 from mechscope.fourier.tables import InputEncoding, encode_pairs, infer_encoding, infer_modulus, logit_table
@@ -106,8 +106,8 @@ def distance_irrelevance(table: Tensor) -> float:
     total = L.std(unbiased=False)
     if float(total) <= 1e-12 * max(float(L.abs().max()), 1.0):
         raise DataError("the correct logits are constant, so distance irrelevance is undefined.")
-    i = torch.arange(p)
-    d = torch.arange(p)
+    i = torch.arange(p, device=L.device)
+    d = torch.arange(p, device=L.device)
     by_distance = L[i[None, :], (i[None, :] - d[:, None]) % p]  # (distance, i)
     return float(by_distance.std(dim=1, unbiased=False).mean() / total)
 
@@ -153,9 +153,8 @@ def gradient_symmetricity(
     p = infer_modulus(model, modulus)
     enc = infer_encoding(model, encoding)
     param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    generator = torch.Generator().manual_seed(seed)
-    triplets = torch.randint(0, p, (n_triplets, 3), generator=generator).to(device)
+    generator = torch.Generator().manual_seed(seed)  # CPU draws: the same triplets on every device
+    triplets = torch.randint(0, p, (n_triplets, 3), generator=generator, device="cpu").to(model_device(model))
     pairs, c = triplets[:, :2], triplets[:, 2]
     was_training = model.training
     model.eval()

@@ -158,7 +158,8 @@ def frequency_spectrum(x: Tensor, *, axis: int = 0, modulus: int | None = None) 
         raise DataError(f"need at least 2 residues along axis {axis}, got {p}.")
     coeffs = blocks @ fourier_basis(p, device=blocks.device).T  # (..., n_blocks, p) coefficients
     per_row = (coeffs**2).reshape(-1, p).sum(dim=0)  # (p,) energy per basis row
-    energy = torch.zeros(p // 2 + 1, dtype=torch.float64).index_add_(0, basis_frequencies(p), per_row.cpu())
+    energy = torch.zeros(p // 2 + 1, dtype=torch.float64, device="cpu")
+    energy.index_add_(0, basis_frequencies(p), per_row.cpu())
     return FrequencySpectrum(modulus=p, energy=tuple(float(e) for e in energy))
 
 
@@ -208,7 +209,7 @@ def logit_spectrum_2d(logits: Tensor) -> LogitSpectrum2D:
     component = (coeffs**2).sum(dim=-1).cpu()  # (p, p)
     freqs = basis_frequencies(p)
     n = p // 2 + 1
-    grouped = torch.zeros(n, n, dtype=torch.float64)
+    grouped = torch.zeros(n, n, dtype=torch.float64, device="cpu")
     grouped.index_put_((freqs[:, None].expand(p, p), freqs[None, :].expand(p, p)), component, accumulate=True)
     return LogitSpectrum2D(modulus=p, component_energy=component, frequency_energy=grouped)
 

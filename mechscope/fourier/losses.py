@@ -87,7 +87,7 @@ def excluded_logits(logits: Tensor, frequencies: Iterable[int]) -> Tensor:
 
 def addition_labels(modulus: int) -> Tensor:
     """Return the table of correct answers (a + b) mod p, shape (p, p) int64."""
-    r = torch.arange(modulus)
+    r = torch.arange(modulus, device="cpu")
     return (r[:, None] + r[None, :]) % modulus
 
 

@@ -14,13 +14,13 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import capture
+from mechscope.capture import capture, eval_mode, model_device
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 
 __all__ = [
@@ -118,10 +118,9 @@ def logit_table(
     """
     p = infer_modulus(model, modulus)
     enc = infer_encoding(model, encoding)
-    device = _device_of(model)
-    pairs = all_pairs(p, device=device)
+    pairs = all_pairs(p, device=model_device(model))
     outs = []
-    with _eval(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for first in range(0, pairs.shape[0], batch_size):
             out = model(encode_pairs(pairs[first : first + batch_size], p, enc, _dtype_of(model)))
             if not isinstance(out, Tensor) or out.dim() != 2:
@@ -154,8 +153,8 @@ def neuron_table(
     """
     p = infer_modulus(model, modulus)
     enc = infer_encoding(model, encoding)
-    x = encode_pairs(all_pairs(p, device=_device_of(model)), p, enc, _dtype_of(model))
-    with _eval(model), torch.no_grad(), capture(model, [layer]) as store:
+    x = encode_pairs(all_pairs(p, device=model_device(model)), p, enc, _dtype_of(model))
+    with eval_mode(model), torch.no_grad(), capture(model, [layer]) as store:
         model(x)
     acts = store.act(layer).float().cpu()
     return acts.reshape(p, p, -1)
@@ -192,28 +191,9 @@ def embedding_matrix(model: nn.Module, modulus: int | None = None) -> Tensor:
     return blocks.permute(2, 1, 0).reshape(where.modulus, -1)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 def _dtype_of(model: nn.Module) -> torch.dtype:
     for param in model.parameters():
         if param.is_floating_point():
             return param.dtype
     return torch.float32
 
-
-class _eval:
-    """Put a model in eval mode for a block and restore its previous mode."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.was_training = model.training
-
-    def __enter__(self) -> nn.Module:
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        self.model.train(self.was_training)

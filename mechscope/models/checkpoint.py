@@ -5,19 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mechscope._version import __version__
 from mechscope.atomic import check_output, recover, writing_folder
-from mechscope.errors import CheckpointError, ConfigError, UnsupportedModelError
-from mechscope.models.registry import build_model, model_spec
+from mechscope.errors import CheckpointError, ConfigError, UnsupportedModelError, UntrustedCodeError
+from mechscope.models.factory import TRUST_ENV, ModelFactory, code_trusted, import_module
+from mechscope.models.registry import MODEL_REGISTRY, build_model, model_spec
+from mechscope.models.weights import check_header, check_state
+
+if TYPE_CHECKING:
+    from mechscope.data import DataBundle
 
 __all__ = [
     "Checkpoint",
@@ -34,7 +39,6 @@ META_FILE = "checkpoint.json"
 _FORMAT = "mechscope-checkpoint"
 _FORMAT_VERSION = 1
 _MAX_META_BYTES = 64 << 20  # a checkpoint.json larger than this is not one of ours
-_MAX_HEADER_BYTES = 100 << 20  # the safetensors library's own bound on a header
 
 
 @dataclass
@@ -50,14 +54,29 @@ class Checkpoint:
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch training record
     extra: dict[str, Any] = field(default_factory=dict)  # anything else the writer stored
     mechscope_version: str = ""
+    factory: ModelFactory | None = None  # the user code that builds the model, for imported models
+    loaded_data: DataBundle | None = field(default=None, repr=False, compare=False)  # see `with_data`
 
-    def data(self) -> Any:
-        """Rebuild the training/test data from `data_spec` (a DataBundle)."""
+    def data(self) -> DataBundle:
+        """The model's data: the bundle given to `with_data`, else rebuilt from `data_spec`.
+
+        Raises:
+            CheckpointError: the checkpoint records no data (pass some, e.g. `--data npz:FILE`).
+        """
+        if self.loaded_data is not None:
+            return self.loaded_data
         if self.data_spec is None:
-            raise CheckpointError(f"Checkpoint {str(self.path)!r} records no data spec; pass data explicitly.")
+            raise CheckpointError(
+                f"Checkpoint {str(self.path)!r} records no data; pass some (--data images:DIR|npz:FILE|"
+                "safetensors:FILE on the command line, data=... in Python)."
+            )
         from mechscope.data import load_data
 
         return load_data(self.data_spec)
+
+    def with_data(self, bundle: DataBundle) -> Checkpoint:
+        """A copy that analyses `bundle` instead of the recorded data."""
+        return replace(self, data_spec=dict(bundle.spec), loaded_data=bundle)
 
 
 def save_checkpoint(
@@ -68,29 +87,49 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
+    factory: ModelFactory | None = None,
 ) -> Path:
     """Write `model` to the folder `path` (model.safetensors + checkpoint.json), atomically.
+
+    The model is recorded either by its registered class and config (`register_model`) or,
+    given `factory`, by the user code that builds it (loading it then needs `trust_code`).
+    A registered class defined outside mechscope also records its module, which loading
+    imports (with `trust_code`) so that the class is registered again.
 
     The folder is assembled under a temporary name beside `path` and renamed into place,
     so a crash never leaves half a checkpoint; an existing checkpoint is replaced whole and
     kept until the new one is in place. Anything else at `path` is never replaced.
 
     Raises:
-        CheckpointError: the model class is not registered or a value is not JSON-serialisable.
+        CheckpointError: the model class is not registered (and no factory is given) or a value
+            is not JSON-serialisable.
         OutputError: `path` holds something that is not a mechscope checkpoint (checked
             before any work), or the file system refused.
     """
     target = check_checkpoint_out(path)
-    try:
-        name, config = model_spec(model)
-    except UnsupportedModelError as err:
-        raise CheckpointError(f"Cannot save {type(model).__name__}: {err}") from err
+    code: dict[str, Any] = {}
+    config: dict[str, Any]
+    if factory is not None:
+        name, config = type(model).__name__, {}
+        code["factory"] = factory.as_dict()
+    else:
+        try:
+            name, config = model_spec(model)
+        except UnsupportedModelError as err:
+            raise CheckpointError(
+                f"Cannot save {type(model).__name__}: {err} Or pass factory=ModelFactory(...) "
+                "(`mechscope import-model`)."
+            ) from err
+        module = type(model).__module__
+        if not module.startswith("mechscope.") and module != "__main__":
+            code["module"] = module
     meta = {
         "format": _FORMAT,
         "format_version": _FORMAT_VERSION,
         "mechscope_version": __version__,
         "model_class": name,
         "config": config,
+        **code,
         "data_spec": data_spec,
         "metrics": metrics or {},
         "history": history or [],
@@ -101,19 +140,28 @@ def save_checkpoint(
     except TypeError as err:
         raise CheckpointError(f"Checkpoint metadata must be JSON-serialisable: {err}") from err
     with writing_folder(target, owned=is_checkpoint, what="a mechscope checkpoint") as tmp:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        # a copy per name: tied weights (e.g. GPT-2's embedding and unembedding) share storage,
+        # which safetensors refuses to save
+        state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         meta["weights_sha256"] = _sha256(tmp / WEIGHTS_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=True))  # written last: the marker
     return target
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Rebuild the model saved at `path`; nothing in the files is executed.
+def load_checkpoint(path: str | os.PathLike[str], *, trust_code: bool | None = None) -> Checkpoint:
+    """Rebuild the model saved at `path` on the CPU; nothing in the files is executed.
+
+    Args:
+        path: The checkpoint folder.
+        trust_code: Allow importing the user code an imported model records (its factory or
+            module); default: the environment variable `MECHSCOPE_TRUST_CODE=1`.
 
     Raises:
         CheckpointError: the folder or a file is missing, corrupt, truncated, or the weights
             do not match the recorded model configuration. The message names the file.
+        UntrustedCodeError: the model is built by user code and `trust_code` is not given; the
+            message names the code.
     """
     root = Path(path)
     recover(root, owned=is_checkpoint)  # puts back a checkpoint whose replacement was interrupted
@@ -125,11 +173,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         if not file.is_file():
             raise CheckpointError(f"Checkpoint {str(root)!r} is incomplete: {file.name} is missing.")
     meta = _read_meta(meta_path)
-    try:
-        model = build_model(meta["model_class"], meta["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{str(meta_path)!r} describes a model that cannot be built: {err}") from err
-    _check_header(model, weights_path)  # cheap: before the whole file is hashed or read
+    model, factory = _build(meta, meta_path, trust_code)
+    check_header(model, weights_path)  # cheap: before the whole file is hashed or read
     if meta.get("weights_sha256") and meta["weights_sha256"] != _sha256(weights_path):
         raise CheckpointError(
             f"{str(weights_path)!r} does not match the checksum in {META_FILE}: the file is corrupt or was replaced."
@@ -138,7 +183,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{str(weights_path)!r} is not a readable safetensors file: {err}") from err
-    _check_state(model, state, weights_path)
+    check_state(model, state, weights_path)
     model.load_state_dict(state)
     model.eval()
     return Checkpoint(
@@ -151,7 +196,48 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         history=meta["history"],
         extra=meta["extra"],
         mechscope_version=meta["mechscope_version"],
+        factory=factory,
     )
+
+
+def _build(meta: dict[str, Any], meta_path: Path, trust_code: bool | None) -> tuple[nn.Module, ModelFactory | None]:
+    """The model checkpoint.json describes, with fresh weights; user code is imported only when trusted."""
+    where = repr(str(meta_path))
+    if meta.get("factory") is not None:
+        try:
+            record = meta["factory"]
+            factory = ModelFactory(record["source"], record["name"], record.get("args", {}))
+        except (KeyError, TypeError, ConfigError) as err:
+            raise CheckpointError(f"{where}: the 'factory' entry is not a valid model factory ({err}).") from err
+        if not code_trusted(trust_code):
+            raise UntrustedCodeError(
+                f"{str(meta_path.parent)!r} is built by user code ({factory.describe()}); loading it imports and "
+                f"runs that code: pass --trust-code or set {TRUST_ENV}=1 (trust_code=True in Python) if you trust it."
+            )
+        recorded = meta["factory"].get("sha256")
+        if recorded and factory.is_file and factory.as_dict().get("sha256") not in (None, recorded):
+            warnings.warn(f"{factory.source} changed since {str(meta_path.parent)!r} was written; the weights are "
+                          "loaded into the model its current code builds.", RuntimeWarning, stacklevel=3)
+        try:
+            return factory.build(trust_code=True), factory
+        except ConfigError as err:
+            raise CheckpointError(f"{where} describes a model that cannot be built: {err}") from err
+    module = meta.get("module")
+    if meta["model_class"] not in MODEL_REGISTRY and module is not None:
+        if not code_trusted(trust_code):
+            raise UntrustedCodeError(
+                f"{str(meta_path.parent)!r} holds a {meta['model_class']} registered by the module {module!r}; "
+                f"loading it imports that module: pass --trust-code or set {TRUST_ENV}=1 (trust_code=True in "
+                "Python) if you trust it."
+            )
+        try:
+            import_module(module)
+        except ConfigError as err:
+            raise CheckpointError(f"{where}: {err}") from err
+    try:
+        return build_model(meta["model_class"], meta["config"]), None
+    except ConfigError as err:
+        raise CheckpointError(f"{where} describes a model that cannot be built: {err}") from err
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -202,9 +288,10 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
     expected: dict[str, tuple[type, ...]] = {
         "model_class": (str,), "config": (dict,), "data_spec": (dict, type(None)), "metrics": (dict,),
         "history": (list,), "extra": (dict,), "mechscope_version": (str,), "weights_sha256": (str, type(None)),
+        "factory": (dict, type(None)), "module": (str, type(None)),
     }
     defaults: dict[str, Any] = {"data_spec": None, "metrics": {}, "history": [], "extra": {},
-                                "mechscope_version": "", "weights_sha256": None}
+                                "mechscope_version": "", "weights_sha256": None, "factory": None, "module": None}
     meta = {**defaults, **meta}
     for key, types_ in expected.items():
         if not isinstance(meta[key], types_):
@@ -223,72 +310,6 @@ def _json_name(value: Any) -> str:
 
 _JSON_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", float: "a number",
                bool: "a boolean"}
-
-
-def _check_header(model: nn.Module, weights_path: Path) -> None:
-    """Check the safetensors header against the file size and the model, reading only the header."""
-    where = repr(str(weights_path))
-    try:
-        size = weights_path.stat().st_size
-        with open(weights_path, "rb") as handle:
-            head = handle.read(8)
-            length = int.from_bytes(head, "little") if len(head) == 8 else -1
-            if not 2 <= length <= min(size - 8, _MAX_HEADER_BYTES):
-                raise CheckpointError(
-                    f"{where} is not a readable safetensors file: its header length is invalid; the file is "
-                    "truncated or corrupt."
-                )
-            header = json.loads(handle.read(length).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{where} is not a readable safetensors file: {err}") from err
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{where} is not a readable safetensors file: its header is not an object; it is corrupt.")
-    expected = model.state_dict()
-    shapes: dict[str, Any] = {}
-    end = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise CheckpointError(f"{where}: the header entry {name!r} has no valid data offsets; the file is corrupt.")
-        shapes[name] = entry.get("shape")
-        end = max(end, offsets[1])
-    if 8 + length + end != size:
-        raise CheckpointError(
-            f"{where} is {size} bytes but its header describes {8 + length + end}; the file is truncated or corrupt."
-        )
-    wrong = [f"{k}: file {shapes.get(k)} vs model {list(v.shape)}" for k, v in expected.items()
-             if k in shapes and shapes[k] != list(v.shape)]
-    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
-    if wrong or missing or unexpected:
-        problems = [f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
-                    "shape mismatch " + "; ".join(wrong[:5]) if wrong else ""]
-        raise CheckpointError(
-            f"{where} does not match the model described in {META_FILE}: " + ", ".join(p for p in problems if p)
-        )
-
-
-def _check_state(model: nn.Module, state: dict[str, torch.Tensor], weights_path: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {missing[:5]}")
-    if unexpected:
-        problems.append(f"unexpected {unexpected[:5]}")
-    if wrong:
-        problems.append("shape mismatch " + "; ".join(wrong[:5]))
-    if problems:
-        raise CheckpointError(
-            f"{str(weights_path)!r} does not match the model described in {META_FILE}: " + ", ".join(problems)
-        )
 
 
 def _sha256(path: Path) -> str:

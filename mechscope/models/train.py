@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from mechscope.data.bundle import DataBundle, Task
 from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
+from mechscope.models.device import model_device
 from mechscope.models.digit_cnn import DigitCNN
 from mechscope.models.modular_mlp import ModularMLP
 from mechscope.models.tiny_relu import TinyReLU
@@ -140,7 +141,7 @@ def train(
     config = default_train_config(model, data) if config is None else config
     if check_finite:
         data.check_finite(skip_with="check_finite=False to train()")
-    device = _device_of(model)
+    device = model_device(model)
     x_all, y_all = data.x_train.to(device), _targets(data.y_train, data.task).to(device)
     n = x_all.shape[0]
     if n == 0:
@@ -162,7 +163,7 @@ def train(
         try:
             step = 0
             for epoch in bar:
-                order = None if config.full_batch else torch.randperm(n, generator=generator).to(device)
+                order = None if config.full_batch else torch.randperm(n, generator=generator, device="cpu").to(device)
                 loss_sum = torch.zeros((), device=device)
                 metric_sum = torch.zeros((), device=device)
                 for batch_number, (first, last) in enumerate(bounds, 1):
@@ -239,10 +240,10 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, task: Task, *, batch_size: 
 
 def _evaluate_tensors(model: nn.Module, x: Tensor, y: Tensor, task: Task, batch_size: int = 8192) -> float:
     """Return accuracy or MSE of `model` on checked targets, in eval mode, restoring the mode after."""
-    device = _device_of(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=torch.float64, device="cpu")
     try:
         with torch.no_grad():
             for first in range(0, x.shape[0], batch_size):
@@ -307,7 +308,7 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> 
     if images.dim() != 4 or max_shift == 0 or not images.is_floating_point():
         return images
     b, _, h, w = images.shape
-    offsets = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator).to(images.device)
+    offsets = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator, device="cpu").to(images.device)
     padded = F.pad(images, (max_shift, max_shift, max_shift, max_shift))
     rows = (torch.arange(h, device=images.device) + offsets[:, :1])[:, :, None]  # (batch, height, 1)
     cols = (torch.arange(w, device=images.device) + offsets[:, 1:])[:, None, :]  # (batch, 1, width)
@@ -335,11 +336,6 @@ def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

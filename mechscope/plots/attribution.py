@@ -191,7 +191,7 @@ def _numpy(value: Tensor | np.ndarray) -> np.ndarray:
 
 def _grey(images: Tensor | np.ndarray) -> np.ndarray:
     """Images as (batch, height, width) for display: channel mean of multi-channel images."""
-    array = _numpy(images if not isinstance(images, Tensor) else torch.as_tensor(images))
+    array = _numpy(images)
     if array.ndim == 4:
         array = array.mean(axis=1)
     return np.clip(array, 0.0, 1.0)

@@ -57,7 +57,7 @@ def plot_activation_maps(maps: ActivationMaps, path: PathLike, *, max_channels: 
     for _, value in layers:
         n, h, w = value.shape[0], value.shape[-2], value.shape[-1]
         rows = math.ceil(n / cols)
-        padded = torch.full((rows * cols, h, w), float("nan"))
+        padded = torch.full((rows * cols, h, w), float("nan"), device="cpu")
         padded[:n] = value.reshape(n, -1, h, w)[:, 0].float()
         grids.append((Mosaic(rows, cols, h, w), padded.reshape(rows, cols, h, w).numpy()))
     heights = [2.2] + [g.rows * 0.95 + 0.35 for g, _ in grids]
@@ -123,7 +123,7 @@ def plot_kernels(kernels: Kernels, path: PathLike, *, max_out: int = 32, max_in:
     if n_in == 1:  # first layer: wrap the output channels in rows of 8
         cols = min(n_out, 8)
         rows = math.ceil(n_out / cols)
-        tiles = torch.full((rows * cols, h, w), float("nan"))
+        tiles = torch.full((rows * cols, h, w), float("nan"), device="cpu")
         tiles[:n_out] = weight[:n_out, 0]
         tiles = tiles.reshape(rows, cols, h, w)
         titles = [[f"out {r * cols + c}" if r * cols + c < n_out else "" for c in range(cols)] for r in range(rows)]

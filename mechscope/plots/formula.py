@@ -48,7 +48,8 @@ def plot_formula(report: FormulaReport, path: str | os.PathLike[str], *, max_reg
 def _scatter(ax: plt.Axes, report: FormulaReport, max_regions: int) -> None:
     rm = report.region_map
     n = rm.n_points
-    keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:_MAX_POINTS] if n > _MAX_POINTS else None
+    generator = torch.Generator().manual_seed(0)
+    keep = torch.randperm(n, generator=generator, device="cpu")[:_MAX_POINTS] if n > _MAX_POINTS else None
     index = rm.region_index if keep is None else rm.region_index[keep]
     network = (rm.network_output if keep is None else rm.network_output[keep]).numpy()
     formula = (rm.formula_output if keep is None else rm.formula_output[keep]).numpy()

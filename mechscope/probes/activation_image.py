@@ -59,7 +59,8 @@ class ActivationImage:
     def mask(self) -> Tensor:
         """(height, width) bool: True where a cell holds a real unit, False where padded."""
         width = self.images.shape[2]
-        return torch.arange(width)[None, :] < torch.tensor(self.widths)[:, None]
+        device = self.images.device
+        return torch.arange(width, device=device)[None, :] < torch.tensor(self.widths, device=device)[:, None]
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -126,7 +127,7 @@ def stack_activations(
         )
     widths = tuple(int(row.shape[1]) for row in rows)
     width = max(widths)
-    images = torch.full((rows[0].shape[0], len(rows), width), float(pad_value))
+    images = torch.full((rows[0].shape[0], len(rows), width), float(pad_value), device="cpu")
     for i, row in enumerate(rows):
         images[:, i, : row.shape[1]] = row
     if decimals is not None:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import LayerSpec, resolve_layers
+from mechscope.capture import LayerSpec, eval_mode, model_device, resolve_layers
 from mechscope.data import DataBundle, modular_data
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, evaluate, train
@@ -122,8 +122,8 @@ def representative_cases(cases: Tensor) -> Tensor:
     flat = cases.reshape(cases.shape[0], -1)
     _, inverse = torch.unique(flat, dim=0, return_inverse=True)
     n_cases = int(inverse.max()) + 1
-    positions = torch.arange(flat.shape[0])
-    first = torch.full((n_cases,), flat.shape[0], dtype=torch.long).scatter_reduce(
+    positions = torch.arange(flat.shape[0], device=flat.device)
+    first = torch.full((n_cases,), flat.shape[0], dtype=torch.long, device=flat.device).scatter_reduce(
         0, inverse, positions, reduce="amin"
     )
     return first
@@ -256,11 +256,8 @@ def probe_modular_mlp(
             "data has no 'pairs_test' extra; build it with modular_data(...) (or load the checkpoint's own data)."
         )
     pairs = data.extras["pairs_test"]
-    with torch.no_grad():
-        was_training = model.training
-        model.eval()
-        outputs = model(data.x_test).argmax(dim=1).cpu()
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        outputs = model(data.x_test.to(model_device(model))).argmax(dim=1).cpu()
     run = probe_model(
         model,
         data.x_test,

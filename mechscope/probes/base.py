@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mechscope.capture import model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError, NotFittedError
 from mechscope.probes.targets import GroupKind, Targets, TargetsLike, as_targets
@@ -302,13 +303,17 @@ class NetworkProbe(Probe):
         history: list[float] = []
         with torch.random.fork_rng(devices=[inputs.device] if inputs.device.type == "cuda" else []):
             torch.manual_seed(self.seed)
-            network = self._build_network(tuple(inputs.shape[1:]), heads[-1].stop).to(inputs.device)
+            with torch.device("cpu"):  # drawn on the CPU: the same start on every device
+                network = self._build_network(tuple(inputs.shape[1:]), heads[-1].stop)
+            network.to(inputs.device)
             generator = torch.Generator().manual_seed(self.seed)
             optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             network.train()
             for epoch in range(self.max_epochs):
                 total = inputs.new_zeros(())
-                order = None if batch_size == rows else torch.randperm(rows, generator=generator).to(inputs.device)
+                order = None
+                if batch_size != rows:  # drawn on the CPU: the same order on every device
+                    order = torch.randperm(rows, generator=generator, device="cpu").to(inputs.device)
                 for first in range(0, rows, batch_size):
                     if order is None:
                         xb, ib, vb, wb = inputs, y_index, y_std, weights
@@ -351,11 +356,12 @@ class NetworkProbe(Probe):
         """Hook for probes that standardise their inputs (MLPProbe); default does nothing."""
 
     def _decision(self, x: Tensor) -> Tensor:
-        out = self.network_(self._prepare(x))
+        # The network stays where it was fitted; `x` visits it, and the outputs come back to `x`'s device.
+        out = self.network_(self._prepare(x.to(model_device(self.network_)))).to(x.device)
         if self._y_mean_.numel():
             out = out.clone()
             cols = [c for h in self.heads_ if h.kind == "continuous" for c in range(h.start, h.stop)]
-            out[:, cols] = out[:, cols] * self._y_scale_ + self._y_mean_
+            out[:, cols] = out[:, cols] * self._y_scale_.to(out.device) + self._y_mean_.to(out.device)
         return out
 
 
@@ -432,8 +438,8 @@ def _encode_targets(targets: Targets, device: torch.device) -> tuple[tuple[HeadS
             values.append(value.reshape(value.shape[0], -1))
             column += group.n_outputs
     n = len(targets)
-    y_index = torch.stack(indices, dim=1) if indices else torch.zeros(n, 0, dtype=torch.long)
-    y_value = torch.cat(values, dim=1) if values else torch.zeros(n, 0)
+    y_index = torch.stack(indices, dim=1) if indices else torch.zeros(n, 0, dtype=torch.long, device="cpu")
+    y_value = torch.cat(values, dim=1) if values else torch.zeros(n, 0, device="cpu")
     return tuple(heads), y_index.to(device), y_value.to(device)
 
 
@@ -480,7 +486,8 @@ def _group_equal_rows(key: Tensor) -> tuple[Tensor, Tensor] | None:
     a projection collision between different rows returns None.
     """
     n = key.shape[0]
-    direction = torch.rand(key.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.rand(key.shape[1], generator=generator, dtype=torch.float64, device="cpu")
     projection = (key.double() * direction.to(key.device)).sum(dim=1)
     _, inverse, counts = torch.unique(projection, return_inverse=True, return_counts=True)
     first = torch.full((counts.numel(),), n, dtype=torch.long, device=key.device)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.capture import model_device
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.models.registry import build_model, model_spec
 from mechscope.probes.base import all_heads_accuracy, head_scores
@@ -106,7 +107,7 @@ def control_task(types: Tensor, targets: TargetsLike, *, seed: int = 0) -> Targe
                     break
             groups.append(TargetGroup(group.name, per_type[ids], "categorical"))
         else:
-            pick = torch.randint(0, values.shape[0], (n_types,), generator=generator)
+            pick = torch.randint(0, values.shape[0], (n_types,), generator=generator, device="cpu")
             groups.append(TargetGroup(group.name, values[pick][ids], "continuous"))
     return Targets(groups)
 
@@ -154,18 +155,22 @@ def untrained_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
 
     Buffers that are not statistics (masks, position ids) are part of the architecture and
     are kept.
+
+    The weights are drawn on the CPU and the copy then moves to `model`'s device, so a seed
+    gives the same untrained model on every device.
     """
+    device = model_device(model)
     try:
         name, config = model_spec(model)
     except UnsupportedModelError:
-        fresh = copy.deepcopy(model)
-        with _seeded(fresh, seed), torch.no_grad():
+        fresh = copy.deepcopy(model).to("cpu")
+        with _seeded(seed), torch.no_grad():
             _reset_all(fresh)
     else:
-        fresh = build_model(name, config, seed=seed)
-        fresh.to(next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu")
+        with torch.device("cpu"):  # whatever torch.set_default_device says
+            fresh = build_model(name, config, seed=seed)
     _redraw_unchanged(fresh, model, seed)
-    return fresh.eval()
+    return fresh.to(device).eval()
 
 
 def selectivity(task_accuracy: float, control_accuracy: float) -> float:
@@ -184,10 +189,9 @@ def _type_ids(types: Tensor) -> Tensor:
 
 
 @contextmanager
-def _seeded(model: nn.Module, seed: int) -> Iterator[None]:
-    """Seed the global generators (CPU and the model's GPUs) for the block; restore them after."""
-    gpus = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=gpus):
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed the global CPU generator for the block; restore it after."""
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 
@@ -224,10 +228,13 @@ def _redraw_unchanged(fresh: nn.Module, model: nn.Module, seed: int) -> None:
             values = old.detach().cpu().double()
             std = float(values.std()) if values.numel() > 1 else 0.0
             if std > 0.0 and math.isfinite(std):
-                drawn = torch.empty(param.shape, dtype=torch.float64).normal_(float(values.mean()), std,
-                                                                              generator=generator)
+                drawn = torch.empty(param.shape, dtype=torch.float64, device="cpu").normal_(
+                    float(values.mean()), std, generator=generator
+                )
             else:
                 bound = 1.0 / math.sqrt(param.shape[-1] if param.dim() else 1)
-                noise = torch.empty(param.shape, dtype=torch.float64).uniform_(-bound, bound, generator=generator)
+                noise = torch.empty(param.shape, dtype=torch.float64, device="cpu").uniform_(
+                    -bound, bound, generator=generator
+                )
                 drawn = values + noise
             param.copy_(drawn.to(param.dtype))

@@ -97,7 +97,7 @@ class ConvProbe(NetworkProbe):
         x = self._checked(x)
         net: _ConvNetwork = self.network_  # type: ignore[assignment]
         with torch.no_grad():
-            return net.kernels(self._prepare(x))
+            return net.kernels(self._prepare(x.to(net.kernels.weight.device))).to(x.device)
 
     def _check_params(self) -> None:
         super()._check_params()

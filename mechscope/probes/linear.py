@@ -103,8 +103,9 @@ def _ridge(z: Tensor, y: Tensor, w: Tensor, alpha: float) -> tuple[Tensor, Tenso
     z_mean, y_mean = (w * z).sum(dim=0), (w * y).sum(dim=0)
     zc, yc = z - z_mean, y - y_mean
     gram = zc.T @ (w * zc) + alpha * torch.eye(d, dtype=z.dtype, device=z.device)
-    # lstsq rather than solve: with alpha = 0 and collinear features the Gram matrix is singular.
-    coef = torch.linalg.lstsq(gram, zc.T @ (w * yc)).solution.T  # (n_outputs, n_features)
+    # lstsq rather than solve: with alpha = 0 and collinear features the Gram matrix is singular. It runs
+    # on the CPU: CUDA's lstsq has only the "gels" driver, which assumes a full-rank matrix.
+    coef = torch.linalg.lstsq(gram.cpu(), (zc.T @ (w * yc)).cpu()).solution.T.to(z.device)  # (n_outputs, n_features)
     return coef, y_mean - coef @ z_mean
 
 

@@ -238,14 +238,14 @@ def split_indices(n: int, test_fraction: float, seed: int, *, types: Tensor | No
         if n_types < 2:
             raise DataError("splitting by type needs at least two distinct input types; use split='examples'.")
         n_out = min(max(round(n_types * test_fraction), 1), n_types - 1)
-        held_out = torch.zeros(n_types, dtype=torch.bool)
-        held_out[torch.randperm(n_types, generator=generator)[:n_out]] = True
+        held_out = torch.zeros(n_types, dtype=torch.bool, device="cpu")
+        held_out[torch.randperm(n_types, generator=generator, device="cpu")[:n_out]] = True
         is_test = held_out[types.cpu()]
         return (~is_test).nonzero().flatten(), is_test.nonzero().flatten()
     n_test = round(n * test_fraction)
     if n_test < 1 or n_test >= n:
         raise DataError(f"cannot hold out {test_fraction:g} of {n} examples; need at least one on each side.")
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator, device="cpu")
     return order[n_test:], order[:n_test]
 
 

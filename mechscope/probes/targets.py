@@ -78,12 +78,12 @@ class TargetGroup:
 
 def categorical(name: str, values: Tensor | Sequence[int]) -> TargetGroup:
     """A categorical group: integer labels (batch,), any integer values."""
-    return TargetGroup(name, torch.as_tensor(values).long(), "categorical")
+    return TargetGroup(name, _as_tensor(values).long(), "categorical")
 
 
 def continuous(name: str, values: Tensor | Sequence[float]) -> TargetGroup:
     """A continuous group: real values (batch,) or (batch, n_outputs)."""
-    return TargetGroup(name, torch.as_tensor(values).float(), "continuous")
+    return TargetGroup(name, _as_tensor(values).float(), "continuous")
 
 
 @dataclass(frozen=True, init=False)
@@ -185,3 +185,8 @@ def _group(name: str, values: object) -> TargetGroup:
     if values.is_floating_point():
         return continuous(name, values)
     return categorical(name, values)
+
+
+def _as_tensor(values: Tensor | Sequence[int] | Sequence[float]) -> Tensor:
+    """A tensor stays where it is; other values become a CPU tensor."""
+    return values if isinstance(values, Tensor) else torch.as_tensor(values, device="cpu")

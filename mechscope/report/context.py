@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import LayerInfo, describe_layers, describe_output, layer_names, select_output
+from mechscope.capture import LayerInfo, describe_layers, describe_output, layer_names, model_device, select_output
 from mechscope.circuits import conv_layers, depth_layers
 from mechscope.data import DataBundle
 from mechscope.errors import ConfigError, UnsupportedModelError
@@ -72,16 +72,18 @@ class ReportContext:
         return out.dim() == 2 and out.shape[1] == (self.data.n_classes or out.shape[1])
 
     def explained(self, inputs: Tensor) -> Tensor:
-        """The model's explained output on `inputs`, without gradients: `settings.output` picks it.
+        """The model's explained output on `inputs`, without gradients, on the CPU: `settings.output` picks it.
+
+        `inputs` move to the model's device first (the data stays on the CPU).
 
         Raises:
             UnsupportedModelError, ConfigError: the output is ambiguous or `settings.output`
                 does not fit it; the message says to set `ReportConfig(output=...)`.
         """
         with torch.no_grad():
-            value = self.model(inputs)
+            value = self.model(inputs.to(model_device(self.model)))
         try:
-            return select_output(value, self.settings.output)
+            return select_output(value, self.settings.output).cpu()
         except (UnsupportedModelError, ConfigError) as err:
             raise type(err)(
                 f"{err} For a report, set ReportConfig(output=...) (now {describe_output(self.settings.output)})."

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import HookPoint, OutputSpec, UnitAxes, layer_unit_axes, patch, select_output
+from mechscope.capture import HookPoint, OutputSpec, UnitAxes, layer_unit_axes, model_device, patch, select_output
 from mechscope.circuits import LayerExamples, Polysemanticity, connection_strengths, dataset_examples, polysemanticity
 from mechscope.circuits.dataflow import WEIGHT_LAYERS, LayerGraph, layer_graph
 from mechscope.errors import MechscopeError
@@ -95,8 +95,8 @@ def example_inputs(ctx: ReportContext) -> tuple[Tensor, Tensor]:
     if not ctx.is_image and x.dim() == 2 and x.shape[0] <= 100_000:
         distinct, inverse = torch.unique(x, dim=0, return_inverse=True)
         if distinct.shape[0] < x.shape[0]:
-            first = torch.full((distinct.shape[0],), x.shape[0], dtype=torch.long)
-            first = first.scatter_reduce(0, inverse, torch.arange(x.shape[0]), reduce="amin")
+            first = torch.full((distinct.shape[0],), x.shape[0], dtype=torch.long, device=x.device)
+            first = first.scatter_reduce(0, inverse, torch.arange(x.shape[0], device=x.device), reduce="amin")
             return distinct, y[first]
     return x, y
 
@@ -146,8 +146,10 @@ def unit_ablation(
     on all copies at once. A model whose later layers cannot take the larger batch (a skip
     connection from before `layer`, a batch size fixed early in `forward`) is detected by the
     output's batch size or its error and run on repeated inputs instead. `output` picks the
-    model output returned (`mechscope.capture.select_output`).
+    model output returned (`mechscope.capture.select_output`). `inputs` move to the model's
+    device; the outputs come back on the CPU.
     """
+    inputs = inputs.to(model_device(model))
     outputs: list[Tensor] = []
     per_pass = max(1, batch // max(1, inputs.shape[0]))
     for first in range(0, len(units), per_pass):
@@ -158,7 +160,7 @@ def unit_ablation(
             out = None
         if out is None or out.shape[0] != len(chunk) * inputs.shape[0]:
             out = _ablated_pass(model, inputs, layer, chunk, expand=False, output=output)
-        outputs.append(out.reshape(len(chunk), inputs.shape[0], *out.shape[1:]))
+        outputs.append(out.reshape(len(chunk), inputs.shape[0], *out.shape[1:]).cpu())
     return torch.cat(outputs)
 
 
@@ -175,7 +177,7 @@ def _ablated_pass(
         unit = layouts[output.dim()].unit
         copies = output.unsqueeze(0).expand(n, *output.shape) if expand else output.reshape(n, -1, *output.shape[1:])
         mask = torch.ones(n, output.shape[unit], dtype=output.dtype, device=output.device)
-        mask[torch.arange(n), torch.tensor(chunk)] = 0
+        mask[torch.arange(n, device=output.device), torch.tensor(chunk, device=output.device)] = 0
         # (copy, batch, ...) with the units on the layer's unit axis and 1 on every other axis
         mask = mask.reshape(n, 1, *[output.shape[a] if a == unit else 1 for a in range(1, output.dim())])
         return (copies * mask).reshape(-1, *output.shape[1:])
@@ -228,7 +230,7 @@ def _ablate(ctx: ReportContext, units: LayerUnits) -> None:
         right = (ablated.argmax(-1) == y[None]).float()  # (unit, batch)
         units.ablation = right_base.mean() - right.mean(dim=1)
         counts = torch.bincount(y, minlength=n_classes).clamp_min(1).float()
-        per_class = torch.zeros(right.shape[0], n_classes).index_add_(1, y, right_base[None] - right)
+        per_class = torch.zeros(right.shape[0], n_classes, device="cpu").index_add_(1, y, right_base[None] - right)
         units.ablation_per_class = per_class / counts
         units.ablation_metric = "accuracy drop"
     elif ctx.data.task == "regression":

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import hooks
+from mechscope.capture import eval_mode, hooks, model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import DataError, UnsupportedModelError
 
@@ -116,7 +116,7 @@ class PiecewiseLinearChain:
         return tuple(step for step in self.steps if isinstance(step, ActivationStep))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Run flattened inputs through the chain in float64.
+        """Run flattened inputs through the chain in float64 on the CPU, where its weights are.
 
         Args:
             x: Inputs (batch, n_features) or (batch, ...) flattening to n_features.
@@ -124,7 +124,7 @@ class PiecewiseLinearChain:
         Returns:
             (outputs (batch, n_outputs) float64, pattern bits (batch, n_units) bool; True = active).
         """
-        h = _flat_inputs(x, self.n_features).to(torch.float64)
+        h = _flat_inputs(x, self.n_features).to("cpu", torch.float64)
         bits = []
         for step in self.steps:
             if isinstance(step, AffineStep):
@@ -133,7 +133,7 @@ class PiecewiseLinearChain:
                 on = h > 0
                 bits.append(on)
                 h = torch.where(on, h, step.negative_slope * h)
-        pattern = torch.cat(bits, dim=1) if bits else torch.zeros(h.shape[0], 0, dtype=torch.bool)
+        pattern = torch.cat(bits, dim=1) if bits else torch.zeros(h.shape[0], 0, dtype=torch.bool, device="cpu")
         return h, pattern
 
     def affine_maps(self, patterns: Tensor) -> tuple[Tensor, Tensor]:
@@ -148,7 +148,7 @@ class PiecewiseLinearChain:
         """
         n = patterns.shape[0]
         a: Tensor | None = None  # None stands for the identity (no affine step yet)
-        b = torch.zeros(n, self.n_features, dtype=torch.float64)
+        b = torch.zeros(n, self.n_features, dtype=torch.float64, device="cpu")
         first = 0
         for step in self.steps:
             if isinstance(step, AffineStep):
@@ -164,7 +164,7 @@ class PiecewiseLinearChain:
                     a = a * scale[:, :, None]
                 b = b * scale
         if a is None:
-            a = torch.eye(self.n_features, dtype=torch.float64).expand(n, -1, -1)
+            a = torch.eye(self.n_features, dtype=torch.float64, device="cpu").expand(n, -1, -1)
         return a.contiguous(), b
 
 
@@ -210,13 +210,9 @@ def trace_chain(model: nn.Module, example: Tensor) -> PiecewiseLinearChain:
 
         return record
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), hooks(model, {name: make(name) for name in leaves}):
-            output = model(example)
-    finally:
-        model.train(was_training)
+    example = example.to(model_device(model))
+    with eval_mode(model), torch.no_grad(), hooks(model, {name: make(name) for name in leaves}):
+        output = model(example)
     if not isinstance(output, Tensor):
         raise UnsupportedModelError(
             f"{type(model).__name__} returned {type(output).__name__}, not a tensor; a formula needs one output tensor."
@@ -313,7 +309,7 @@ def _step(name: str, module: nn.Module, width: int) -> Step | None:
         bias = (
             module.bias.detach().to(torch.float64).cpu()
             if module.bias is not None
-            else torch.zeros(weight.shape[0], dtype=torch.float64)
+            else torch.zeros(weight.shape[0], dtype=torch.float64, device="cpu")
         )
         return AffineStep(name, weight, bias)
     if isinstance(module, nn.BatchNorm1d):

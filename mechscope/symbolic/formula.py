@@ -178,8 +178,8 @@ def simplify_formula(
         simple = [simplify_number(p, tolerance, max_denominator=denominator) for p in params]
         constant_expr = simplify_number(constant, tolerance, max_denominator=denominator)
         expressions.append(transforms.expression(simple, constant_expr, symbols))
-    x_original = transforms.original_inputs(x.to(torch.float64))
-    reference = transforms.original_outputs(network_output.to(torch.float64))
+    x_original = transforms.original_inputs(x.to("cpu", torch.float64))  # sympy evaluates on numpy arrays
+    reference = transforms.original_outputs(network_output.to("cpu", torch.float64))
     error = 0.0
     if x.shape[0]:
         predicted = np.stack([_evaluate(expr, symbols, x_original) for expr in expressions], axis=1)
@@ -211,8 +211,8 @@ def _evaluate(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor) -> n
 
 def _as_map(coefficients: Tensor, intercept: Tensor) -> tuple[Tensor, Tensor]:
     """(n_features,) / () inputs become (1, n_features) / (1,); float64."""
-    a = torch.as_tensor(coefficients, dtype=torch.float64)
-    b = torch.as_tensor(intercept, dtype=torch.float64)
+    a = torch.as_tensor(coefficients, dtype=torch.float64, device="cpu")
+    b = torch.as_tensor(intercept, dtype=torch.float64, device="cpu")
     a = a.reshape(1, -1) if a.dim() == 1 else a
     b = b.reshape(-1)
     if a.dim() != 2 or b.shape[0] != a.shape[0]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.capture import eval_mode, model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.symbolic.chain import check_weights
@@ -123,10 +124,12 @@ def linearize(
     if data is not None:
         check_finite(data, "data")
     check_finite(points, "points")
+    points = points.detach().cpu()  # the maps and their errors are computed on the CPU, in float64
+    data = None if data is None else data.detach().cpu()
     jacobians, values = _jacobians(model, points)
     flat = points.reshape(points.shape[0], -1).to(torch.float64)
     intercepts = values - torch.einsum("pon,pn->po", jacobians, flat)
-    near = torch.full((points.shape[0],), math.nan, dtype=torch.float64)
+    near = torch.full((points.shape[0],), math.nan, dtype=torch.float64, device="cpu")
     everywhere = near.clone()
     if data is not None and data.shape[0]:
         xs = data.reshape(data.shape[0], -1).to(torch.float64)
@@ -150,20 +153,14 @@ def _jacobians(model: nn.Module, points: Tensor) -> tuple[Tensor, Tensor]:
     """Input Jacobians (n_points, n_outputs, n_features) and outputs (n_points, n_outputs), float64."""
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
-    device = param.device if param is not None else torch.device("cpu")
-    x = points.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            out = model(x)
-            out = out.reshape(out.shape[0], -1)  # (n_points, n_outputs)
-            rows = []
-            for k in range(out.shape[1]):
-                (grad,) = torch.autograd.grad(out[:, k].sum(), x, retain_graph=k + 1 < out.shape[1])
-                rows.append(grad.reshape(grad.shape[0], -1))
-    finally:
-        model.train(was_training)
+    x = points.detach().to(device=model_device(model), dtype=dtype).clone().requires_grad_(True)
+    with eval_mode(model), torch.enable_grad():
+        out = model(x)
+        out = out.reshape(out.shape[0], -1)  # (n_points, n_outputs)
+        rows = []
+        for k in range(out.shape[1]):
+            (grad,) = torch.autograd.grad(out[:, k].sum(), x, retain_graph=k + 1 < out.shape[1])
+            rows.append(grad.reshape(grad.shape[0], -1))
     jacobians = torch.stack(rows, dim=1).to(torch.float64).cpu()
     return jacobians, out.detach().to(torch.float64).cpu()
 

@@ -278,9 +278,9 @@ def _indent(text: str) -> str:
 
 
 def _split(data: DataBundle | Tensor, split: str) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """(inputs, targets or None, original-space targets or None) of the requested split."""
+    """(inputs, targets or None, original-space targets or None) of the requested split, on the CPU."""
     if isinstance(data, Tensor):
-        return data, None, None
+        return data.detach().cpu(), None, None  # formulas are read on the CPU; the model's passes move them
     if not isinstance(data, DataBundle):
         raise DataError(f"data must be a DataBundle or an input tensor, got {type(data).__name__}.")
     if split == "test":
@@ -339,6 +339,6 @@ def _fit_metrics(
 
 def _coefficient_errors(region: AffineRegion, coefficients: Sequence[float], constant: float) -> dict[str, float]:
     """Largest |recovered - true| coefficient and |recovered - true| constant of the main region."""
-    true = torch.tensor(coefficients, dtype=torch.float64)
+    true = torch.tensor(coefficients, dtype=torch.float64, device="cpu")
     error = (region.coefficients[0] - true).abs().max()
     return {"max_coefficient_error": float(error), "constant_error": abs(float(region.intercept[0]) - constant)}

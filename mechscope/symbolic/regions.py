@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mechscope.capture import eval_mode, model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.symbolic.chain import AffineStep, PiecewiseLinearChain, trace_chain
@@ -164,13 +165,14 @@ def extract_regions(
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise DataError(f"x must be a non-empty batch of inputs (batch, n_features), got {shape}.")
     check_finite(x, "x")
+    x = x.detach().cpu()  # the chain's maps are composed on the CPU; network_outputs moves batches to the model
     chain = trace_chain(model, x[:8])
     network = network_outputs(model, x, chain.n_outputs, batch_size=batch_size)
     bits = torch.cat([chain.forward(x[i : i + batch_size])[1] for i in range(0, x.shape[0], batch_size)])
     if bits.shape[1] == 0:  # no activation units: the whole network is one affine map
         patterns = bits[:1]
-        inverse = torch.zeros(bits.shape[0], dtype=torch.long)
-        counts = torch.tensor([bits.shape[0]])
+        inverse = torch.zeros(bits.shape[0], dtype=torch.long, device=bits.device)
+        counts = torch.tensor([bits.shape[0]], device=bits.device)
     else:
         patterns, inverse, counts = torch.unique(bits, dim=0, return_inverse=True, return_counts=True)
     maps_a, maps_b = _compose(chain, patterns)
@@ -180,7 +182,7 @@ def extract_regions(
     region_counts = torch.bincount(region_of_point, minlength=n_groups)
     order = torch.argsort(region_counts, descending=True, stable=True)
     rank = torch.empty_like(order)
-    rank[order] = torch.arange(n_groups)
+    rank[order] = torch.arange(n_groups, device=order.device)
     region_index = rank[region_of_point]
     pattern_rank = rank[group]  # (n_patterns,) region of each pattern
 
@@ -199,7 +201,7 @@ def extract_regions(
         ]
     )
     point_error = (formula - network).abs().amax(dim=1)
-    region_error = torch.zeros(n_groups, dtype=torch.float64).scatter_reduce(
+    region_error = torch.zeros(n_groups, dtype=torch.float64, device=point_error.device).scatter_reduce(
         0, region_index, point_error, reduce="amax", include_self=True
     )
     n = x.shape[0]
@@ -230,20 +232,15 @@ def extract_regions(
 
 
 def network_outputs(model: nn.Module, x: Tensor, n_outputs: int, *, batch_size: int = 65_536) -> Tensor:
-    """The model's own outputs in eval mode, as (batch, n_outputs) float64."""
-    was_training = model.training
-    model.eval()
+    """The model's own outputs in eval mode, as (batch, n_outputs) float64 on the CPU."""
     param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model)
     dtype = param.dtype if param is not None and param.is_floating_point() else x.dtype
-    try:
-        with torch.no_grad():
-            parts = [
-                model(x[i : i + batch_size].to(device=device, dtype=dtype if x.is_floating_point() else x.dtype))
-                for i in range(0, x.shape[0], batch_size)
-            ]
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        parts = [
+            model(x[i : i + batch_size].to(device=device, dtype=dtype if x.is_floating_point() else x.dtype))
+            for i in range(0, x.shape[0], batch_size)
+        ]
     out = torch.cat([p.reshape(p.shape[0], -1) for p in parts]).to(torch.float64).cpu()
     if out.shape[1] != n_outputs:
         raise DataError(f"the model returned {out.shape[1]} values per example, expected {n_outputs}.")

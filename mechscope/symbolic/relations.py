@@ -123,7 +123,7 @@ def article_relations(
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ConfigError(f"tolerance must be a finite number >= 0, got {tolerance!r}; the article uses 1e-3.")
     weights = one_unit_weights(model, example)
-    target = torch.as_tensor(list(coefficients), dtype=torch.float64)
+    target = torch.as_tensor(list(coefficients), dtype=torch.float64, device="cpu")
     if target.shape != weights.w1.shape:
         raise ConfigError(
             f"got {target.numel()} coefficients for a network with {weights.w1.numel()} inputs; pass one per input."

@@ -70,8 +70,8 @@ def test_formula_out_writes_png(checkpoints, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_formula_data_train_and_spec_file(checkpoints, tmp_path, capsys):
-    assert main(["formula", str(checkpoints["sum"]), "--data", "train", "--format", "json"]) == 0
+def test_formula_split_train_and_spec_file(checkpoints, tmp_path, capsys):
+    assert main(["formula", str(checkpoints["sum"]), "--split", "train", "--format", "json"]) == 0
     assert _json(capsys)["n_points"] == 30_000
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"kind": "function", "function": "sum", "n_train": 10, "n_test": 500}))
@@ -107,7 +107,8 @@ def test_formula_local_labels_linearization(checkpoints, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--data", "valid"], "--data must be test, train, all or an existing .json"),
+        (["--split", "valid"], "'valid' is not one of 'all', 'train', 'test'"),
+        (["--data", "valid"], "--data: "),
         (["--input-transform", "sqrt"], "--input-transform must be one of identity, log, exp"),
         (["--tolerance", "-1"], "--tolerance must be >= 0"),
         (["--max-regions", "0"], "Invalid value for '--max-regions': Input should be greater than or equal to 1"),

@@ -189,7 +189,8 @@ COMMANDS: dict[str, tuple[str, Any]] = {
         switch("--no-untrained"),
         out_flag(tmp), FORMAT)),
     "formula": ("relu", lambda tmp: combine(
-        flag("--data", st.sampled_from(["test", "train", "all"]), st.sampled_from(["nope", "/no/such.json"])),
+        flag("--split", st.sampled_from(["test", "train", "all"]), st.sampled_from(["nope", ""])),
+        flag("--data", st.nothing(), st.sampled_from(["nope", "/no/such.json", "npz:/no/such.npz"])),
         flag("--input-transform", st.sampled_from(["identity", "log"]), st.sampled_from(["bogus", "LOG2"])),
         float_flag("--tolerance", st.floats(0, 1), ["-1", "inf"]),
         float_flag("--relation-tolerance", st.floats(0, 1), ["-1e-3"]),

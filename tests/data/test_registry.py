@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from mechscope.data import DataBundle, digits_data, function_data, load_data, modular_data
+from mechscope.data.registry import DATA_BUILDERS
 from mechscope.errors import ConfigError
 
 
@@ -66,3 +68,24 @@ def test_load_data_changed_seed_gives_different_bundle() -> None:
 def test_load_data_bad_spec_raises_config_error(spec: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_data(spec)
+
+
+def test_load_data_in_memory_tensors_spec_explains_how_to_save() -> None:
+    data = DataBundle.from_tensors(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ConfigError, match=r"^This data spec describes a bundle built from in-memory tensors "
+                       r"\(DataBundle\.from_tensors\), which cannot be rebuilt from its spec; save the data with "
+                       r"bundle\.save\('data\.safetensors'\)"):
+        load_data(json.loads(json.dumps(data.spec)))
+
+
+def test_load_data_knows_the_file_kinds() -> None:
+    assert {"npz", "safetensors", "images"} <= set(DATA_BUILDERS)
+    message = r"^Data spec for kind 'npz' has unknown keys \['image_size'\]; npz_data takes \['path', 'seed', "
+    with pytest.raises(ConfigError, match=message):
+        load_data({"kind": "npz", "path": "d.npz", "image_size": 28})
+
+
+def test_load_data_rebuilds_saved_bundle(tmp_path: Path) -> None:
+    saved = modular_data(4, encoding="pairs").save(tmp_path / "mod4.safetensors")
+    assert _round_trip(saved) == saved
+    assert saved.x_train.dtype == torch.int64 and saved.n_classes == 4
