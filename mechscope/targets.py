@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from mechscope.data import DataBundle, digits_data, function_data, modular_data
@@ -29,6 +30,7 @@ from mechscope.models import (
     default_train_config,
     train,
 )
+from mechscope.devices import resolve_device
 from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.train import TrainConfig
 
@@ -61,11 +63,12 @@ def fit_and_save(
     *,
     config: TrainConfig | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainedTarget:
-    """Train `model` on `data` with the documented defaults and write its checkpoint to `out`."""
+    """Train `model` on `device` on `data` with the documented defaults and write its checkpoint to `out`."""
     check_checkpoint_out(out)  # before any work: never train only to find `out` unwritable
     config = default_train_config(model, data) if config is None else config
-    result = train(model, data, config, progress=progress)
+    result = train(model.to(resolve_device(device)), data, config, progress=progress)
     path = save_checkpoint(
         out,
         model,
@@ -87,13 +90,14 @@ def train_modular_mlp(
     activation: Literal["tanh", "relu"] = "tanh",
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainedTarget:
     """Seed 000's binary-operation learner on 10,000 random training and 10,000 test pairs."""
     check_checkpoint_out(out)
     config = ModularMLPConfig(modulus=modulus, n_layers=n_layers, hidden=hidden, activation=activation)
     data = modular_data(modulus, operation, n_train=10_000, n_test=10_000, seed=seed)
     model = build_seeded(ModularMLP, config, seed)
-    return fit_and_save("modular-mlp", model, data, out, progress=progress)
+    return fit_and_save("modular-mlp", model, data, out, progress=progress, device=device)
 
 
 def train_tiny_relu(
@@ -104,12 +108,13 @@ def train_tiny_relu(
     hidden: int = 1,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainedTarget:
     """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product (in logs)."""
     check_checkpoint_out(out)
     data = function_data(function, n_inputs=n_inputs, seed=seed)
     model = build_seeded(TinyReLU, TinyReLUConfig(n_inputs=n_inputs, hidden=hidden), seed)
-    return fit_and_save("tiny-relu", model, data, out, progress=progress)
+    return fit_and_save("tiny-relu", model, data, out, progress=progress, device=device)
 
 
 def train_digit_cnn(
@@ -119,10 +124,11 @@ def train_digit_cnn(
     gap: bool = False,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainedTarget:
     """A small CNN on digits: "digits" (8x8), "mnist5k" (28x28) or "idx:PATH" (full MNIST files)."""
     check_checkpoint_out(out)
     bundle = digits_data(data, seed=seed)
     config = DigitCNNConfig(in_channels=bundle.input_shape[0], image_size=bundle.input_shape[-1], gap=gap)
     model = build_seeded(DigitCNN, config, seed)
-    return fit_and_save("digit-cnn", model, bundle, out, progress=progress)
+    return fit_and_save("digit-cnn", model, bundle, out, progress=progress, device=device)

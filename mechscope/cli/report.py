@@ -36,6 +36,12 @@ def report(
         typer.Option("--units", min=1, max=MAX_WIDTH,
                      help="Units per layer that get a page, the first ones (default: 128, 64 with --quick)."),
     ] = None,
+    layer: Annotated[
+        list[str] | None,
+        typer.Option("--layer", metavar="NAME",
+                     help="Layer whose units get pages (name, or name:k for the k-th call); repeat for several "
+                          "(default: chosen by rule, see the README)."),
+    ] = None,
     output: OutputOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
@@ -45,7 +51,7 @@ def report(
     title = None if ckpt.factory is None or source.options["checkpoint"] is not None else ckpt.factory.name
     with warnings.catch_warnings():  # failed sections are listed below, once
         warnings.filterwarnings("ignore", message="report section", category=RuntimeWarning)
-        index = build_report(ckpt, target, config=_config(quick, units, output), title=title)
+        index = build_report(ckpt, target, config=_config(quick, units, output, layer), title=title)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]
@@ -60,6 +66,8 @@ def report(
 
 
 
-def _config(quick: bool, units: int | None, output: str | None) -> ReportConfig:
-    settings = ReportConfig.quick(output=output_of(output)) if quick else ReportConfig(output=output_of(output))
+def _config(quick: bool, units: int | None, output: str | None, layers: list[str] | None) -> ReportConfig:
+    chosen = tuple(layers) if layers else None
+    settings = (ReportConfig.quick(output=output_of(output), layers=chosen) if quick
+                else ReportConfig(output=output_of(output), layers=chosen))
     return settings if units is None else dataclasses.replace(settings, max_units=units)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mechscope import targets
+from mechscope.cli._model import DeviceOpt, device_of
 from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
@@ -69,6 +70,7 @@ def modular_mlp(
     activation: Annotated[Activation, typer.Option(help="Hidden nonlinearity.")] = Activation.tanh,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
+    device: DeviceOpt = "auto",
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Seed 000's binary-operation learner on (a op b) mod m."""
@@ -80,6 +82,7 @@ def modular_mlp(
         hidden=hidden,
         activation=activation.value,
         seed=seed,
+        device=device_of(device),
     )
     _report(result, fmt)
 
@@ -95,6 +98,7 @@ def tiny_relu(
     hidden: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Hidden ReLU units k.")] = 1,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
+    device: DeviceOpt = "auto",
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product."""
@@ -104,6 +108,7 @@ def tiny_relu(
         n_inputs=inputs,
         hidden=hidden,
         seed=seed,
+        device=device_of(device),
     )
     _report(result, fmt)
 
@@ -120,13 +125,15 @@ def digit_cnn(
     = False,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
+    device: DeviceOpt = "auto",
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """A small CNN classifier for handwritten digits."""
     if data not in ("digits", "mnist5k") and not data.startswith("idx:"):
         raise CLIError(f"--data must be digits, mnist5k or idx:PATH; got {data!r}.")
     name = "digit-cnn-gap" if gap else "digit-cnn"
-    result = targets.train_digit_cnn(_out(out, f"runs/{name}"), data=data, gap=gap, seed=seed)
+    result = targets.train_digit_cnn(_out(out, f"runs/{name}"), data=data, gap=gap, seed=seed,
+                                     device=device_of(device))
     _report(result, fmt)
 
 
@@ -155,6 +162,7 @@ def grokking_mlp(
     weight_decay: Annotated[float, typer.Option(min=0.0, max=1e6, help="AdamW weight decay, >= 0.")] = 1.0,
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
+    device: DeviceOpt = "auto",
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Embed-ReLU-unembed network that groks (a + b) mod p under full-batch AdamW."""
@@ -173,5 +181,6 @@ def grokking_mlp(
         train_config=train_config,
         train_fraction=train_fraction,
         seed=seed,
+        device=device_of(device),
     )
     _report(result, fmt)

@@ -21,11 +21,14 @@ import os
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from mechscope.data import modular_data
 from mechscope.errors import ConfigError
 from mechscope.fourier.energy import frequency_spectrum
 from mechscope.fourier.progress import progress_measures
 from mechscope.fourier.tables import embedding_matrix
+from mechscope.devices import resolve_device
 from mechscope.models import GrokkingMLP, GrokkingMLPConfig, build_seeded
 from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
@@ -50,6 +53,7 @@ def train_grokking_mlp(
     train_fraction: float = 0.5,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainedTarget:
     """Train a GrokkingMLP on a `train_fraction` of all pairs and write its checkpoint.
 
@@ -61,6 +65,7 @@ def train_grokking_mlp(
         train_fraction: Share of the p * p pairs used for training; the rest is held out.
         seed: Seeds the initial weights, the split and training.
         progress: Show a progress bar.
+        device: Where to train (see `mechscope.devices.resolve_device`).
 
     Returns:
         TrainedTarget with final train/test loss and accuracy; `epochs_run` counts
@@ -79,7 +84,7 @@ def train_grokking_mlp(
     if train_config.snapshot_every == 0:
         train_config = replace(train_config, snapshot_every=max(train_config.steps // N_SNAPSHOTS, 1))
     data = modular_data(model_config.modulus, "+", encoding="pairs", test_fraction=1.0 - train_fraction, seed=seed)
-    model = build_seeded(GrokkingMLP, model_config, seed)
+    model = build_seeded(GrokkingMLP, model_config, seed).to(resolve_device(device))
     run = train_grokking(model, data, train_config, progress=progress)
     keys = frequency_spectrum(embedding_matrix(model)).key_frequencies(KEY_SHARE)
     rows = progress_measures(model, run.snapshots, keys, data=data)

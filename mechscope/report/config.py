@@ -32,10 +32,17 @@ class ReportConfig:
     ablation_inputs: int = 1000  # held-out inputs behind each unit's ablation effect
     article_probe: bool = True  # also run seed 000's convolutional probe on a ModularMLP
     output: OutputSpec = None  # which model output the sections explain (mechscope.capture.select_output); None: auto
+    layers: tuple[str, ...] | None = None  # layers whose units get pages (`name` or `name:k`); None: chosen by rule
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "layers":
+                if value is not None and (not isinstance(value, tuple) or not value
+                                          or not all(isinstance(v, str) and v for v in value)):
+                    raise ConfigError(f"ReportConfig.layers must be None or a non-empty tuple of layer names, "
+                                      f"got {value!r}.")
+                continue
             if f.name == "output":
                 is_key = isinstance(value, (str, int)) and not isinstance(value, bool)
                 if not (value is None or is_key or callable(value)):
@@ -51,8 +58,8 @@ class ReportConfig:
                 raise ConfigError(f"ReportConfig.{f.name} must be a positive integer, got {value!r}.")
 
     @classmethod
-    def quick(cls, *, output: OutputSpec = None) -> ReportConfig:
-        """A fast look: fewer steps, images, seeds and draws; `output` as in the field."""
+    def quick(cls, *, output: OutputSpec = None, layers: tuple[str, ...] | None = None) -> ReportConfig:
+        """A fast look: fewer steps, images, seeds and draws; `output` and `layers` as in the fields."""
         return cls(
             k=6,
             max_units=64,
@@ -67,4 +74,5 @@ class ReportConfig:
             ablation_inputs=300,
             article_probe=False,
             output=output,
+            layers=layers,
         )

@@ -11,7 +11,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import LayerInfo, describe_layers, describe_output, layer_names, model_device, select_output
+from mechscope.capture import (
+    LayerInfo,
+    describe_layers,
+    describe_output,
+    layer_names,
+    model_device,
+    resolve_layers,
+    select_output,
+)
 from mechscope.circuits import conv_layers, depth_layers
 from mechscope.data import DataBundle
 from mechscope.errors import ConfigError, UnsupportedModelError
@@ -192,5 +200,10 @@ def make_context(
     )
     if ctx.example is not None:
         ctx.layers = describe_layers(model, ctx.example)
-    ctx.unit_layers = unit_layers(model, image=ctx.is_image)
+    ctx.unit_layers = unit_layers(model, image=ctx.is_image) if settings.layers is None else _chosen(ctx)
     return ctx
+
+
+def _chosen(ctx: ReportContext) -> list[str]:
+    """The layers `ReportConfig.layers` names (`name` or `name:k`), checked like every layer name."""
+    return resolve_layers(ctx.model, list(ctx.settings.layers or ()))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -231,6 +232,17 @@ COMMANDS: dict[str, tuple[str, Any]] = {
 }
 
 
+UNAVAILABLE_DEVICES = ["gpu", "cuda:x", "cuda:99999", "", "cpu:0"] + ([] if torch.cuda.is_available()
+                                                                     else ["cuda", "cuda:0"])
+MODEL_OPTIONS = combine(  # the options every model command shares; with a checkpoint, the --model ones are misplaced
+    flag("--device", st.sampled_from(["cpu", "auto", "CPU"]), st.sampled_from(UNAVAILABLE_DEVICES)),
+    flag("--model-arg", st.nothing(), st.sampled_from(["width=3", "x"])),
+    flag("--weights", st.nothing(), st.sampled_from(["w.safetensors", "w.pt"])),
+    flag("--image-size", st.nothing(), st.sampled_from(["8", "0", "8x"])),
+    flag("--data", st.nothing(), st.sampled_from(["nope", "npz:/no/such.npz", "images:/no/such", "{}"])),
+)
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_fuzz_command_arguments(command, checkpoints, tmp_path):
     name, strategy = COMMANDS[command]
@@ -238,9 +250,9 @@ def test_fuzz_command_arguments(command, checkpoints, tmp_path):
     verb = command.split()[0]
 
     @FUZZ
-    @given(strategy(tmp_path))
-    def one(case: tuple[list[str], bool]) -> None:
-        args, bad = case
+    @given(strategy(tmp_path), MODEL_OPTIONS)
+    def one(case: tuple[list[str], bool], shared: tuple[list[str], bool]) -> None:
+        args, bad = case[0] + shared[0], case[1] or shared[1]
         check([verb, str(checkpoints[name]), *args], bad=bad)
         _user_files_intact(tmp_path)
 

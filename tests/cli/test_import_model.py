@@ -250,3 +250,17 @@ def test_device_cuda_runs_the_commands_on_the_gpu(net_file, npz_file, tmp_path, 
     for a, b in zip(on_cpu["units"], on_gpu["units"]):
         np.testing.assert_allclose(a["top"]["values"], b["top"]["values"], rtol=1e-4, atol=1e-5)
     assert main(["report", *base, "--device", "cuda", "--quick", "--units", "2", "--out", str(tmp_path / "r")]) == 0
+
+
+def test_report_layer_and_units_flags_choose_the_pages(net_file, npz_file, tmp_path, capsys):
+    base = ["report", "--model", f"{net_file}:make", "--data", f"npz:{npz_file}", "--quick"]
+    assert main([*base, "--layer", "block.relu:1", "--units", "2", "--out", str(tmp_path / "r"), "--format", "json"]) == 0
+    site = json.loads(capsys.readouterr().out)
+    units = next(s for s in site["sections"] if s["key"] == "units")
+    assert units["page"] and "block.relu:1" in json.dumps(units)
+    pages = sorted(p.name for p in (tmp_path / "r" / "layers").iterdir())
+    assert len(pages) == 1  # only the chosen layer has pages
+    assert len(list((tmp_path / "r" / "layers" / pages[0]).glob("unit*"))) == 2  # --units 2 of its 4
+    assert main([*base, "--layer", "block.relux", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown layer 'block.relux'" in err and "Did you mean 'block.relu'" in err and err.count("\n") == 1

@@ -38,6 +38,21 @@ def test_report_config_validates_sizes():
     with pytest.raises(ConfigError, match="featurevis_steps"):
         ReportConfig(featurevis_steps=0)
     assert ReportConfig.quick().featurevis_steps < ReportConfig().featurevis_steps
+    for bad in ((), [], ("relu", ""), "relu"):
+        with pytest.raises(ConfigError, match="ReportConfig.layers must be None or a non-empty tuple"):
+            ReportConfig(layers=bad)  # type: ignore[arg-type]
+
+
+def test_context_pages_the_named_calls_of_a_residual_net(tmp_path):
+    from mechscope.errors import LayerNameError
+    from tests.zoo import TinyResNet, image_bundle
+
+    model, data = TinyResNet().eval(), image_bundle((1, 16, 16), 4)
+    chosen = ReportConfig.quick(layers=("layer1.0.relu:1", "layer2.1"))
+    ctx = make_context(model, tmp_path, data=data, settings=chosen, home=None, progress=False)
+    assert ctx.unit_layers == ["layer1.0.relu:1", "layer2.1"]
+    with pytest.raises(LayerNameError, match="Unknown layer 'layer9'"):
+        make_context(model, tmp_path, data=data, settings=ReportConfig(layers=("layer9",)), home=None, progress=False)
 
 
 def test_context_reads_the_explained_output_of_dict_and_tuple_models(tmp_path):
