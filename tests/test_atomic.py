@@ -19,6 +19,7 @@ from mechscope.models import TinyReLU, TinyReLUConfig, build_seeded
 from mechscope.models.checkpoint import META_FILE, is_checkpoint, load_checkpoint, save_checkpoint
 from mechscope.plots import save_figure
 from mechscope.plots._style import plt
+from tests.forking import forked_python
 
 
 def _user_folder(root: Path) -> Path:
@@ -44,7 +45,7 @@ def _model(seed: int = 0) -> TinyReLU:
 def test_train_into_a_user_folder_is_refused_before_training(tmp_path, capsys, monkeypatch):
     folder = _user_folder(tmp_path / "d")
     before = _snapshot(folder)
-    monkeypatch.setattr("mechscope.targets.train", lambda *a, **k: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr("mechscope.recipes.builtin.train", lambda *a, **k: pytest.fail("trained before checking --out"))
     assert main(["train", "tiny-relu", "--out", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not hold a mechscope checkpoint" in err[0]
@@ -209,17 +210,19 @@ def test_killed_at_every_phase_of_a_checkpoint_swap_the_old_or_new_one_survives(
     target = root / "ck"
     old, new = _model(0).state_dict()["fc1.weight"], _model(1).state_dict()["fc1.weight"]
     outcomes: list[int] = []
-    for kill_at in range(1, 30):
-        if outcomes and outcomes[-1] == 0:
-            break  # the write got through: every phase before it was killed once
-        save_checkpoint(target, _model(0))
-        done = subprocess.run([sys.executable, "-c", _KILLER, str(target), str(kill_at)], capture_output=True)
-        outcomes.append(done.returncode)
-        weight = load_checkpoint(target).model.state_dict()["fc1.weight"]  # recovers what the kill left
-        assert torch.equal(weight, old) or torch.equal(weight, new), kill_at
-        save_checkpoint(target, _model(2))  # and the next write tidies every leftover
-        assert sorted(p.name for p in root.iterdir()) == ["ck", "sub", "thesis.txt"], kill_at
-        assert _snapshot(root / "sub") == {"data.csv": "1,2"}
+    # A separate process per kill. TinyReLU's first build imports torch._dynamo (seconds): done once, up front.
+    with forked_python("mechscope.models.checkpoint", "torch._dynamo") as python:
+        for kill_at in range(1, 30):
+            if outcomes and outcomes[-1] == 0:
+                break  # the write got through: every phase before it was killed once
+            save_checkpoint(target, _model(0))
+            done = python.run(_KILLER, str(target), str(kill_at))
+            outcomes.append(done.returncode)
+            weight = load_checkpoint(target).model.state_dict()["fc1.weight"]  # recovers what the kill left
+            assert torch.equal(weight, old) or torch.equal(weight, new), kill_at
+            save_checkpoint(target, _model(2))  # and the next write tidies every leftover
+            assert sorted(p.name for p in root.iterdir()) == ["ck", "sub", "thesis.txt"], kill_at
+            assert _snapshot(root / "sub") == {"data.csv": "1,2"}
     assert outcomes[-1] == 0 and set(outcomes[:-1]) == {9} and len(outcomes) >= 6, outcomes
 
 

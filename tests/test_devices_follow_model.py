@@ -25,14 +25,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mechscope.circuits import layer_graph
+from mechscope.circuits import layer_graph, unit_ablation
 from mechscope.data import DataBundle, function_data, modular_data
 from mechscope.featurevis import count_units
 from mechscope.models import DigitCNN, ModularMLP, ModularMLPConfig, TinyReLU, TinyReLUConfig, build_seeded
 from mechscope.probes import MLPProbe, probe_modular_mlp
 from mechscope.report.config import ReportConfig
 from mechscope.report.context import make_context
-from mechscope.report.units import unit_ablation
 from mechscope.symbolic import network_outputs
 from tests.device_families import CNN, FAMILIES, Family, Results
 from tests.zoo import image_bundle
@@ -79,7 +78,13 @@ def test_meta_default_catches_a_tensor_made_without_a_device(meta_default):
     assert not torch.equal(got, expected)
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+SLOW_FAMILIES = ("report-cnn", "report-modular")
+"""Families that build two whole reports of a conv classifier or a modular MLP: seconds each."""
+
+
+@pytest.mark.parametrize("family", [
+    pytest.param(f, id=f.name, marks=pytest.mark.slow if f.name in SLOW_FAMILIES else ()) for f in FAMILIES
+])
 def test_family_makes_no_tensor_on_the_default_device(family: Family, meta_default):
     expected = family.run(*family.build())
     model, data = family.build()

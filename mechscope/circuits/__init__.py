@@ -4,10 +4,13 @@ from mechscope.circuits.ablation import (
     AblationEffect,
     CausalCheck,
     Mode,
+    UnitAblation,
     ablate,
     ablation_effect,
     causal_check,
     channel_means,
+    unit_ablation,
+    unit_ablation_effect,
 )
 from mechscope.circuits.activations import (
     ActivationMaps,
@@ -17,7 +20,15 @@ from mechscope.circuits.activations import (
     depth_statistics,
 )
 from mechscope.circuits.circuit import ClassCircuits, class_circuits
-from mechscope.circuits.connections import ConvConnections, connection_strengths, connections_into, conv_connections
+from mechscope.circuits.connections import (
+    Connection,
+    ConvConnections,
+    UnitConnections,
+    connection_strengths,
+    connections_into,
+    conv_connections,
+    unit_connections,
+)
 from mechscope.circuits.dataflow import Feed, LayerGraph, layer_graph
 from mechscope.circuits.contributions import (
     ClassContributions,
@@ -45,6 +56,7 @@ __all__ = [
     "CausalCheck",
     "ClassCircuits",
     "ClassContributions",
+    "Connection",
     "ConvConnections",
     "DatasetExamples",
     "DepthStatistics",
@@ -60,6 +72,8 @@ __all__ = [
     "ReceptiveField",
     "Reduce",
     "StreamingTopK",
+    "UnitAblation",
+    "UnitConnections",
     "ablate",
     "ablation_effect",
     "activation_maps",
@@ -81,5 +95,8 @@ __all__ = [
     "label_entropy",
     "layer_graph",
     "polysemanticity",
+    "unit_ablation",
+    "unit_ablation_effect",
+    "unit_connections",
     "unit_scores",
 ]

@@ -1,5 +1,7 @@
 """Causal checks by ablation: switch channels off (zero or mean) and measure what each class loses.
 
+`unit_ablation` zeroes every unit of a layer on its own, all units in replicated batches,
+and `unit_ablation_effect` scores what each one costs (accuracy or mean squared error).
 If class c's top channels (from `class_contributions`) really are its detectors, ablating
 them must hurt class c more than ablating the same number of random channels. `causal_check`
 measures both for every class and reports the ratio over all classes. Ablations run through
@@ -33,13 +35,27 @@ from mechscope.capture import (
 )
 from mechscope.capture.record import model_device
 from mechscope.circuits._modules import check_inputs, eval_mode
+from mechscope.data.bundle import Task
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 
-__all__ = ["Mode", "ablate", "channel_means", "AblationEffect", "ablation_effect", "CausalCheck", "causal_check"]
+__all__ = [
+    "Mode",
+    "ablate",
+    "channel_means",
+    "AblationEffect",
+    "ablation_effect",
+    "CausalCheck",
+    "causal_check",
+    "unit_ablation",
+    "UnitAblation",
+    "unit_ablation_effect",
+]
 
 Mode = Literal["zero", "mean"]
 """Ablation replaces channels by zero, or by their mean activation over a dataset."""
+
+_REPLICA_BUDGET = 4096  # inputs per forward pass when ablating units in replicated batches
 
 
 @contextmanager
@@ -354,6 +370,127 @@ def causal_check(
         random_logit_drop=random_logit,
         cross_drop=cross,
     )
+
+
+def unit_ablation(
+    model: nn.Module,
+    inputs: Tensor,
+    layer: str,
+    units: list[int],
+    *,
+    batch: int = _REPLICA_BUDGET,
+    output: OutputSpec = None,
+) -> Tensor:
+    """Model outputs with each unit of `layer` zeroed in turn: (len(units), batch, *output).
+
+    The layers before `layer` run once per input batch; at `layer` the output is repeated,
+    copy u with `units[u]` zeroed along the unit axis (all positions of a channel or of a
+    sequence feature), and the rest of the model runs on all copies at once. A model whose
+    later layers cannot take the larger batch (a skip connection from before `layer`, a
+    batch size fixed early in `forward`) is detected by the output's batch size or its
+    error and run on repeated inputs instead. `batch` bounds the inputs per forward pass;
+    `output` picks the model output returned (`mechscope.capture.select_output`). `inputs`
+    move to the model's device; the outputs come back on the CPU.
+
+    Example:
+        >>> out = unit_ablation(model, x, "relu2", [0, 1, 2])
+        >>> out.shape                       # (unit, batch, n_classes)
+        torch.Size([3, 64, 10])
+    """
+    inputs = inputs.to(model_device(model))
+    outputs: list[Tensor] = []
+    per_pass = max(1, batch // max(1, inputs.shape[0]))
+    for first in range(0, len(units), per_pass):
+        chunk = units[first : first + per_pass]
+        try:
+            out = _ablated_pass(model, inputs, layer, chunk, expand=True, output=output)
+        except RuntimeError:  # shapes that do not broadcast past the layer: fall back to repeated inputs
+            out = None
+        if out is None or out.shape[0] != len(chunk) * inputs.shape[0]:
+            out = _ablated_pass(model, inputs, layer, chunk, expand=False, output=output)
+        outputs.append(out.reshape(len(chunk), inputs.shape[0], *out.shape[1:]).cpu())
+    return torch.cat(outputs)
+
+
+@dataclass(frozen=True)
+class UnitAblation:
+    """What zeroing each unit of a layer on its own costs the model."""
+
+    layer: str  # ablated layer
+    units: tuple[int, ...]  # ablated units, one at a time
+    metric: str  # "accuracy drop" (classification) or "MSE increase" (regression)
+    change: Tensor  # (unit,) metric change when the unit is zeroed
+    per_class: Tensor | None = None  # (unit, n_classes) accuracy drop on each class (classification only)
+
+
+def unit_ablation_effect(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    layer: str,
+    units: list[int],
+    *,
+    task: Task,
+    output: OutputSpec = None,
+) -> UnitAblation:
+    """Zero each unit of `layer` on its own (`unit_ablation`) and score what it costs.
+
+    Args:
+        model: Any module, in the mode it should be scored in (eval for a report).
+        inputs: (batch, ...) inputs.
+        targets: (batch,) class indices for "classification", values shaped like the
+            explained output for "regression".
+        layer: Layer whose units are zeroed.
+        units: Units to zero, one at a time.
+        task: "classification" (logits (batch, n_classes): accuracy drop, overall and per
+            class) or "regression" (increase of the mean squared error).
+        output: Which of the model's outputs is scored (`mechscope.capture.select_output`).
+
+    Example:
+        >>> effect = unit_ablation_effect(model, x, y, "relu2", list(range(8)), task="classification")
+        >>> effect.change.argmax()          # the unit the model misses most
+    """
+    if task not in ("classification", "regression"):
+        raise ConfigError(f"task must be 'classification' or 'regression'; got {task!r}.")
+    with torch.no_grad():
+        base = select_output(model(inputs.to(model_device(model))), output).cpu()
+    ablated = unit_ablation(model, inputs, layer, units, output=output)
+    y = targets.cpu()
+    if task == "classification":
+        n_classes = base.shape[1]
+        right_base = (base.argmax(1) == y).float()
+        right = (ablated.argmax(-1) == y[None]).float()  # (unit, batch)
+        counts = torch.bincount(y, minlength=n_classes).clamp_min(1).float()
+        per_class = torch.zeros(right.shape[0], n_classes, device="cpu").index_add_(1, y, right_base[None] - right)
+        return UnitAblation(layer, tuple(units), "accuracy drop", right_base.mean() - right.mean(dim=1),
+                            per_class / counts)
+    target = y.reshape(base.shape).float()
+    mse_base = (base - target).pow(2).mean()
+    change = (ablated - target[None]).pow(2).flatten(1).mean(dim=1) - mse_base
+    return UnitAblation(layer, tuple(units), "MSE increase", change)
+
+
+def _ablated_pass(
+    model: nn.Module, inputs: Tensor, layer: str, chunk: list[int], *, expand: bool, output: OutputSpec
+) -> Tensor:
+    """One forward pass with len(chunk) copies, copy u with unit chunk[u] of `layer` zeroed."""
+    n = len(chunk)
+    layouts: dict[int, UnitAxes] = {}
+
+    def zero(value: Tensor, *, hook: HookPoint) -> Tensor:
+        if value.dim() not in layouts:
+            layouts[value.dim()] = layer_unit_axes(model, layer, value.shape)
+        unit = layouts[value.dim()].unit
+        copies = value.unsqueeze(0).expand(n, *value.shape) if expand else value.reshape(n, -1, *value.shape[1:])
+        mask = torch.ones(n, value.shape[unit], dtype=value.dtype, device=value.device)
+        mask[torch.arange(n, device=value.device), torch.tensor(chunk, device=value.device)] = 0
+        # (copy, batch, ...) with the units on the layer's unit axis and 1 on every other axis
+        mask = mask.reshape(n, 1, *[value.shape[a] if a == unit else 1 for a in range(1, value.dim())])
+        return (copies * mask).reshape(-1, *value.shape[1:])
+
+    source = inputs if expand else inputs.repeat(n, *([1] * (inputs.dim() - 1)))
+    with torch.no_grad(), patch(model, {layer: zero}):
+        return select_output(model(source), output)
 
 
 def _logits(model: nn.Module, inputs: Tensor, batch_size: int, output: OutputSpec) -> Tensor:

@@ -164,7 +164,7 @@ def open_model(
     if (checkpoint is None) == (model is None):
         raise CLIError(
             "give a checkpoint folder or --model MODULE_OR_FILE:FACTORY (one of them); e.g. "
-            "`mechscope layers runs/digit-cnn` or `mechscope layers --model net.py:Net --data npz:data.npz`."
+            "`mechscope model layers runs/digit-cnn` or `mechscope model layers --model net.py:Net --data npz:data.npz`."
         )
     if model is None and (model_arg or weights is not None):
         raise CLIError("--model-arg and --weights go with --model; a checkpoint folder holds its own weights.")

@@ -81,7 +81,7 @@ def attribute(
     if x.dim() != 4:
         raise CLIError(
             f"{source.label} was trained on inputs of shape {tuple(x.shape[1:])}; `attribute` explains image "
-            "classifiers (inputs (channel, height, width)). Train one with `mechscope train digit-cnn`."
+            "classifiers (inputs (channel, height, width)). Train one with `mechscope model train digit-cnn`."
         )
     chosen = output_of(output)
     methods, skipped = _build(names, ckpt.model, layer, x, explicit=method is not None, output=chosen)
@@ -134,19 +134,19 @@ def _write_figures(
     faith_result: FaithfulnessResult | None,
 ) -> list[str]:
     # matplotlib loads only when figures are asked for
+    from mechscope.plots import save_figure
     from mechscope.plots.attribution import plot_attribution_grid, plot_perturbation_curves, plot_sanity_curves
 
     shown = min(x.shape[0], 16)
     maps = {label: method.attribute(x[:shown], predicted[:shown]) for label, method in methods.items()}
     row_labels = [f"label {int(y)}\npredicted {int(p)}" for y, p in zip(labels[:shown], predicted[:shown])]
-    paths = [
-        plot_attribution_grid(x[:shown], maps, out / "attribution_maps.png", row_labels=row_labels,
-                              title="Attribution maps for the predicted class")
-    ]
+    grid = plot_attribution_grid(x[:shown], maps, row_labels=row_labels,
+                                 title="Attribution maps for the predicted class")
+    paths = [save_figure(grid, out / "attribution_maps.png")]
     if faith_result is not None:
-        paths.append(plot_perturbation_curves(faith_result, out / "faithfulness.png"))
+        paths.append(save_figure(plot_perturbation_curves(faith_result), out / "faithfulness.png"))
     if sanity_result is not None:
-        paths.append(plot_sanity_curves(sanity_result, out / "sanity.png"))
+        paths.append(save_figure(plot_sanity_curves(sanity_result), out / "sanity.png"))
     return [str(path) for path in paths]
 
 

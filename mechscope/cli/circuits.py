@@ -95,30 +95,32 @@ def circuits(
 def _figures(
     model: Any, bundle: DataBundle, found: ClassCircuits, depth: DepthStatistics | None, out: Path
 ) -> list[Path]:
+    from mechscope.plots import save_figure
     from mechscope.plots.circuits import (
         plot_activation_maps,
         plot_causal_check,
         plot_class_circuit,
         plot_class_circuits,
         plot_connections,
+        plot_conv_kernels,
         plot_depth_statistics,
-        plot_kernels,
     )
 
     names = found.contributions.class_names
     written = [
-        plot_class_circuits(found.contributions, found.class_mean_inputs, out / "circuits.png"),
-        plot_causal_check(found.causal, out / "ablation.png", class_names=names),
+        save_figure(plot_class_circuits(found.contributions, found.class_mean_inputs), out / "circuits.png"),
+        save_figure(plot_causal_check(found.causal, class_names=names), out / "ablation.png"),
     ]
     for c, name in enumerate(names):
-        written.append(plot_class_circuit(found, c, out / f"circuit_class_{name}.png"))
+        written.append(save_figure(plot_class_circuit(found, c), out / f"circuit_class_{name}.png"))
     for pair in found.connections:
-        written.append(plot_connections(pair, out / f"connections_{pair.source}_{pair.target}.png"))
+        written.append(save_figure(plot_connections(pair), out / f"connections_{pair.source}_{pair.target}.png"))
     if depth is not None:
-        written.append(plot_depth_statistics(depth, out / "depth_statistics.png"))
-        written.append(plot_activation_maps(activation_maps(model, bundle.x_test[:1]), out / "activations.png"))
+        written.append(save_figure(plot_depth_statistics(depth), out / "depth_statistics.png"))
+        maps = activation_maps(model, bundle.x_test[:1])
+        written.append(save_figure(plot_activation_maps(maps), out / "activations.png"))
         first = conv_kernels(model)
-        written.append(plot_kernels(first, out / f"kernels_{first.layer}.png"))
+        written.append(save_figure(plot_conv_kernels(first), out / f"kernels_{first.layer}.png"))
     return written
 
 

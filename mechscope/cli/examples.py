@@ -1,4 +1,4 @@
-"""`mechscope examples CHECKPOINT --layer NAME`: top-k and bottom-k dataset examples of every unit."""
+"""`mechscope units examples CHECKPOINT --layer NAME`: top-k and bottom-k dataset examples of every unit."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
 
 EXAMPLES = (
-    "Examples:\n\n  mechscope examples runs/digit-cnn --layer relu3\n\n"
-    "  mechscope examples runs/digit-cnn --layer relu1 --k 16 --out figs/examples\n\n"
-    "  mechscope examples runs/digit-cnn --layer fc1 --split test --format json"
+    "Examples:\n\n  mechscope units examples runs/digit-cnn --layer relu3\n\n"
+    "  mechscope units examples runs/digit-cnn --layer relu1 --k 16 --out figs/examples\n\n"
+    "  mechscope units examples runs/digit-cnn --layer fc1 --split test --format json"
 )
 
 _PAGE = 16  # units per figure
@@ -78,6 +78,7 @@ def examples(
 
 
 def _figures(found: LayerExamples, poly: Any, inputs: Tensor, labels: Tensor, out: Path) -> list[Path]:
+    from mechscope.plots import save_figure
     from mechscope.plots.circuits import plot_dataset_examples, plot_polysemanticity
 
     has_labels = poly is not None
@@ -86,13 +87,15 @@ def _figures(found: LayerExamples, poly: Any, inputs: Tensor, labels: Tensor, ou
         units = list(range(first, min(first + _PAGE, found.n_units)))
         tag = f"{found.layer}_units{units[0]}-{units[-1]}"
         for which in ("top", "bottom"):
-            written.append(plot_dataset_examples(found, inputs, out / f"examples_{tag}_{which}.png",
-                                                 labels=labels if has_labels else None, which=which, units=units))
+            figure = plot_dataset_examples(found, inputs, labels=labels if has_labels else None, which=which,
+                                           units=units)
+            written.append(save_figure(figure, out / f"examples_{tag}_{which}.png"))
         if found.receptive_field is not None:
-            written.append(plot_dataset_examples(found, inputs, out / f"examples_{tag}_crops.png",
-                                                 labels=labels if has_labels else None, units=units, crops=True))
+            figure = plot_dataset_examples(found, inputs, labels=labels if has_labels else None, units=units,
+                                           crops=True)
+            written.append(save_figure(figure, out / f"examples_{tag}_crops.png"))
     if poly is not None:
-        written.append(plot_polysemanticity(poly, out / f"polysemanticity_{found.layer}.png"))
+        written.append(save_figure(plot_polysemanticity(poly), out / f"polysemanticity_{found.layer}.png"))
     return written
 
 

@@ -1,4 +1,4 @@
-"""`mechscope featurevis CHECKPOINT --layer NAME`: render what units want, with dataset evidence."""
+"""`mechscope units render CHECKPOINT --layer NAME`: render what units want, with dataset evidence."""
 
 from __future__ import annotations
 
@@ -27,13 +27,14 @@ from mechscope.featurevis import (
     visualize,
 )
 from mechscope.limits import MAX_RESTARTS, MAX_STEPS, check_memory
-from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid, save_unit_images
+from mechscope.plots import save_figure, write_image_pngs
+from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid
 
 EXAMPLES = (
-    "Examples:\n\n  mechscope featurevis runs/digit-cnn --layer relu2\n\n"
-    "  mechscope featurevis runs/digit-cnn --layer relu3 --units 0,3,7 --steps 512 --out fv\n\n"
-    "  mechscope featurevis runs/digit-cnn --objective logit --format json\n\n"
-    "  mechscope featurevis runs/digit-cnn --layer relu1 --objective layer"
+    "Examples:\n\n  mechscope units render runs/digit-cnn --layer relu2\n\n"
+    "  mechscope units render runs/digit-cnn --layer relu3 --units 0,3,7 --steps 512 --out fv\n\n"
+    "  mechscope units render runs/digit-cnn --objective logit --format json\n\n"
+    "  mechscope units render runs/digit-cnn --layer relu1 --objective layer"
 )
 
 
@@ -86,7 +87,7 @@ def featurevis(
     """Render the input each unit of a layer wants most, and compare it with the best dataset image."""
     kind = cast(ObjectiveKind, objective.value)
     if layer_name is None and kind not in ("logit", "prob"):
-        raise CLIError(f"--layer is required for --objective {kind}; list names with `mechscope layers CHECKPOINT`.")
+        raise CLIError(f"--layer is required for --objective {kind}; list names with `mechscope model layers CHECKPOINT`.")
     ckpt = source.load()
     bundle = ckpt.data()
     data = bundle.all_inputs()
@@ -122,15 +123,15 @@ def featurevis(
     images, ev = vis.result.images, vis.evidence
     value_range = (float(data.min()), float(data.max()))
     label = {"logit": "class", "prob": "class", "layer": "row"}.get(kind, "ch" if kind == "channel" else "unit")
-    grid = plot_layer_grid(
+    figure = plot_layer_grid(
         images,
-        out / f"{stem}.png",
         title=f"{layer_name or 'model output'}: {kind} objective, {steps} steps",
         evidence=ev,
         value_range=value_range,
         unit_label=label,
     )
-    paths = save_unit_images(images, out / stem, [f"unit_{unit:03d}.png" for unit in ev.units],
+    grid = save_figure(figure, out / f"{stem}.png")
+    paths = write_image_pngs(images, out / stem, [f"unit_{unit:03d}.png" for unit in ev.units],
                              value_range=value_range, progress=True)
     rows = [{**unit_result, "image": str(path)} for unit_result, path in zip(vis.to_dict()["units"], paths)]
     summary = vis.to_dict()
@@ -153,17 +154,15 @@ def featurevis(
         other = run("prob" if kind == "logit" else "logit")
         logits, probs = (vis, other) if kind == "logit" else (other, vis)
         names = list(bundle.class_names) if layer_name is None and bundle.class_names else None
-        result["pairs"] = str(
-            plot_class_pairs(
-                logits.result.images,
-                probs.result.images,
-                out / f"{layer_name or 'output'}_logit_vs_prob.png",
-                class_names=[names[u] if names else str(u) for u in selected],
-                logit_evidence=logits.evidence,
-                prob_evidence=probs.evidence,
-                value_range=value_range,
-            )
+        pairs = plot_class_pairs(
+            logits.result.images,
+            probs.result.images,
+            class_names=[names[u] if names else str(u) for u in selected],
+            logit_evidence=logits.evidence,
+            prob_evidence=probs.evidence,
+            value_range=value_range,
         )
+        result["pairs"] = str(save_figure(pairs, out / f"{layer_name or 'output'}_logit_vs_prob.png"))
     emit(result, fmt, _text(result))
 
 

@@ -98,9 +98,10 @@ def formula(
     result = {"checkpoint": source.label, "split": split.value, **report.to_dict()}
     text = f"{source.label} on {split.value} data ({report.region_map.n_points} points)\n" + report.to_text()
     if out is not None:
-        from mechscope.plots.formula import plot_formula  # matplotlib loads only when a figure is asked for
+        from mechscope.plots import save_figure  # matplotlib loads only when a figure is asked for
+        from mechscope.plots.formula import plot_formula
 
-        figure = plot_formula(report, Path(out) / "formula.png")
+        figure = save_figure(plot_formula(report), Path(out) / "formula.png")
         result["figure"] = str(figure)
         text += f"\nFigure: {figure}"
     emit(result, fmt, text)

@@ -45,6 +45,7 @@ def fourier(
 
 
 def _figures(result: FourierAnalysis, history: list[dict[str, Any]], extra: dict[str, Any], out: Path) -> list[Path]:
+    from mechscope.plots import save_figure
     from mechscope.plots.fourier import (
         plot_frequency_spectrum,
         plot_logit_spectrum_2d,
@@ -53,22 +54,17 @@ def _figures(result: FourierAnalysis, history: list[dict[str, Any]], extra: dict
     )
 
     keys = result.key_frequencies
+    spectra = {"embedding": result.embedding, "logits along the output class": result.output}
     paths = [
-        plot_frequency_spectrum(
-            {"embedding": result.embedding, "logits along the output class": result.output},
-            out / "spectrum.png",
-            key_frequencies=keys,
-        ),
-        plot_logit_spectrum_2d(result.logits_2d, out / "logits_2d.png"),
+        save_figure(plot_frequency_spectrum(spectra, key_frequencies=keys), out / "spectrum.png"),
+        save_figure(plot_logit_spectrum_2d(result.logits_2d), out / "logits_2d.png"),
     ]
     if result.neurons is not None:
-        paths.append(plot_neuron_clusters(result.neurons, out / "neurons.png"))
+        paths.append(save_figure(plot_neuron_clusters(result.neurons), out / "neurons.png"))
     if history and "test_loss" in history[0]:
         progress = extra.get("progress") or []
-        paths.append(
-            plot_progress(history, out / "progress.png", progress=progress,
-                          key_frequencies=extra.get("key_frequencies", keys))
-        )
+        figure = plot_progress(history, progress=progress, key_frequencies=extra.get("key_frequencies", keys))
+        paths.append(save_figure(figure, out / "progress.png"))
     return paths
 
 

@@ -1,4 +1,4 @@
-"""`mechscope import-model --model FILE.py:FACTORY --out DIR`: your own model as a checkpoint folder."""
+"""`mechscope model import --model FILE.py:FACTORY --out DIR`: your own model as a checkpoint folder."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.factory import TRUST_ENV, ModelFactory
 
 EXAMPLES = (
-    "Examples:\n\n  mechscope import-model --model net.py:Net --weights net.safetensors --data images:photos "
+    "Examples:\n\n  mechscope model import --model net.py:Net --weights net.safetensors --data images:photos "
     "--image-size 32 --out runs/net\n\n"
-    "  mechscope import-model --model mypkg.nets:make_resnet --model-arg depth=18 --weights r18.pt --allow-pickle "
+    "  mechscope model import --model mypkg.nets:make_resnet --model-arg depth=18 --weights r18.pt --allow-pickle "
     "--data npz:val.npz --out runs/r18\n\n"
-    f"  Then: mechscope report runs/net --out report/net --trust-code (or set {TRUST_ENV}=1)"
+    f"  Then: mechscope report build runs/net --out report/net --trust-code (or set {TRUST_ENV}=1)"
 )
 
 _BATCH = 256  # inputs per forward pass of the accuracy check
@@ -83,7 +83,7 @@ def import_model(
         lines.append(f"data: {data} ({bundle.x_train.shape[0]} train / {bundle.x_test.shape[0]} test, "
                      f"inputs {tuple(bundle.input_shape)})")
     lines += [f"{key}: {value:.4f}" for key, value in metrics.items()]
-    lines.append(f"next: mechscope report {target} --out report/{target.name} --trust-code")
+    lines.append(f"next: mechscope report build {target} --out report/{target.name} --trust-code")
     emit(result, fmt, "\n".join(lines))
 
 

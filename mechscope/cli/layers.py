@@ -1,4 +1,4 @@
-"""`mechscope layers CHECKPOINT`: every layer with its output shape."""
+"""`mechscope model layers CHECKPOINT`: every layer with its output shape."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from mechscope.cli._options import FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 
 EXAMPLES = (
-    "Examples:\n\n  mechscope layers runs/digit-cnn\n\n  mechscope layers runs/modular-mlp --format json\n\n"
-    "  mechscope layers --model net.py:Net --model-arg width=64 --data npz:data.npz"
+    "Examples:\n\n  mechscope model layers runs/digit-cnn\n\n  mechscope model layers runs/modular-mlp --format json\n\n"
+    "  mechscope model layers --model net.py:Net --model-arg width=64 --data npz:data.npz"
 )
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from mechscope.cli import layers, train, tour
-from mechscope.cli import formula
-from mechscope.cli import attribute
-from mechscope.cli import probe
-from mechscope.cli import examples, circuits
-from mechscope.cli import fourier
-from mechscope.cli import featurevis
-from mechscope.cli import report, serve
-from mechscope.cli import import_model
 from mechscope.cli.errors import CLIError
 from mechscope.errors import ConfigError, LayerNameError, LimitError, MechscopeError
 
@@ -24,29 +18,75 @@ try:  # typer vendors click in recent releases; older ones depend on it
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "COMMANDS", "ALIASES", "full_command"]
+
+ALIASES = {
+    "train": "model train",
+    "import-model": "model import",
+    "layers": "model layers",
+    "examples": "units examples",
+    "featurevis": "units render",
+    "serve": "report serve",
+}
+"""The verbs of earlier releases, kept as hidden commands: alias -> the noun-verb form it runs."""
+
+COMMANDS: dict[str, tuple[str, bool]] = {
+    "model": ("Bring a model in, train a built-in one, or list its layers.", False),
+    "units": ("What each unit of a layer responds to: dataset examples, rendered inputs.", False),
+    "probe": ("Decode what the layers hold with probes (`mechscope probe CHECKPOINT` = probe fit).", False),
+    "report": ("The browsable report of a model (`mechscope report CHECKPOINT` = report build).", False),
+    "attribute": ("Explain a classifier's predictions with attribution maps and check that the maps mean "
+                  "something.", False),
+    "circuits": ("Find each class's top detector channels, the conv wiring into them, and test them by "
+                 "ablation.", False),
+    "formula": ("Read the formula a piecewise-linear network computes, with coverage and verified errors.", False),
+    "fourier": ("Key frequencies, restricted/excluded loss, ablations and clock-vs-pizza of a modular model.",
+                False),
+    "tour": ("Train every built-in target, run every analysis and write a browsable report of each into --out.",
+             False),
+    **{alias: (f"= {target}", True) for alias, target in ALIASES.items()},
+}
+"""Top-level commands: name -> (one-line help, hidden). Listed without importing them (and PyTorch)."""
+
+
+@functools.cache
+def full_command() -> Any:
+    """The whole command tree (imports every command module, and with them the library)."""
+    from mechscope.cli.commands import app as full_app
+
+    return typer.main.get_command(full_app)
+
+
+class LazyCommands(TyperGroup):
+    """The top-level group: lists its commands from COMMANDS and imports one only when it runs or shows help."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [name for name, (_, hidden) in COMMANDS.items() if not hidden]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return full_command().get_command(ctx, cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, text) for name, (text, hidden) in COMMANDS.items() if not hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="mechscope",
-    help="Train or load a network, record what happens inside it, and explain it.",
+    help="Train or load a network, record what happens inside it, and explain it. Earlier verbs still work: "
+    "train, import-model, layers (= model ...), examples, featurevis (= units examples/render), serve (= report serve).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=LazyCommands,
 )
-app.add_typer(train.app, name="train")
-app.command("import-model", epilog=import_model.EXAMPLES)(import_model.import_model)
-app.command("layers", epilog=layers.EXAMPLES)(layers.layers)
-app.command("tour", epilog=tour.EXAMPLES)(tour.tour)
-app.command("formula", epilog=formula.EXAMPLES)(formula.formula)
-app.command("attribute", epilog=attribute.EXAMPLES)(attribute.attribute)
-app.command("probe", epilog=probe.EXAMPLES)(probe.probe)
-app.command("examples", epilog=examples.EXAMPLES)(examples.examples)
-app.command("circuits", epilog=circuits.EXAMPLES)(circuits.circuits)
-app.command("fourier", epilog=fourier.EXAMPLES)(fourier.fourier)
-app.command("featurevis", epilog=featurevis.EXAMPLES)(featurevis.featurevis)
-app.command("report", epilog=report.EXAMPLES)(report.report)
-app.command("serve", epilog=serve.EXAMPLES)(serve.serve)
+
+
+@app.callback()
+def _root() -> None:
+    """Train or load a network, record what happens inside it, and explain it."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +135,12 @@ def _usage_line(err: click_exceptions.UsageError) -> str:
     ctx = err.ctx
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
     if isinstance(err, click_exceptions.NoArgsIsHelpError) and ctx is not None:
-        names = ", ".join(getattr(ctx.command, "commands", {}) or [])
+        command = ctx.command
+        if isinstance(command, LazyCommands):
+            names = ", ".join(command.list_commands(ctx))
+        else:
+            commands = getattr(command, "commands", {}) or {}
+            names = ", ".join(name for name, cmd in commands.items() if not getattr(cmd, "hidden", False))
         return f"{ctx.command_path} needs a command: {names}{hint}"
     return " ".join(err.format_message().split()) + hint
 

@@ -1,4 +1,4 @@
-"""`mechscope probe CHECKPOINT`: decode a model's inputs and outputs from its hidden activations."""
+"""`mechscope probe fit CHECKPOINT`: decode a model's inputs and outputs from its hidden activations."""
 
 from __future__ import annotations
 
@@ -18,24 +18,24 @@ from mechscope.capture import select_output
 from mechscope.limits import MAX_DRAWS, MAX_LAYERS, MAX_SEED, MAX_STEPS, MAX_WIDTH
 from mechscope.errors import LayerNameError
 from mechscope.models import ModularMLP
-from mechscope.plots._style import save_figure
+from mechscope.plots import save_figure
 from mechscope.plots.probes import plot_accuracy_by_layer
 from mechscope.probes import (
     ConvProbe,
     LinearProbe,
     ProbeRun,
+    probe_activation_image,
     probe_by_layer,
-    probe_model,
     probe_modular_mlp,
-    save_probe_figures,
 )
+from mechscope.recipes.seed000_probes import save_probe_figures
 
 EXAMPLES = (
     "Examples:\n\n"
-    "  mechscope probe runs/modular-mlp-mod2\n\n"
-    "  mechscope probe runs/modular-mlp-mod5 --seeds 5 --out figures/mod5 --format json\n\n"
-    "  mechscope probe runs/modular-mlp-mod3 --split types --by-layer\n\n"
-    "  mechscope probe runs/digit-cnn --layers relu1,relu2 --kernel-size 1x4 --kernels 4"
+    "  mechscope probe fit runs/modular-mlp-mod2\n\n"
+    "  mechscope probe fit runs/modular-mlp-mod5 --seeds 5 --out figures/mod5 --format json\n\n"
+    "  mechscope probe fit runs/modular-mlp-mod3 --split types --by-layer\n\n"
+    "  mechscope probe fit runs/digit-cnn --layers relu1,relu2 --kernel-size 1x4 --kernels 4"
 )
 
 
@@ -145,11 +145,11 @@ def _probe(
         if not names:
             raise CLIError(
                 f"--layers is required for a {model_class} checkpoint; list its layers with "
-                f"`mechscope layers {label}`."
+                f"`mechscope model layers {label}`."
             )
         if data.task != "classification":
             raise CLIError(f"probing needs a classification checkpoint; {model_class} was trained on {data.task}.")
-        return probe_model(model, data.x_test, _label_targets(model, data), layers=names, **common)
+        return probe_activation_image(model, data.x_test, _label_targets(model, data), names, **common)
     except LayerNameError as err:
         raise CLIError(f"--layers: {err}") from None
 

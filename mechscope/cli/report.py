@@ -1,4 +1,4 @@
-"""`mechscope report CHECKPOINT --out DIR`: the browsable report of a model."""
+"""`mechscope report build CHECKPOINT --out DIR`: the browsable report of a model."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from mechscope.report import REPORT_FILE, ReportConfig, build_report
 from mechscope.report.build import check_report_out
 
 EXAMPLES = (
-    "Examples:\n\n  mechscope report runs/digit-cnn --out report/digit-cnn\n\n"
-    "  mechscope report runs/modular-mlp-mod2 --out report/mod2 --quick --format json\n\n"
-    "  mechscope report runs/my-net --trust-code --device cuda --out report/my-net\n\n"
-    "  mechscope report --model net.py:Net --weights net.safetensors --data images:photos --out report/net\n\n"
-    "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope serve report/digit-cnn"
+    "Examples:\n\n  mechscope report build runs/digit-cnn --out report/digit-cnn\n\n"
+    "  mechscope report build runs/modular-mlp-mod2 --out report/mod2 --quick --format json\n\n"
+    "  mechscope report build runs/my-net --trust-code --device cuda --out report/my-net\n\n"
+    "  mechscope report build --model net.py:Net --weights net.safetensors --data images:photos --out report/net\n\n"
+    "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope report serve report/digit-cnn"
 )
 
 

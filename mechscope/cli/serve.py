@@ -1,4 +1,4 @@
-"""`mechscope serve DIR`: serve a report folder on 127.0.0.1 (the pages also open from disk)."""
+"""`mechscope report serve DIR`: serve a report folder on 127.0.0.1 (the pages also open from disk)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 from mechscope.cli.errors import CLIError
 from mechscope.report import HOST, make_server
 
-EXAMPLES = "Examples:\n\n  mechscope serve report/digit-cnn\n\n  mechscope serve tour --port 8765"
+EXAMPLES = "Examples:\n\n  mechscope report serve report/digit-cnn\n\n  mechscope report serve tour --port 8765"
 
 MAX_SECONDS = 7 * 24 * 3600
 """Longest --seconds accepted (one week); serve without --seconds to run until Ctrl-C."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mechscope.atomic import check_output
 from mechscope.cli._options import FormatOpt, ForceOpt, OutDirOpt, QuickOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
-from mechscope.tour import is_tour, run_tour
+from mechscope.recipes.tour import is_tour, run_tour
 
 EXAMPLES = "Examples:\n\n  mechscope tour --out tour\n\n  mechscope tour --out tour --quick --format json"
 

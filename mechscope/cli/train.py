@@ -1,4 +1,4 @@
-"""`mechscope train <target>`: train a built-in target and write its checkpoint."""
+"""`mechscope model train <target>`: train a built-in target and write its checkpoint."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from typing import Annotated
 
 import typer
 
-from mechscope import targets
 from mechscope.cli._model import DeviceOpt, device_of
 from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
-from mechscope.fourier.grokking import train_grokking_mlp
 from mechscope.limits import MAX_LAYERS, MAX_MODULUS, MAX_STEPS, MAX_WIDTH
 from mechscope.models.checkpoint import check_checkpoint_out
 from mechscope.models.grokking_mlp import GrokkingMLPConfig
 from mechscope.models.grokking_train import GrokkingTrainConfig
+from mechscope.recipes import builtin
+from mechscope.recipes.grokking import train_grokking_mlp
 
 app = typer.Typer(help="Train a built-in target and write a checkpoint folder.", no_args_is_help=True)
 
@@ -45,7 +45,7 @@ class Function(str, Enum):
     product = "product"
 
 
-def _report(result: targets.TrainedTarget, fmt: OutputFormat) -> None:
+def _report(result: builtin.TrainedModel, fmt: OutputFormat) -> None:
     scores = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
     text = f"{result.name}: {scores} ({result.epochs_run} epochs, {result.seconds:.1f}s)\ncheckpoint: {result.checkpoint}"
     emit(result.to_dict(), fmt, text)
@@ -57,8 +57,8 @@ def _out(out: Path | None, default: str) -> Path:
 
 @app.command(
     "modular-mlp",
-    epilog="Examples:\n\n  mechscope train modular-mlp --out runs/mod2\n\n"
-    "  mechscope train modular-mlp --modulus 5 --hidden 32 --format json",
+    epilog="Examples:\n\n  mechscope model train modular-mlp --out runs/mod2\n\n"
+    "  mechscope model train modular-mlp --modulus 5 --hidden 32 --format json",
 )
 def modular_mlp(
     modulus: Annotated[int, typer.Option(min=2, max=MAX_MODULUS, help="Modulus m >= 2.")] = 2,
@@ -74,7 +74,7 @@ def modular_mlp(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Seed 000's binary-operation learner on (a op b) mod m."""
-    result = targets.train_modular_mlp(
+    result = builtin.train_modular_mlp(
         _out(out, f"runs/modular-mlp-mod{modulus}"),
         modulus=modulus,
         operation=operation.value,
@@ -89,8 +89,8 @@ def modular_mlp(
 
 @app.command(
     "tiny-relu",
-    epilog="Examples:\n\n  mechscope train tiny-relu --function sum\n\n"
-    "  mechscope train tiny-relu --function product --out runs/product --format json",
+    epilog="Examples:\n\n  mechscope model train tiny-relu --function sum\n\n"
+    "  mechscope model train tiny-relu --function product --out runs/product --format json",
 )
 def tiny_relu(
     function: Annotated[Function, typer.Option(help="Function to learn.")] = Function.sum,
@@ -102,7 +102,7 @@ def tiny_relu(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product."""
-    result = targets.train_tiny_relu(
+    result = builtin.train_tiny_relu(
         _out(out, f"runs/tiny-relu-{function.value}"),
         function=function.value,
         n_inputs=inputs,
@@ -115,8 +115,8 @@ def tiny_relu(
 
 @app.command(
     "digit-cnn",
-    epilog="Examples:\n\n  mechscope train digit-cnn --data mnist5k --gap\n\n"
-    "  mechscope train digit-cnn --data idx:/data/mnist --out runs/mnist-full",
+    epilog="Examples:\n\n  mechscope model train digit-cnn --data mnist5k --gap\n\n"
+    "  mechscope model train digit-cnn --data idx:/data/mnist --out runs/mnist-full",
 )
 def digit_cnn(
     data: Annotated[str, typer.Option(help="digits (8x8), mnist5k (28x28) or idx:PATH (folder of MNIST idx files).")]
@@ -132,7 +132,7 @@ def digit_cnn(
     if data not in ("digits", "mnist5k") and not data.startswith("idx:"):
         raise CLIError(f"--data must be digits, mnist5k or idx:PATH; got {data!r}.")
     name = "digit-cnn-gap" if gap else "digit-cnn"
-    result = targets.train_digit_cnn(_out(out, f"runs/{name}"), data=data, gap=gap, seed=seed,
+    result = builtin.train_digit_cnn(_out(out, f"runs/{name}"), data=data, gap=gap, seed=seed,
                                      device=device_of(device))
     _report(result, fmt)
 
@@ -146,8 +146,8 @@ class Combine(str, Enum):
 
 @app.command(
     "grokking-mlp",
-    epilog="Examples:\n\n  mechscope train grokking-mlp --modulus 59 --train-fraction 0.5\n\n"
-    "  mechscope train grokking-mlp --modulus 31 --train-fraction 0.6 --d-embed 32 --width 64 --lr 1e-2 --steps 2000",
+    epilog="Examples:\n\n  mechscope model train grokking-mlp --modulus 59 --train-fraction 0.5\n\n"
+    "  mechscope model train grokking-mlp --modulus 31 --train-fraction 0.6 --d-embed 32 --width 64 --lr 1e-2 --steps 2000",
 )
 def grokking_mlp(
     modulus: Annotated[int, typer.Option(min=2, max=MAX_MODULUS, help="Modulus p >= 2.")] = 59,

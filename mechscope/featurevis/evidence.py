@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import model_device
+from mechscope.capture import eval_mode, model_device
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
@@ -129,9 +129,7 @@ def evidence(
     device = model_device(model)
     normalize = space.normalize if space is not None else (lambda t: t)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad(), explain_dtype_errors(model, data, "data"):
             reached = _table(model, objective, normalize(images.to(device)), names)  # (batch, n_rows or 1)
             activation = reached.diagonal() if reached.shape[1] == n_rows else reached[:, 0]
@@ -144,8 +142,6 @@ def evidence(
                 better = values > best
                 best = torch.where(better, values, best)
                 best_index = torch.where(better, index + start, best_index)
-    finally:
-        model.train(was_training)
     act = [float(v) for v in activation]
     top = [float(v) for v in best]
     ratio = tuple(a / m if m > 0 else math.nan for a, m in zip(act, top))

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import get_layer, model_device
+from mechscope.capture import eval_mode, get_layer, model_device
 from mechscope.errors import ConfigError
 from mechscope.featurevis._forward import forward_until, reader
 from mechscope.featurevis.objectives import Activations, LayerReader, Objective
@@ -168,10 +168,8 @@ def render(
     leaky = _relu_layers(model, names) if config.relu_leak > 0 else set()
     trace = torch.empty(config.steps, rows, device="cpu")
 
-    was_training = model.training
-    model.eval()
     start = time.perf_counter()
-    try:
+    with eval_mode(model):
         for step in tqdm(range(config.steps), desc="render", unit="step", disable=None if progress else True):
             images = image_fn()
             if transforms is not None:
@@ -188,8 +186,6 @@ def render(
         with torch.no_grad():
             final = image_fn().detach()
             activation = _scores(model, objective, space, final, names, batch).cpu()
-    finally:
-        model.train(was_training)
     seconds = time.perf_counter() - start
     best = activation.view(config.restarts, batch).argmax(dim=0) * batch + torch.arange(batch, device="cpu")  # (batch,)
     return RenderResult(

@@ -33,7 +33,6 @@ from mechscope.fourier.energy import (
     key_frequencies,
     logit_spectrum_2d,
 )
-from mechscope.fourier.grokking import train_grokking_mlp
 from mechscope.fourier.losses import (
     excluded_logits,
     excluded_loss,
@@ -89,5 +88,4 @@ __all__ = [
     "sum_directions",
     "table_accuracy",
     "table_loss",
-    "train_grokking_mlp",
 ]

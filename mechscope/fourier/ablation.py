@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from mechscope.capture import eval_mode
 from mechscope.errors import ConfigError, LayerNameError, close_matches
 from mechscope.fourier.basis import check_frequencies, frequency_projector, residues_last, restore_residues
 from mechscope.fourier.losses import addition_labels
@@ -102,13 +103,9 @@ def accuracy_after_ablation(
     device = weight.device
     chosen = all_pairs(p, device=device) if pairs is None else pairs.to(device)
     labels = addition_labels(p).to(device)[chosen[:, 0], chosen[:, 1]]
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             logits = functional_call(model, {where.name: ablated}, (encode_pairs(chosen, p, enc, weight.dtype),))
-    finally:
-        model.train(was_training)
     return float((logits.argmax(dim=1) == labels).double().mean())
 
 

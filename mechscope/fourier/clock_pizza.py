@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import capture, get_layer, model_device
+from mechscope.capture import capture, eval_mode, get_layer, model_device
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 from mechscope.fourier.losses import addition_labels
 from mechscope.fourier.tables import InputEncoding, encode_pairs, infer_encoding, infer_modulus, logit_table
@@ -156,9 +156,7 @@ def gradient_symmetricity(
     generator = torch.Generator().manual_seed(seed)  # CPU draws: the same triplets on every device
     triplets = torch.randint(0, p, (n_triplets, 3), generator=generator, device="cpu").to(model_device(model))
     pairs, c = triplets[:, :2], triplets[:, 2]
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if enc == "one_hot":
             x = encode_pairs(pairs, p, "one_hot", param.dtype if param is not None else torch.float32)
             x.requires_grad_(True)
@@ -177,8 +175,6 @@ def gradient_symmetricity(
                     f"layer {name!r} outputs {tuple(grads.shape)}; gradient symmetricity needs one embedding per "
                     "operand, shaped (batch, 2, ...). Name the embedding layer with layer=."
                 )
-    finally:
-        model.train(was_training)
     return cosine_symmetricity(grads[:, 0], grads[:, 1])
 
 

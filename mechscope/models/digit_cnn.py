@@ -37,14 +37,12 @@ class DigitCNNConfig:
     (>= 97% held-out accuracy with `default_train_config`; without BatchNorm the GAP
     models stall near 96-97%); `pools` and `batch_norm` left as None follow it:
 
-    ==========  =====  ==================  =====  ==========  ===========
-    image_size  gap    channels            pools  batch_norm  last block
-    ==========  =====  ==================  =====  ==========  ===========
-    > 16        False  (8, 16, 32)         2      False       7x7 (28x28)
-    > 16        True   (16, 32, 64, 64)    3      True        3x3 (28x28)
-    <= 16       False  (16, 32, 64, 64)    1      False       4x4 (8x8)
-    <= 16       True   (16, 32, 64, 64)    1      True        4x4 (8x8)
-    ==========  =====  ==================  =====  ==========  ===========
+    | image_size | gap   | channels         | pools | batch_norm | last block  |
+    |------------|-------|------------------|-------|------------|-------------|
+    | > 16       | False | (8, 16, 32)      | 2     | False      | 7x7 (28x28) |
+    | > 16       | True  | (16, 32, 64, 64) | 3     | True       | 3x3 (28x28) |
+    | <= 16      | False | (16, 32, 64, 64) | 1     | False      | 4x4 (8x8)   |
+    | <= 16      | True  | (16, 32, 64, 64) | 1     | True       | 4x4 (8x8)   |
 
     With `channels` given, `pools=None` pools after every block but the last and
     `batch_norm=None` means no BatchNorm.

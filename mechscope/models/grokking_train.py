@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mechscope.data.bundle import DataBundle
-from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
+from mechscope.models._loop import checked_step, seeded_training
 
 __all__ = ["GrokkingTrainConfig", "GrokkingRun", "Snapshot", "train_grokking", "first_step_reaching"]
 
@@ -138,39 +138,23 @@ def train_grokking(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(config.betas[0], config.betas[1])
     )
     run = GrokkingRun()
-    was_training = model.training
-    fork_devices = [device] if device.type == "cuda" else []
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(config.seed)
-        model.train()
-        try:
-            bar = tqdm(range(config.steps + 1), desc="train", unit="step", disable=None if progress else True)
-            for step in bar:
-                if config.snapshot_every and step % config.snapshot_every == 0 and step < config.steps:
-                    run.snapshots.append((step, _copy_state(model)))
-                out = model(x_train)
-                loss = F.cross_entropy(out, y_train)
-                if step % config.log_every == 0 or step == config.steps:
-                    record = _record(model, step, out, y_train, x_test, y_test)
-                    run.history.append(record)
-                    bar.set_postfix(train=f"{record['train_accuracy']:.3f}", test=f"{record['test_accuracy']:.3f}")
-                if step == config.steps:
-                    break  # the last pass only measures the final model
-                if check_finite and not bool(torch.isfinite(loss)):  # checked before this step updates the weights
-                    check_tensor_finite(
-                        loss.detach(),
-                        f"the training loss at step {step}",
-                        fix="Training diverged; the model keeps the weights it had before this step. "
-                        f"Lower the learning rate (lr={config.lr:g}; try lr={config.lr / 10:g})",
-                        skip_with="check_finite=False to train_grokking()",
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            bar.close()
-        finally:
-            model.train(was_training)
+    with seeded_training(model, config.seed, device):
+        bar = tqdm(range(config.steps + 1), desc="train", unit="step", disable=None if progress else True)
+        for step in bar:
+            if config.snapshot_every and step % config.snapshot_every == 0 and step < config.steps:
+                run.snapshots.append((step, _copy_state(model)))
+            out = model(x_train)
+            loss = F.cross_entropy(out, y_train)
+            if step % config.log_every == 0 or step == config.steps:
+                record = _record(model, step, out, y_train, x_test, y_test)
+                run.history.append(record)
+                bar.set_postfix(train=f"{record['train_accuracy']:.3f}", test=f"{record['test_accuracy']:.3f}")
+            if step == config.steps:
+                break  # the last pass only measures the final model
+            checked_step(optimizer, loss, check_finite=check_finite, where=f"step {step}", lr=config.lr,
+                         skip_with="check_finite=False to train_grokking()")
+        bar.close()
     run.seconds = time.perf_counter() - start
     if config.snapshot_every:
         run.snapshots.append((config.steps, _copy_state(model)))

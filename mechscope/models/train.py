@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mechscope.data.bundle import DataBundle, Task
-from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError
+from mechscope.models._loop import checked_step, seeded_training
 from mechscope.models.device import model_device
 from mechscope.models.digit_cnn import DigitCNN
 from mechscope.models.modular_mlp import ModularMLP
@@ -151,14 +151,10 @@ def train(
     metric_key = "train_accuracy" if data.task == "classification" else "train_mse"
 
     history: list[dict[str, float]] = []
-    was_training = model.training
-    fork_devices = [device] if device.type == "cuda" else []
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = _optimizer(model, config)
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(config.seed)
-        generator = torch.Generator().manual_seed(config.seed)
-        optimizer = _optimizer(model, config)
-        model.train()
+    with seeded_training(model, config.seed, device):
         bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=None if progress else True)
         try:
             step = 0
@@ -178,13 +174,9 @@ def train(
                         _set_lr(optimizer, 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total_steps)))
                     out = _match_output(model(xb), yb, data)
                     loss = _loss(out, yb, data.task)
-                    if check_finite and not bool(torch.isfinite(loss)):  # checked before this step updates the weights
-                        where = f"epoch {epoch}, step {step + 1} (batch {batch_number} of {len(bounds)})"
-                        check_tensor_finite(loss.detach(), f"the training loss at {where}", fix=_diverged(config.lr),
-                                            skip_with="check_finite=False to train()")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    checked_step(optimizer, loss, check_finite=check_finite, lr=config.lr,
+                                 where=f"epoch {epoch}, step {step + 1} (batch {batch_number} of {len(bounds)})",
+                                 skip_with="check_finite=False to train()")
                     step += 1
                     with torch.no_grad():
                         loss_sum += loss.detach() * yb.shape[0]
@@ -200,7 +192,6 @@ def train(
                     break
         finally:
             bar.close()
-            model.train(was_training)
     seconds = time.perf_counter() - start
 
     train_scores = evaluate(model, data.x_train, data.y_train, data.task)
@@ -314,13 +305,6 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> 
     cols = (torch.arange(w, device=images.device) + offsets[:, 1:])[:, None, :]  # (batch, 1, width)
     batch_idx = torch.arange(b, device=images.device)[:, None, None]
     return padded[batch_idx, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # (batch, channel, height, width)
-
-
-def _diverged(lr: float) -> str:
-    return (
-        "Training diverged; the model keeps the weights it had before this step. "
-        f"Lower the learning rate (lr={lr:g}; try lr={lr / 10:g})"
-    )
 
 
 def _is_number(value: object) -> bool:

@@ -38,6 +38,14 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write `fig` as PNG atomically (temporary file, then rename) and close it.
 
     An existing file at `path` is replaced only if mechscope wrote it (its PNG metadata).
+    The figure is closed whether or not the write succeeds, so saving never leaks a figure.
+
+    Args:
+        fig: A figure, e.g. the result of any `plot_*` function.
+        path: PNG file to write; missing parent folders are created.
+
+    Returns:
+        The written path.
 
     Raises:
         OutputError: `path` holds a file mechscope did not write, or the OS refused.

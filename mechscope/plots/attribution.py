@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +15,10 @@ from torch import Tensor
 from mechscope.attribution.faithfulness import RANDOM, FaithfulnessResult
 from mechscope.attribution.sanity import SanityResult
 from mechscope.errors import DataError
-from mechscope.plots._style import CATEGORICAL, DIVERGING, IMAGE, SEQUENTIAL, plt, save_figure
+from mechscope.plots._style import CATEGORICAL, DIVERGING, IMAGE, SEQUENTIAL, Figure, plt
 
 __all__ = ["plot_attribution_grid", "plot_perturbation_curves", "plot_sanity_curves"]
 
-PathLike = str | os.PathLike[str]
 _CELL = 1.15  # inches per thumbnail
 _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
@@ -29,12 +26,11 @@ _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 def plot_attribution_grid(
     images: Tensor | np.ndarray,
     maps: Mapping[str, Tensor | np.ndarray],
-    path: PathLike,
     *,
     row_labels: Sequence[str] | None = None,
     title: str = "Attribution maps over their images",
-) -> Path:
-    """Save a grid: one row per image, the image then each method's map with the image outlined on it.
+) -> Figure:
+    """Draw a grid: one row per image, the image then each method's map with the image outlined on it.
 
     Each map is divided by its own largest magnitude, so every colorbar reads 0..1
     (non-negative methods, sequential colours) or -1..1 (signed methods, diverging colours).
@@ -43,9 +39,11 @@ def plot_attribution_grid(
     Args:
         images: (batch, channel, height, width) or (batch, height, width), values in [0, 1].
         maps: Method label -> maps (batch, height, width).
-        path: PNG file to write.
         row_labels: Text left of each row, e.g. "label 3, predicted 3".
         title: Figure title.
+
+    Returns:
+        The figure; write it with `save_figure`.
     """
     pictures = _grey(images)
     arrays = {label: _numpy(value) for label, value in maps.items()}
@@ -98,11 +96,11 @@ def plot_attribution_grid(
     axes[n_rows, 0].text(1.0, 0.7, "map / max |map|", ha="right", va="center", fontsize=9,
                          transform=axes[n_rows, 0].transAxes)
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_perturbation_curves(result: FaithfulnessResult, path: PathLike) -> Path:
-    """Save the deletion and insertion curves of every method beside the random-map baseline."""
+def plot_perturbation_curves(result: FaithfulnessResult) -> Figure:
+    """Draw the deletion and insertion curves of every method beside the random-map baseline."""
     fractions = np.asarray(result.fractions)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     panels = (
@@ -130,11 +128,11 @@ def plot_perturbation_curves(result: FaithfulnessResult, path: PathLike) -> Path
     axes[0].set_ylabel("probability of the target class")
     fig.suptitle(f"Faithfulness of attribution maps (mean over {result.n_images} images)")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_sanity_curves(result: SanityResult, path: PathLike) -> Path:
-    """Save Spearman correlation with the trained model's maps against cascading randomisation."""
+def plot_sanity_curves(result: SanityResult) -> Figure:
+    """Draw Spearman correlation with the trained model's maps against cascading randomisation."""
     steps = ["none (trained)"] + [f"{name}" for name in result.steps]
     x = np.arange(len(steps))
     fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(steps) + 3.5), 4.8))
@@ -164,7 +162,7 @@ def plot_sanity_curves(result: SanityResult, path: PathLike) -> Path:
     )
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def _bare(ax: Any) -> None:

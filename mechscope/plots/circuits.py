@@ -1,11 +1,12 @@
 """Figures for features and circuits: activation grids, depth statistics, kernels, dataset
-examples, polysemanticity, class circuits, conv connections and the ablation check."""
+examples, polysemanticity, class circuits, conv connections and the ablation check.
+
+Each function returns a matplotlib Figure; write it with `mechscope.plots.save_figure`.
+"""
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -24,12 +25,12 @@ from mechscope.circuits.examples import LayerExamples
 from mechscope.circuits.filters import Kernels
 from mechscope.circuits.polysemantic import Polysemanticity
 from mechscope.plots._mosaic import Mosaic
-from mechscope.plots._style import CATEGORICAL, DIVERGING, IMAGE, SEQUENTIAL, plt, save_figure
+from mechscope.plots._style import CATEGORICAL, DIVERGING, IMAGE, SEQUENTIAL, Figure, plt
 
 __all__ = [
     "plot_activation_maps",
     "plot_depth_statistics",
-    "plot_kernels",
+    "plot_conv_kernels",
     "plot_dataset_examples",
     "plot_polysemanticity",
     "plot_class_circuits",
@@ -38,16 +39,14 @@ __all__ = [
     "plot_causal_check",
 ]
 
-PathLike = str | os.PathLike[str]
 _CELL = 0.85  # inches per thumbnail
 
 
-def plot_activation_maps(maps: ActivationMaps, path: PathLike, *, max_channels: int = 64) -> Path:
-    """Save the input and, per layer, every channel's activation map (one colour scale per layer).
+def plot_activation_maps(maps: ActivationMaps, *, max_channels: int = 64) -> Figure:
+    """Draw the input and, per layer, every channel's activation map (one colour scale per layer).
 
     Args:
         maps: Result of `activation_maps`.
-        path: PNG file to write.
         max_channels: Channels drawn per layer (the first ones).
     """
     layers = [(name, value[:max_channels]) for name, value in maps.maps.items()]
@@ -74,11 +73,11 @@ def plot_activation_maps(maps: ActivationMaps, path: PathLike, *, max_channels: 
         fig.colorbar(im, ax=ax, label="activation", fraction=0.03, pad=0.01)
         ax.set_title(f"{name}: {value.shape[0]} channels of {'x'.join(str(d) for d in value.shape[1:])}")
     fig.suptitle("Activation maps of every channel, layer by layer (shallow to deep)")
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_depth_statistics(stats: DepthStatistics, path: PathLike) -> Path:
-    """Save mean activation, fraction of zeros and active units per input against depth."""
+def plot_depth_statistics(stats: DepthStatistics) -> Figure:
+    """Draw mean activation, fraction of zeros and active units per input against depth."""
     names = [s.layer for s in stats.layers]
     x = np.arange(len(names))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -107,11 +106,20 @@ def plot_depth_statistics(stats: DepthStatistics, path: PathLike) -> Path:
         f"{verdict}\n(sparser deeper: {stats.sparser_deeper}, larger early: {stats.larger_early})"
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_kernels(kernels: Kernels, path: PathLike, *, max_out: int = 32, max_in: int = 16) -> Path:
-    """Save a conv layer's kernels: one tile per (output, input) channel pair on a shared signed scale."""
+def plot_conv_kernels(kernels: Kernels, *, max_out: int = 32, max_in: int = 16) -> Figure:
+    """Draw a conv layer's kernels: one tile per (output, input) channel pair on a shared signed scale.
+
+    A layer with one input channel wraps its output channels in rows of 8; otherwise rows are
+    output channels and columns input channels. The colour scale is symmetric about 0.
+
+    Args:
+        kernels: Result of `conv_kernels`.
+        max_out: Output channels drawn (the first ones).
+        max_in: Input channels drawn (the first ones).
+    """
     weight = kernels.weight.float()
     if weight.dim() == 3:  # Conv1d: each kernel as a one-row image
         weight = weight[:, :, None, :]
@@ -143,20 +151,19 @@ def plot_kernels(kernels: Kernels, path: PathLike, *, max_out: int = 32, max_in:
     fig.colorbar(im, ax=ax, shrink=0.6, label="weight")
     shown = "" if (n_out, n_in) == tuple(kernels.weight.shape[:2]) else f" (first {n_out} x {n_in} shown)"
     fig.suptitle(f"Kernels of {kernels.layer}: {tuple(kernels.weight.shape)}{shown}")
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_dataset_examples(
     examples: LayerExamples,
     inputs: Tensor,
-    path: PathLike,
     *,
     labels: Tensor | None = None,
     which: str = "top",
     units: list[int] | None = None,
     crops: bool = False,
-) -> Path:
-    """Save a grid of each unit's dataset examples (rows: units, columns: rank).
+) -> Figure:
+    """Draw a grid of each unit's dataset examples (rows: units, columns: rank).
 
     Whole inputs carry a red box around the receptive field of the unit's maximum; with
     `crops=True` the box's contents are shown instead. Cell titles give label and score.
@@ -164,7 +171,6 @@ def plot_dataset_examples(
     Args:
         examples: One layer's dataset examples.
         inputs: The dataset they were collected from.
-        path: PNG file to write.
         labels: Class per input, shown in the titles.
         which: "top" or "bottom".
         units: Units to draw; None draws the first 16.
@@ -204,11 +210,11 @@ def plot_dataset_examples(
     score = f"{examples.reduce} activation" if len(examples.activation_shape) > 1 else "activation"
     fig.suptitle(f"{side.capitalize()}-{k} dataset examples of {examples.layer} over {examples.n_inputs} inputs "
                  f"({what})\ncell titles: {'label and ' if labels is not None else ''}{score}")
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_polysemanticity(poly: Polysemanticity, path: PathLike, *, max_units: int = 64) -> Path:
-    """Save the label mix of every unit's top examples as stacked bars, most polysemantic first."""
+def plot_polysemanticity(poly: Polysemanticity, *, max_units: int = 64) -> Figure:
+    """Draw the label mix of every unit's top examples as stacked bars, most polysemantic first."""
     order = poly.ranking.tolist()[:max_units]
     shown = "" if len(order) == len(poly.entropy) else f"; the {len(order)} most polysemantic shown"
     counts = poly.label_counts[order].double()
@@ -235,11 +241,11 @@ def plot_polysemanticity(poly: Polysemanticity, path: PathLike, *, max_units: in
     ax.set_title(f"Polysemanticity of {poly.layer}: {int(flags.sum())} of {len(flags)} units need "
                  f">= {poly.min_classes} classes to cover {poly.coverage:.0%} (*){shown}")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_class_circuits(found: ClassContributions, class_means: Tensor, path: PathLike) -> Path:
-    """Save one row per class: its mean input, then its top channels' mean activation maps on that class."""
+def plot_class_circuits(found: ClassContributions, class_means: Tensor) -> Figure:
+    """Draw one row per class: its mean input, then its top channels' mean activation maps on that class."""
     n, top = found.top_channels.shape
     maps = torch.stack([found.top_maps(c) for c in range(n)]).float()  # (n_classes, top, *spatial)
     means = torch.stack([_as_picture(m) for m in class_means])  # (n_classes, height, width), grey
@@ -265,11 +271,11 @@ def plot_class_circuits(found: ClassContributions, class_means: Tensor, path: Pa
     fig.colorbar(im, ax=axes[1], shrink=0.5, label=f"mean activation of {found.layer}")
     how = "head weight x mean activation (exact, GAP head)" if found.method == "gap" else "gradient x activation"
     fig.suptitle(f"Main detectors of each class in {found.layer}\ncontribution to the class logit = {how}")
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_class_circuit(circuits: ClassCircuits, cls: int, path: PathLike, *, n_inbound: int = 2) -> Path:
-    """Save one class's circuit: source channels -> top detectors -> class logit, each with its mean map.
+def plot_class_circuit(circuits: ClassCircuits, cls: int, *, n_inbound: int = 2) -> Figure:
+    """Draw one class's circuit: source channels -> top detectors -> class logit, each with its mean map.
 
     Edge width is the connection's L2 norm (source -> detector) or the contribution
     (detector -> logit); red edges excite (positive signed sum), blue edges inhibit.
@@ -346,11 +352,11 @@ def plot_class_circuit(circuits: ClassCircuits, cls: int, path: PathLike, *, n_i
         f"accuracy on the class, {float(check.random_drop[cls]):.0%} for as many random channels "
         f"({check.mode} ablation)"
     )
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_connections(pair: ConvConnections, path: PathLike) -> Path:
-    """Save both connection matrices of a conv pair: L2 norm and signed sum of each kernel slice."""
+def plot_connections(pair: ConvConnections) -> Figure:
+    """Draw both connection matrices of a conv pair: L2 norm and signed sum of each kernel slice."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     im = axes[0].imshow(pair.l2.numpy(), cmap=SEQUENTIAL, aspect="auto")
     fig.colorbar(im, ax=axes[0], label="L2 norm of kernel slice")
@@ -364,11 +370,11 @@ def plot_connections(pair: ConvConnections, path: PathLike) -> Path:
         ax.set_ylabel(f"target channel ({pair.target} output)")
     fig.suptitle(f"Channel-to-channel connections {pair.source} -> {pair.target}, read from the weights")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_causal_check(check: CausalCheck, path: PathLike, *, class_names: tuple[str, ...] | None = None) -> Path:
-    """Save per-class accuracy drops (top detectors vs random channels) and the cross-class drop matrix."""
+def plot_causal_check(check: CausalCheck, *, class_names: tuple[str, ...] | None = None) -> Figure:
+    """Draw per-class accuracy drops (top detectors vs random channels) and the cross-class drop matrix."""
     n = check.top_drop.shape[0]
     names = class_names or tuple(str(c) for c in range(n))
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1.3, 1]})
@@ -393,7 +399,7 @@ def plot_causal_check(check: CausalCheck, path: PathLike, *, class_names: tuple[
     fig.suptitle(f"Causal check in {check.layer}: {check.classes_hurt_more} of {n} classes lose more from their "
                  "own detectors than from random channels")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def _as_picture(value: Tensor) -> Tensor:

@@ -1,33 +1,27 @@
-"""Figures for feature visualisation: a labelled grid per layer, pre- vs post-softmax per class,
-and one small PNG per unit.
+"""Figures for feature visualisation: a labelled grid per layer, pre- vs post-softmax per class.
 
 A layer of many units is drawn as one mosaic (a single image with unit numbers on its
 axes) rather than one labelled panel per unit: a figure with 1,024 axes took a minute and
-most of a gigabyte to draw. Unit pictures are encoded straight from their pixels with
-Pillow, at their own resolution, into one folder that is swapped into place whole.
+most of a gigabyte to draw. One small PNG per unit is a pixel image, not a figure: see
+`mechscope.plots.images`.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.image import AxesImage
-from PIL import Image, PngImagePlugin
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from mechscope.atomic import owned_png, write_file, writing_folder
 from mechscope.errors import DataError
 from mechscope.featurevis.evidence import Evidence
-from mechscope.plots._style import IMAGE, PNG_METADATA, plt, save_figure
+from mechscope.plots._style import IMAGE, Figure, plt
+from mechscope.plots.images import image_pixels
 
-__all__ = ["plot_layer_grid", "plot_class_pairs", "save_unit_image", "save_unit_images", "unit_png", "MAX_PANELS"]
+__all__ = ["plot_layer_grid", "plot_class_pairs", "MAX_PANELS"]
 
 MAX_PANELS = 64
 """Most units `plot_layer_grid` draws as labelled panels; more are drawn as one mosaic."""
@@ -35,19 +29,17 @@ MAX_PANELS = 64
 
 def plot_layer_grid(
     images: Tensor,
-    path: str | os.PathLike[str],
     *,
     title: str,
     evidence: Evidence | None = None,
     examples: Tensor | None = None,
     value_range: tuple[float, float] = (0.0, 1.0),
     unit_label: str = "ch",
-) -> Path:
-    """Save every rendered unit of a layer in one grid, each panel labelled.
+) -> Figure:
+    """Draw every rendered unit of a layer in one grid, each panel labelled.
 
     Args:
         images: Rendered images (batch, channel, height, width), one per unit.
-        path: PNG file to write.
         title: Figure title, e.g. "relu2: channel objective".
         evidence: When given, each panel also shows activation / dataset max.
         examples: Best dataset example per unit (batch, channel, height, width), drawn
@@ -56,7 +48,10 @@ def plot_layer_grid(
         unit_label: Prefix of each panel's label ("ch", "class", "unit").
 
     Returns:
-        The written path.
+        The figure; write it with `save_figure`.
+
+    Raises:
+        DataError: `images` is not a non-empty 4-d tensor.
 
     More than `MAX_PANELS` units are drawn as one mosaic of all images (unit numbers on its
     axes, the best examples in a second mosaic beside it) instead of a panel per unit.
@@ -65,7 +60,7 @@ def plot_layer_grid(
     n = images.shape[0]
     units = list(evidence.units) if evidence is not None else list(range(n))
     if n > MAX_PANELS:
-        return _plot_mosaic(images, path, title=_grid_title(title, evidence), units=units, examples=examples,
+        return _plot_mosaic(images, title=_grid_title(title, evidence), units=units, examples=examples,
                             value_range=value_range, unit_label=unit_label)
     cols = min(n, 8 if n > 10 else n)
     grid_rows = math.ceil(n / cols)
@@ -102,32 +97,33 @@ def plot_layer_grid(
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes, shrink=0.6, pad=0.02)
         bar.set_label("pixel value")
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_class_pairs(
     logit_images: Tensor,
     prob_images: Tensor,
-    path: str | os.PathLike[str],
     *,
     class_names: Sequence[str] | None = None,
     logit_evidence: Evidence | None = None,
     prob_evidence: Evidence | None = None,
     value_range: tuple[float, float] = (0.0, 1.0),
-) -> Path:
-    """Save per class the pre-softmax (logit) and post-softmax (probability) visualisations.
+) -> Figure:
+    """Draw per class the pre-softmax (logit) and post-softmax (probability) visualisations.
 
     Args:
         logit_images: (n_classes, channel, height, width) rendered for each class logit.
         prob_images: (n_classes, channel, height, width) rendered for each class probability.
-        path: PNG file to write.
         class_names: Column labels (default "0".."n-1").
         logit_evidence: When given, each logit panel shows its ratio to the dataset max.
         prob_evidence: When given, each probability panel shows the probability reached.
         value_range: Pixel values mapped to black and white.
 
     Returns:
-        The written path.
+        The figure; write it with `save_figure`.
+
+    Raises:
+        DataError: either set of images is not a non-empty 4-d tensor, or their shapes differ.
     """
     _check_images(logit_images, "logit_images")
     _check_images(prob_images, "prob_images")
@@ -154,90 +150,7 @@ def plot_class_pairs(
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes, shrink=0.8, pad=0.02)
         bar.set_label("pixel value")
-    return save_figure(fig, path)
-
-
-def save_unit_image(
-    image: Tensor, path: str | os.PathLike[str], *, value_range: tuple[float, float] = (0.0, 1.0)
-) -> Path:
-    """Write one rendered image (channel, height, width) as a PNG at its own resolution, atomically.
-
-    Raises:
-        OutputError: `path` holds a file mechscope did not write, or the OS refused.
-    """
-    data = unit_png(image, value_range=value_range)
-    return write_file(path, lambda tmp: tmp.write_bytes(data), owned=owned_png, what="a figure")
-
-
-def save_unit_images(
-    images: Tensor,
-    folder: str | os.PathLike[str],
-    names: Sequence[str],
-    *,
-    value_range: tuple[float, float] = (0.0, 1.0),
-    progress: bool = False,
-) -> list[Path]:
-    """Write one PNG per rendered image into `folder`, which is replaced whole.
-
-    The pictures are assembled in a temporary folder that then takes the place of `folder`,
-    so the folder never mixes pictures of two runs. An existing `folder` is replaced only
-    when it holds nothing but PNG files mechscope wrote.
-
-    Args:
-        images: Rendered images (batch, channel, height, width), one per unit.
-        folder: Folder to write.
-        names: File name per image, e.g. "unit_003.png".
-        value_range: Pixel values mapped to black and white.
-        progress: Show a progress bar over the pictures (never when output is not a terminal).
-
-    Returns:
-        The written paths, in the order of `images`.
-
-    Raises:
-        DataError: `images` is not 4-d, or `names` does not hold one distinct PNG name per image.
-        OutputError: `folder` holds something else, or the OS refused.
-    """
-    _check_images(images, "images")
-    names = list(names)
-    if len(names) != images.shape[0] or len(set(names)) != len(names) or not all(
-        n.endswith(".png") and Path(n).name == n and not n.startswith(".") for n in names
-    ):
-        raise DataError(f"names must hold {images.shape[0]} distinct file names ending in .png, one per image; "
-                        f"got {names[:3]}{'...' if len(names) > 3 else ''}.")
-    target = Path(folder)
-    with writing_folder(target, owned=_holds_only_owned_pngs, what="a folder of unit pictures") as tmp:
-        for image, name in tqdm(list(zip(images, names)), desc="writing unit pictures", unit="png",
-                                disable=None if progress else True, leave=False):
-            (tmp / name).write_bytes(unit_png(image, value_range=value_range))
-    return [target / name for name in names]
-
-
-def unit_png(image: Tensor, *, value_range: tuple[float, float] = (0.0, 1.0)) -> bytes:
-    """PNG bytes of one image (channel, height, width), one pixel per value, marked as mechscope's.
-
-    Three channels are RGB scaled from `value_range`; any other count is averaged and drawn
-    with the `IMAGE` colour map (stored as 8-bit grey when the map is grey), with the same
-    pixel values `matplotlib.pyplot.imsave` gives.
-    """
-    array, cmap = _array(image, value_range)
-    if cmap is None:
-        pixels = (array * 255).astype(np.uint8)  # as matplotlib turns floats in [0, 1] into bytes
-        picture = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
-    else:
-        low, high = value_range
-        scaled = np.nan_to_num((array.astype(np.float64) - low) / ((high - low) or 1.0), nan=0.0)
-        index = np.clip((scaled * 256).astype(np.int64), 0, 255)  # matplotlib's 256 colour-map bins
-        lut = _lut(cmap)
-        if lut.ndim == 1:
-            picture = Image.fromarray(lut[index], mode="L")
-        else:
-            picture = Image.fromarray(np.ascontiguousarray(lut[index]), mode="RGB")
-    info = PngImagePlugin.PngInfo()
-    for key, value in PNG_METADATA.items():  # the marker `owned_png` looks for
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="png", pnginfo=info)
-    return buffer.getvalue()
+    return fig
 
 
 def _note(evidence: Evidence | None, k: int, kind: str) -> str:
@@ -249,31 +162,6 @@ def _note(evidence: Evidence | None, k: int, kind: str) -> str:
     return "" if math.isnan(ratio) else f"\n\u00d7{ratio:.2f}"
 
 
-def _array(image: Tensor, value_range: tuple[float, float]) -> tuple[np.ndarray, str | None]:
-    """Grey images keep their values (the colour map spans value_range); RGB is scaled to [0, 1]."""
-    low, high = value_range
-    pixels = image.detach().float().cpu()
-    if pixels.shape[0] == 3:
-        return np.transpose(((pixels - low) / (high - low)).clamp(0, 1).numpy(), (1, 2, 0)), None
-    return pixels.mean(0).numpy(), IMAGE  # one channel, or the channel mean of other counts
-
-
-def _lut(cmap: str) -> np.ndarray:
-    """The colour map as 256 bytes (a grey map) or 256 x 3 bytes."""
-    colours = matplotlib.colormaps[cmap](np.arange(256), bytes=True)[:, :3]
-    grey = bool((colours == colours[:, :1]).all())
-    return np.ascontiguousarray(colours[:, 0]) if grey else colours
-
-
-def _holds_only_owned_pngs(path: Path) -> bool:
-    try:
-        entries = list(path.iterdir())
-    except OSError:
-        return False
-    return bool(entries) and all(e.suffix == ".png" and e.is_file() and not e.is_symlink() and owned_png(e)
-                                 for e in entries)
-
-
 def _grid_title(title: str, evidence: Evidence | None) -> str:
     if evidence is None:
         return title
@@ -283,14 +171,13 @@ def _grid_title(title: str, evidence: Evidence | None) -> str:
 
 def _plot_mosaic(
     images: Tensor,
-    path: str | os.PathLike[str],
     *,
     title: str,
     units: Sequence[int],
     examples: Tensor | None,
     value_range: tuple[float, float],
     unit_label: str,
-) -> Path:
+) -> Figure:
     """All images tiled into one picture per kind (rendered, best examples), unit numbers on the axes."""
     n = images.shape[0]
     cols = math.ceil(math.sqrt(n))
@@ -319,26 +206,26 @@ def _plot_mosaic(
     if shown is not None and images.shape[1] != 3:
         bar = fig.colorbar(shown, ax=axes, shrink=0.6, pad=0.02)
         bar.set_label("pixel value")
-    return save_figure(fig, path)
+    return fig
 
 
 def _tile(
     pictures: Tensor, cols: int, rows: int, value_range: tuple[float, float]
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """(rows * (height + 1) - 1, cols * (width + 1) - 1[, 3]) array; gaps are NaN (grey) or white (RGB)."""
-    first, _ = _array(pictures[0], value_range)
+    first, _ = image_pixels(pictures[0], value_range=value_range)
     height, width = first.shape[:2]
     shape: tuple[int, ...] = (rows * (height + 1) - 1, cols * (width + 1) - 1) + first.shape[2:]
     tiles = np.full(shape, np.nan if first.ndim == 2 else 1.0, dtype=np.float64)
     for i in range(pictures.shape[0]):
         r, c = divmod(i, cols)
-        array, _ = _array(pictures[i], value_range)
+        array, _ = image_pixels(pictures[i], value_range=value_range)
         tiles[r * (height + 1): r * (height + 1) + height, c * (width + 1): c * (width + 1) + width] = array
     return tiles, (height, width)
 
 
 def _show(ax: plt.Axes, image: Tensor, value_range: tuple[float, float]) -> AxesImage:
-    array, cmap = _array(image, value_range)
+    array, cmap = image_pixels(image, value_range=value_range)
     return ax.imshow(array, cmap=cmap, vmin=value_range[0], vmax=value_range[1], interpolation="nearest")
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from mechscope.plots._style import CATEGORICAL, DIVERGING, plt, save_figure
+from mechscope.plots._style import CATEGORICAL, DIVERGING, Figure, plt
 from mechscope.symbolic.reader import FormulaReport
 
 __all__ = ["plot_formula"]
@@ -16,8 +13,8 @@ __all__ = ["plot_formula"]
 _MAX_POINTS = 4000  # scatter points drawn (a fixed subsample keeps files small)
 
 
-def plot_formula(report: FormulaReport, path: str | os.PathLike[str], *, max_regions: int = 7) -> Path:
-    """Save a three-panel PNG summarising a FormulaReport.
+def plot_formula(report: FormulaReport, *, max_regions: int = 7) -> Figure:
+    """Draw a three-panel figure summarising a FormulaReport.
 
     Panels: each point's region formula against the network's own output (one colour per
     region, the largest `max_regions` named), the coverage of the largest regions, and the
@@ -26,11 +23,10 @@ def plot_formula(report: FormulaReport, path: str | os.PathLike[str], *, max_reg
 
     Args:
         report: Result of `read_formula`.
-        path: PNG file to write.
         max_regions: Regions given their own colour and bar.
 
     Returns:
-        The written path.
+        The figure; write it with `save_figure`.
     """
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1.1, 0.9, 1.3]})
     _scatter(axes[0], report, max_regions)
@@ -42,7 +38,7 @@ def plot_formula(report: FormulaReport, path: str | os.PathLike[str], *, max_reg
         f"max |formula - network| = {report.region_map.max_abs_error:.2g}"
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def _scatter(ax: plt.Axes, report: FormulaReport, max_regions: int) -> None:

@@ -4,14 +4,14 @@
 * `plot_progress`: train/test loss with restricted and excluded loss over training.
 * `plot_neuron_clusters`: each neuron's variance share per frequency, grouped by cluster.
 * `plot_logit_spectrum_2d`: the 2D Fourier energy of the logit table over (a, b).
+
+Each returns a matplotlib Figure; write it with `mechscope.plots.save_figure`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import LogNorm
@@ -19,27 +19,26 @@ from matplotlib.colors import LogNorm
 from mechscope.errors import DataError
 from mechscope.fourier.energy import FrequencySpectrum, LogitSpectrum2D
 from mechscope.fourier.neurons import NeuronFrequencies
-from mechscope.plots._style import CATEGORICAL, SEQUENTIAL, plt, save_figure
+from mechscope.plots._style import CATEGORICAL, SEQUENTIAL, Figure, plt
 
 __all__ = ["plot_frequency_spectrum", "plot_progress", "plot_neuron_clusters", "plot_logit_spectrum_2d"]
-
-PathLike = str | os.PathLike[str]
 
 
 def plot_frequency_spectrum(
     spectra: Mapping[str, FrequencySpectrum],
-    path: PathLike,
     *,
     key_frequencies: Sequence[int] = (),
     title: str = "Energy per frequency",
-) -> Path:
+) -> Figure:
     """Bar chart of each spectrum's share of non-constant energy per frequency, one panel each.
 
     Args:
         spectra: Panel title -> spectrum (e.g. {"embedding": ..., "logits (output axis)": ...}).
-        path: PNG to write.
         key_frequencies: Frequencies drawn in the accent colour.
         title: Figure title.
+
+    Raises:
+        DataError: `spectra` is empty.
     """
     if not spectra:
         raise DataError("plot_frequency_spectrum needs at least one spectrum.")
@@ -63,25 +62,26 @@ def plot_frequency_spectrum(
         axes[0, 0].legend(handles, ["key frequency", "other"], loc="upper right", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_progress(
     history: Sequence[Mapping[str, float]],
-    path: PathLike,
     *,
     progress: Sequence[Mapping[str, float]] = (),
     key_frequencies: Sequence[int] = (),
     title: str = "Grokking: loss curves and progress measures",
-) -> Path:
+) -> Figure:
     """Log-scale train/test loss (and accuracy) over steps, with restricted/excluded loss if given.
 
     Args:
         history: Records with "step", "train_loss", "test_loss", "train_accuracy", "test_accuracy".
-        path: PNG to write.
         progress: Records with "step", "restricted_loss", "excluded_loss" (from `progress_measures`).
         key_frequencies: Named above the loss panel.
         title: Figure title.
+
+    Raises:
+        DataError: `history` is empty.
     """
     if not history:
         raise DataError("plot_progress needs a non-empty training history (records with 'step').")
@@ -113,12 +113,10 @@ def plot_progress(
     ax_acc.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_neuron_clusters(
-    neurons: NeuronFrequencies, path: PathLike, *, title: str = "Neuron frequency clusters"
-) -> Path:
+def plot_neuron_clusters(neurons: NeuronFrequencies, *, title: str = "Neuron frequency clusters") -> Figure:
     """Heat map of each neuron's variance share per frequency, neurons grouped by best frequency.
 
     Neurons are sorted by best frequency and then by share; a bar chart beside it gives the
@@ -145,12 +143,12 @@ def plot_neuron_clusters(
                      fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_logit_spectrum_2d(
-    spectrum: LogitSpectrum2D, path: PathLike, *, title: str = "2D Fourier energy of the logits over (a, b)"
-) -> Path:
+    spectrum: LogitSpectrum2D, *, title: str = "2D Fourier energy of the logits over (a, b)"
+) -> Figure:
     """Heat map (log colour scale) of the logit energy per (frequency of a, frequency of b)."""
     grid = spectrum.frequency_energy.numpy().copy()
     total = grid.sum()
@@ -164,7 +162,7 @@ def plot_logit_spectrum_2d(
     ax.set_ylabel("frequency of a")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="share of energy (all output classes)")
-    return save_figure(fig, path)
+    return fig
 
 
 def _floor(values: Sequence[float]) -> list[float]:

@@ -18,7 +18,7 @@ from mechscope.plots._style import CATEGORICAL, DIVERGING, Figure, plt
 from mechscope.probes.by_layer import LayerProbeTable
 from mechscope.probes.rigor import ProbeReport
 
-__all__ = ["plot_probe_report", "plot_accuracy_by_layer", "plot_kernels", "plot_kernel_responses"]
+__all__ = ["plot_probe_report", "plot_accuracy_by_layer", "plot_probe_kernels", "plot_kernel_responses"]
 
 
 def plot_probe_report(report: ProbeReport) -> Figure:
@@ -87,8 +87,15 @@ def plot_accuracy_by_layer(table: LayerProbeTable) -> Figure:
     return fig
 
 
-def plot_kernels(kernels: Tensor) -> Figure:
-    """The learned kernels (n_kernels, channel, r, c), one panel each, values written in the cells."""
+def plot_probe_kernels(kernels: Tensor) -> Figure:
+    """Draw a convolutional probe's learned kernels (n_kernels, channel, r, c), one panel each.
+
+    Values are written in the cells of kernels of at most 36 weights; the colour scale is
+    symmetric about 0.
+
+    Raises:
+        DataError: `kernels` is neither 3-d nor 4-d.
+    """
     values = _numpy(kernels)
     if values.ndim == 3:
         values = values[:, None]

@@ -1,37 +1,88 @@
-"""Probe layer by layer: where in the network each target becomes decodable.
+"""The probing pipeline: record layers, turn their activations into features, fit probes with controls.
 
-For every layer and every target group, a separate probe (default: LinearProbe) is
-fitted on that layer's activations and scored held-out over several seeds, with the
-majority baseline, the control task and an untrained copy, as in `evaluate_probe`.
+Every probing question here runs the same three steps:
+
+1. record the layers of the model, and of an untrained copy per seed, on the inputs;
+2. turn the activations into features: layer by layer through a `Features` hook
+   (`flat_features`, the default, or `unit_means`: one feature per unit), or several
+   layers stacked as the rows of one activation image;
+3. fit probes held-out with the controls of `evaluate_probe`: majority baseline,
+   control task, selectivity, untrained copy, spread over seeds.
+
+`probe_by_layer` fits one probe per layer and target group (where in the network each
+target becomes decodable); `probe_activation_image` fits one probe on the image of
+several layers, all groups at once (what the layers say together, with one example per
+case to picture).
 
 Example:
     >>> table = probe_by_layer(model, data.x_test, {"a": a, "b": b, "output": out},
     ...                        ["hidden.0", "hidden.2", "hidden.4"], types=pairs)
     >>> print(table.format())
-    >>> save_figure(table.plot(), "by_layer.png")
+    >>> run = probe_activation_image(model, data.x_test, {"a": a, "b": b}, ["hidden.0", "hidden.1"], types=pairs)
+    >>> run.report.all_heads_accuracy
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import ActivationStore, LayerSpec, record, resolve_layers
+from mechscope.capture import ActivationStore, LayerSpec, layer_unit_axes, record, resolve_layers
 from mechscope.errors import DataError
+from mechscope.probes.activation_image import ActivationImage, stack_activations
 from mechscope.probes.base import Probe
 from mechscope.probes.control import input_types, untrained_copy
+from mechscope.probes.conv import ConvProbe
 from mechscope.probes.linear import LinearProbe
-from mechscope.probes.rigor import Split, evaluate_probe
+from mechscope.probes.rigor import ProbeReport, Split, evaluate_probe
 from mechscope.probes.targets import GroupKind, Targets, TargetsLike, as_targets
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+__all__ = [
+    "Features",
+    "flat_features",
+    "unit_means",
+    "LayerScore",
+    "LayerProbeTable",
+    "probe_by_layer",
+    "ProbeRun",
+    "probe_activation_image",
+    "representative_cases",
+]
 
-__all__ = ["LayerScore", "LayerProbeTable", "probe_by_layer"]
+Features = Callable[[str, Tensor], Tensor]
+"""Turn one layer's activations (batch, ...) into probe features (batch, n_features); gets the layer name too."""
+
+_BATCH = 4096  # inputs per recording pass
+
+
+def flat_features(layer: str, value: Tensor) -> Tensor:
+    """Every value of the layer's output as a feature, flattened to (batch, n_features) float32 (the default)."""
+    return value.reshape(value.shape[0], -1).float()
+
+
+def unit_means(model: nn.Module) -> Features:
+    """One feature per unit: its mean over the layer's other axes (the positions of a conv map or a sequence).
+
+    A linear probe on every position of an early conv layer costs seconds per fit and
+    mostly reads the input again; the unit means ask what each channel says. Layers of
+    (batch, unit) pass through unchanged.
+
+    Example:
+        >>> table = probe_by_layer(cnn, x, {"label": y}, ["relu1", "relu2"], features=unit_means(cnn))
+    """
+
+    def means(layer: str, value: Tensor) -> Tensor:  # (batch, unit)
+        if value.dim() <= 2:
+            return value.float()
+        return layer_unit_axes(model, layer, tuple(value.shape)).units_first(value).flatten(2).mean(dim=2).float()
+
+    return means
 
 
 @dataclass(frozen=True)
@@ -67,7 +118,7 @@ class LayerScore:
 
 @dataclass(frozen=True)
 class LayerProbeTable:
-    """Scores for every (layer, target) pair.
+    """Scores for every (layer, target) pair; draw it with `mechscope.plots.probes.plot_accuracy_by_layer`.
 
     Attributes:
         rows: One LayerScore per layer and target, layers in order.
@@ -91,12 +142,6 @@ class LayerProbeTable:
         raise DataError(
             f"no row for layer {layer!r} and target {target!r}; layers {self.layers}, targets {self.targets}."
         )
-
-    def plot(self) -> Figure:
-        """Held-out score by layer, one panel per target (see plots.probes.plot_accuracy_by_layer)."""
-        from mechscope.plots.probes import plot_accuracy_by_layer  # plotting stays optional for the table
-
-        return plot_accuracy_by_layer(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the probe, seeds, and one dict per row."""
@@ -124,6 +169,7 @@ def probe_by_layer(
     targets: TargetsLike,
     layers: LayerSpec,
     *,
+    features: Features | None = None,
     probe: Probe | None = None,
     types: Tensor | None = None,
     seeds: Sequence[int] = (0, 1, 2),
@@ -138,7 +184,9 @@ def probe_by_layer(
         model: Any module.
         inputs: Model inputs (batch, ...).
         targets: Target groups, one value per input.
-        layers: Layers to probe (their outputs, flattened).
+        layers: Layers to probe.
+        features: Turns a layer's activations into the probe's features; None uses
+            `flat_features` (every value); `unit_means(model)` gives one feature per unit.
         probe: Unfitted probe, cloned for every fit; default LinearProbe().
         types: Input type per example for the control task; default distinct rows of `inputs`.
         seeds: Seeds of the repeated splits.
@@ -148,37 +196,33 @@ def probe_by_layer(
         progress: Show a progress bar over layers and targets.
 
     Returns:
-        LayerProbeTable (plot it with mechscope.plots.probes.plot_accuracy_by_layer).
+        LayerProbeTable (draw it with mechscope.plots.probes.plot_accuracy_by_layer).
 
     Raises:
         LayerNameError: A layer does not exist.
         DataError: Lengths differ, activations hold NaN/inf, or a group has one class.
     """
-    names = resolve_layers(model, layers)
-    real = as_targets(targets)
-    if len(real) != inputs.shape[0]:
-        raise DataError(f"inputs hold {inputs.shape[0]} examples but the targets {len(real)}; pass one per input.")
+    names, real = _layers_and_targets(model, inputs, targets, layers)
     probe = LinearProbe() if probe is None else probe
+    to_features = flat_features if features is None else features
     source = inputs if types is None else types
     # Type ids once for all fits (distinct rows of the inputs, or the given types).
     type_ids = source if source.dim() == 1 and not source.is_floating_point() else input_types(source)
-    trained = record(model, names, inputs, batch_size=4096, progress=False)
+    trained = _record(model, names, inputs)
     copies: dict[int, ActivationStore] = {}
     if use_untrained:
-        copies = {
-            s: record(untrained_copy(model, seed=s), names, inputs, batch_size=4096, progress=False) for s in seeds
-        }
+        copies = {s: _record(untrained_copy(model, seed=s), names, inputs) for s in seeds}
     kinds = real.kinds
     rows = []
     n_fits = len(names) * len(real.names)
     bar = tqdm(total=n_fits, desc="probe by layer", disable=None if progress else True, leave=False)
     with bar:
         for layer in names:
-            acts = _flat(trained, layer)
+            acts = to_features(layer, trained.act(layer))
             for group in real:
 
                 def untrained(seed: int, layer: str = layer) -> Tensor:
-                    return _flat(copies[seed], layer)
+                    return to_features(layer, copies[seed].act(layer))
 
                 report = evaluate_probe(
                     probe,
@@ -208,6 +252,155 @@ def probe_by_layer(
     return LayerProbeTable(tuple(rows), tuple(names), tuple(real.names), repr(probe), tuple(int(s) for s in seeds))
 
 
-def _flat(store: ActivationStore, layer: str) -> Tensor:
-    value = store.act(layer)
-    return value.reshape(value.shape[0], -1).float()
+@dataclass(frozen=True)
+class ProbeRun:
+    """A probed activation image: the report, the image and a fitted probe for the pictures.
+
+    Attributes:
+        report: Accuracy per head, all heads, baseline, control, selectivity, untrained copy, seeds.
+        image: The activation images the probe read (held-out and training examples together).
+        probe: The probe fitted on the first seed's training split.
+        targets: The target groups that were decoded (one value per example of `image`).
+        case_indices: One representative example (index into `image`) per distinct case.
+        case_titles: A title per case, e.g. "0 + 1 = 1".
+        types: Input type per example used by the control task (None: distinct model inputs).
+        target_accuracy: Held-out accuracy of the probed model itself, if known.
+        info: What was probed (model class, modulus, layers ...), JSON-friendly.
+    """
+
+    report: ProbeReport
+    image: ActivationImage
+    probe: Probe
+    targets: Targets
+    case_indices: Tensor
+    case_titles: tuple[str, ...]
+    types: Tensor | None = None
+    target_accuracy: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's JSON (see ProbeReport.to_dict)."""
+        return self.report.to_dict()
+
+
+def representative_cases(cases: Tensor) -> Tensor:
+    """Index of the first example of every distinct row of `cases` (batch, k), in sorted case order."""
+    flat = cases.reshape(cases.shape[0], -1)
+    _, inverse = torch.unique(flat, dim=0, return_inverse=True)
+    n_cases = int(inverse.max()) + 1
+    positions = torch.arange(flat.shape[0], device=flat.device)
+    first = torch.full((n_cases,), flat.shape[0], dtype=torch.long, device=flat.device).scatter_reduce(
+        0, inverse, positions, reduce="amin"
+    )
+    return first
+
+
+def probe_activation_image(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: TargetsLike,
+    layers: LayerSpec,
+    *,
+    probe: Probe | None = None,
+    types: Tensor | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    test_fraction: float = 0.1,
+    split: Split = "examples",
+    decimals: int | None = None,
+    use_untrained: bool = True,
+    progress: bool = False,
+) -> ProbeRun:
+    """Stack `layers` of `model` on `inputs` into activation images and probe them with controls.
+
+    Args:
+        model: Any module.
+        inputs: Model inputs (batch, ...).
+        targets: What to decode (tensor, dict name -> tensor, or Targets), one per input.
+        layers: Image rows, in order.
+        probe: Unfitted probe; default a ConvProbe, its 2 x 2 kernels clipped to the image
+            when it has a single row or column (one layer), with a note.
+        types: Input type per example for the control task; default the distinct rows of `inputs`.
+        seeds: Seeds (split, initialisation, control labels, untrained copy).
+        test_fraction: Held-out share (seed 000's article: 0.1).
+        split: "examples" or "types" (hold out whole input types; see evaluate_probe).
+        decimals: Round activations (seed 000's article: 2).
+        use_untrained: Also probe an untrained copy of `model` (fresh weights per seed).
+        progress: Show progress bars.
+
+    Returns:
+        ProbeRun; cases are the distinct combinations of the categorical targets.
+
+    Raises:
+        LayerNameError: A layer does not exist.
+        DataError: Lengths differ, activations hold NaN/inf, or a group has one class.
+    """
+    names, real = _layers_and_targets(model, inputs, targets, layers)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = _stacked(_record(model, names, inputs), names, decimals)
+    for warning in caught:  # re-emitted so they point at the caller, not at this module
+        warnings.warn(warning.message, stacklevel=2)
+    notes = list(image.notes)
+    if probe is None:
+        probe, clipped = _default_conv_probe(image)
+        notes += [clipped] if clipped else []
+
+    def untrained(seed: int) -> Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # same padding as the trained image, already reported
+            return _stacked(_record(untrained_copy(model, seed=seed), names, inputs), names, decimals).images
+
+    report = evaluate_probe(
+        probe,
+        image.images,
+        real,
+        types=inputs if types is None else types,
+        seeds=seeds,
+        test_fraction=test_fraction,
+        untrained=untrained if use_untrained else None,
+        split=split,
+        progress=progress,
+    )
+    report = replace(report, notes=tuple(report.notes) + tuple(notes))
+    labels = [g.values for g in real if g.kind == "categorical"]
+    cases = torch.stack(labels, dim=1) if labels else torch.zeros(len(real), 1, dtype=torch.long)
+    indices = representative_cases(cases)
+    titles = tuple(
+        ", ".join(f"{g.name} {int(g.values[i])}" for g in real if g.kind == "categorical") for i in indices.tolist()
+    )
+    fitted = report.runs[0].probe
+    if fitted is None:  # evaluate_probe always keeps the fitted probe; guard for type checkers
+        raise DataError("no fitted probe was returned; run evaluate_probe with at least one seed.")
+    info = {"model_class": type(model).__name__, "layers": names}
+    return ProbeRun(report, image, fitted, real, indices, titles, types, None, info)
+
+
+def _layers_and_targets(
+    model: nn.Module, inputs: Tensor, targets: TargetsLike, layers: LayerSpec
+) -> tuple[list[str], Targets]:
+    names = resolve_layers(model, layers)
+    real = as_targets(targets)
+    if len(real) != inputs.shape[0]:
+        raise DataError(f"inputs hold {inputs.shape[0]} examples but the targets {len(real)}; pass one per input.")
+    return names, real
+
+
+def _record(model: nn.Module, names: list[str], inputs: Tensor) -> ActivationStore:
+    return record(model, names, inputs, batch_size=_BATCH, progress=False)
+
+
+def _stacked(store: ActivationStore, names: list[str], decimals: int | None) -> ActivationImage:
+    """The layers' activations as the rows of one image per example (warns when rows are padded)."""
+    return stack_activations({name: store.act(name) for name in names}, layers=names, decimals=decimals)
+
+
+def _default_conv_probe(image: ActivationImage) -> tuple[ConvProbe, str | None]:
+    """A ConvProbe whose kernels are no larger than the image; a note when they had to shrink."""
+    height, width = image.images.shape[1:]
+    rows, cols = min(2, height), min(2, width)
+    if (rows, cols) == (2, 2):
+        return ConvProbe(), None
+    return ConvProbe(kernel_size=(rows, cols)), (
+        f"kernels of {rows} x {cols} instead of the article's 2 x 2: the activation image has only {height} row(s) "
+        f"(layers) and {width} column(s) (units)"
+    )

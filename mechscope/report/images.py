@@ -1,20 +1,20 @@
 """Small pictures for pages (inputs, rendered units) and text for inputs that are not pictures.
 
-Thumbnails are written with `imsave` (no figure, no axes): one PNG per picture at its own
-resolution, scaled up in the page with pixelated rendering. Inputs share one grey colour
-map over the data's value range, so every thumbnail on every page reads the same way.
+Thumbnails are pixel images written by `mechscope.plots.images` (no figure, no axes): one PNG
+per picture at its own resolution, scaled up in the page with pixelated rendering. Inputs share
+one grey colour map over the data's value range, so every thumbnail on every page reads the
+same way.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-import numpy as np
 from torch import Tensor
 
 from mechscope.data import DataBundle
-from mechscope.plots._style import IMAGE, PNG_METADATA, plt
+from mechscope.plots._style import IMAGE
+from mechscope.plots.images import image_png_bytes
 from mechscope.report.site import Site
 
 __all__ = ["Picture", "picture_bytes", "save_picture", "input_range", "describe_input"]
@@ -35,21 +35,7 @@ def picture_bytes(image: Tensor, style: Picture) -> bytes:
     One channel (or any count but three) is drawn with the colour map, channels averaged;
     three channels are drawn as RGB scaled from [low, high].
     """
-    pixels = image.detach().float().cpu()
-    if pixels.dim() == 1:
-        pixels = pixels[None, None, :]
-    elif pixels.dim() == 2:
-        pixels = pixels[None]
-    span = (style.high - style.low) or 1.0
-    buffer = io.BytesIO()
-    if pixels.shape[0] == 3:
-        rgb = ((pixels - style.low) / span).clamp(0, 1).permute(1, 2, 0).numpy()
-        plt.imsave(buffer, rgb, format="png", metadata=PNG_METADATA)
-    else:
-        array = pixels.reshape(-1, *pixels.shape[-2:]).mean(0).numpy().astype(np.float64)
-        plt.imsave(buffer, array, cmap=style.cmap, vmin=style.low, vmax=style.high, format="png",
-                   metadata=PNG_METADATA)
-    return buffer.getvalue()
+    return image_png_bytes(image, value_range=(style.low, style.high), cmap=style.cmap)
 
 
 def save_picture(site: Site, rel: str, image: Tensor, style: Picture) -> str:

@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from mechscope.capture import capture
-from mechscope.circuits import ablate, ablation_effect, causal_check, channel_means, class_contributions
+from mechscope.circuits import (
+    ablate,
+    ablation_effect,
+    causal_check,
+    channel_means,
+    class_contributions,
+    unit_ablation,
+    unit_ablation_effect,
+)
 from mechscope.errors import ConfigError, DataError
 
 
@@ -198,3 +206,86 @@ def test_causal_check_on_a_tuple_model_with_output_equals_the_wrapper():
     for field in ("base_accuracy", "top_drop", "random_drop", "top_logit_drop", "random_logit_drop", "cross_drop"):
         assert torch.equal(getattr(ours, field), getattr(theirs, field)), field
     assert ours.top_logit_drop.abs().sum() > 0
+
+
+def test_unit_ablation_matches_ablating_each_channel_alone(gap_cnn):
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    batched = unit_ablation(gap_cnn, x, "relu2", [0, 2, 5], batch=10)  # 2 replicas per pass: chunks of 2 and 1
+    for row, channel in enumerate([0, 2, 5]):
+        with torch.no_grad(), ablate(gap_cnn, "relu2", [channel]):
+            expected = gap_cnn(x)
+        torch.testing.assert_close(batched[row], expected)
+    assert _hooks(gap_cnn) == 0
+
+
+def test_unit_ablation_works_on_dense_blocks():
+    from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
+
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=3, n_layers=4, hidden=4), 0).eval()
+    x = torch.eye(6)[[0, 1, 2]] + torch.eye(6)[[3, 4, 5]]
+    out = unit_ablation(model, x, "hidden.1", list(range(4)))
+    with torch.no_grad(), ablate(model, "hidden.1", [3]):
+        torch.testing.assert_close(out[3], model(x))
+
+
+class _SkipNet(torch.nn.Module):
+    """conv -> act -> conv, plus a skip connection from before `act`: the expand shortcut cannot apply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = torch.nn.Conv2d(1, 3, 3, padding=1)
+        self.act = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x)
+        return self.fc((self.conv2(self.act(h)) + h).mean(dim=(2, 3)))
+
+
+def test_unit_ablation_falls_back_when_later_layers_read_earlier_ones():
+    model = _SkipNet().eval()
+    x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    out = unit_ablation(model, x, "act", [0, 1, 2])
+    for channel in range(3):
+        with torch.no_grad(), ablate(model, "act", [channel]):
+            torch.testing.assert_close(out[channel], model(x))
+
+
+def test_unit_ablation_of_a_sequence_layer_zeroes_features():
+    from tests.zoo import TokenGRU
+
+    model = TokenGRU().eval()
+    tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(3))
+    out = unit_ablation(model, tokens, "gru", [0, 2, 7])
+    for row, unit in enumerate([0, 2, 7]):
+        with torch.no_grad(), ablate(model, "gru", [unit]):
+            torch.testing.assert_close(out[row], model(tokens))
+
+
+def _identity_net(n_in: int, n_hidden: int, readout: torch.Tensor) -> torch.nn.Sequential:
+    model = torch.nn.Sequential(torch.nn.Linear(n_in, n_hidden, bias=False), torch.nn.ReLU(),
+                                torch.nn.Linear(n_hidden, readout.shape[0], bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(n_hidden, n_in))
+        model[2].weight.copy_(readout)
+    return model.eval()
+
+
+def test_unit_ablation_effect_classification_hand_computed():
+    model = _identity_net(3, 3, torch.eye(3))  # logits = relu(x): zeroing unit k leaves all-zero logits on x = e_k
+    effect = unit_ablation_effect(model, torch.eye(3), torch.tensor([0, 1, 2]), "1", [0, 1, 2], task="classification")
+    assert effect.metric == "accuracy drop" and effect.units == (0, 1, 2)
+    torch.testing.assert_close(effect.change, torch.tensor([0.0, 1 / 3, 1 / 3]))  # argmax of zeros is class 0
+    torch.testing.assert_close(effect.per_class, torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+def test_unit_ablation_effect_regression_is_the_mse_increase():
+    model = _identity_net(2, 2, torch.tensor([[1.0, 1.0]]))  # y = x1 + x2 on positive inputs
+    effect = unit_ablation_effect(model, torch.tensor([[1.0, 2.0]]), torch.tensor([3.0]), "1", [0, 1],
+                                  task="regression")
+    assert effect.metric == "MSE increase" and effect.per_class is None
+    torch.testing.assert_close(effect.change, torch.tensor([1.0, 4.0]))  # predictions 2 and 1 for the target 3
+    with pytest.raises(ConfigError, match="task must be 'classification' or 'regression'"):
+        unit_ablation_effect(model, torch.ones(1, 2), torch.ones(1), "1", [0], task="ranking")  # type: ignore[arg-type]

@@ -97,3 +97,44 @@ def test_connection_errors(gap_cnn):
         connection_strengths(gap_cnn.relu1)
     with pytest.raises(ConfigError, match="top must be"):
         conv_connections(gap_cnn, top=0)
+
+
+def test_unit_connections_follow_the_residual_dataflow():
+    from mechscope.circuits import unit_connections
+    from tests.zoo import TinyResNet, image_bundle
+
+    model = TinyResNet(width=4)
+    names = ["relu", "layer1.0.relu", "layer1.0.conv2", "layer1.1.relu"]
+    found = unit_connections(model, {name: 4 for name in names}, example=image_bundle((1, 8, 8), 4).x_test[:2])
+
+    def inbound(name):
+        return {c.layer for cs in found[name].inbound.values() for c in cs}
+
+    assert inbound("layer1.0.relu") == {"relu"}
+    assert inbound("layer1.0.conv2") == {"layer1.0.relu"}
+    assert inbound("layer1.1.relu") == {"layer1.0.conv2", "relu"}  # layer1.1.conv1 reads the residual sum
+    l2, signed = connection_strengths(model.layer1[1].conv1)
+    for u, connections in found["layer1.1.relu"].inbound.items():
+        assert [c.strength for c in connections] == sorted((c.strength for c in connections), reverse=True)
+        assert all(c.strength == float(l2[u, c.unit]) and c.signed == float(signed[u, c.unit]) for c in connections)
+    assert {c.layer for cs in found["relu"].outbound.values() for c in cs} == {"layer1.0.relu", "layer1.1.relu"}
+
+
+def test_unit_connections_label_the_input_features_and_the_outputs():
+    from mechscope.circuits import unit_connections
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -3.0, 2.0], [0.5, 0.0, 0.0]]))
+        model[2].weight.copy_(torch.tensor([[2.0, 0.0], [-1.0, 4.0]]))
+    found = unit_connections(model, {"1": 2}, example=torch.zeros(2, 3), top=2, input_names=["p", "q", "r"],
+                             output_names=["cat", "dog"])
+    assert [(c.label, c.strength, c.signed) for c in found["1"].inbound[0]] == [("q", 3.0, -3.0), ("r", 2.0, 2.0)]
+    assert [(c.label, c.signed) for c in found["1"].outbound[1]] == [("logit of class dog", 4.0),
+                                                                    ("logit of class cat", 0.0)]
+    assert found["1"].outbound[0][0].to_dict() == {"layer": None, "unit": 0, "label": "logit of class cat",
+                                                   "strength": 2.0, "signed": 2.0}
+    unnamed = unit_connections(model, {"1": 2}, example=torch.zeros(2, 3), max_units=1)
+    assert list(unnamed["1"].inbound) == [0] and unnamed["1"].inbound[0][0].label == "input x2"
+    with pytest.raises(ConfigError, match="got 2 input_names for inputs of 3 features"):
+        unit_connections(model, {"1": 2}, example=torch.zeros(2, 3), input_names=["p", "q"])

@@ -104,4 +104,4 @@ def test_featurevis_missing_checkpoint_exits_1(tmp_path, capsys):
 
 def test_featurevis_help_shows_examples(capsys):
     code, out, _ = _run(["featurevis", "--help"], capsys)
-    assert code == 0 and "mechscope featurevis runs/digit-cnn --layer relu2" in out
+    assert code == 0 and "mechscope units render runs/digit-cnn --layer relu2" in out

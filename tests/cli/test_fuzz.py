@@ -243,7 +243,13 @@ MODEL_OPTIONS = combine(  # the options every model command shares; with a check
 )
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+SLOW_COMMANDS = {"attribute", "circuits", "examples", "formula", "fourier", "probe"}
+"""Commands whose runs take up to a second or more each: 40 of them take tens of seconds."""
+
+
+@pytest.mark.parametrize(
+    "command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_COMMANDS else c for c in sorted(COMMANDS)]
+)
 def test_fuzz_command_arguments(command, checkpoints, tmp_path):
     name, strategy = COMMANDS[command]
     _user_files(tmp_path)

@@ -1,26 +1,12 @@
 from __future__ import annotations
 
-import io
-
-import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-import mechscope.plots.featurevis as featurevis_plots
-from mechscope.atomic import owned_png
-from mechscope.errors import DataError, OutputError
+from mechscope.errors import DataError
 from mechscope.featurevis import Evidence
-from mechscope.plots._style import plt
-from mechscope.plots.featurevis import (
-    MAX_PANELS,
-    plot_class_pairs,
-    plot_layer_grid,
-    save_unit_image,
-    save_unit_images,
-    unit_png,
-)
+from mechscope.plots.featurevis import MAX_PANELS, plot_class_pairs, plot_layer_grid
 
 
 def _evidence(n: int) -> Evidence:
@@ -28,103 +14,49 @@ def _evidence(n: int) -> Evidence:
     return Evidence("relu2 channels", tuple(range(n)), (1.0,) * n, (0.5,) * (n - 1) + (0.0,), (0,) * n, ratio)
 
 
-@pytest.mark.parametrize(("n", "channels"), [(3, 1), (16, 1), (4, 3)])
-def test_plot_layer_grid_writes_a_png(tmp_path, n, channels):
-    images = torch.rand(n, channels, 8, 8)
-    path = plot_layer_grid(images, tmp_path / "grid.png", title="relu2: channel objective", evidence=_evidence(n),
-                           examples=torch.rand(n, channels, 8, 8))
-    picture = matplotlib.image.imread(path)
-    assert picture.shape[0] > 100 and picture.shape[1] > 200
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
-def test_plot_class_pairs_writes_a_png(tmp_path):
-    path = plot_class_pairs(torch.rand(10, 1, 8, 8), torch.rand(10, 1, 8, 8), tmp_path / "classes.png",
-                            logit_evidence=_evidence(10), prob_evidence=_evidence(10))
-    assert matplotlib.image.imread(path).shape[1] > 500
+def test_plot_layer_grid_draws_each_unit_above_its_best_example():
+    images, examples = torch.rand(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
+    fig = plot_layer_grid(images, title="relu2: channel objective", evidence=_evidence(3), examples=examples,
+                          value_range=(-1.0, 2.0))
+    panels = _panels(fig)
+    assert len(panels) == 6 and len(fig.axes) == 7  # 2 rows of 3 and one colour bar
+    assert [ax.get_title() for ax in panels[:3]] == ["ch 0\n\u00d71.50", "ch 1\n\u00d71.50", "ch 2\nnever active"]
+    assert [ax.get_title() for ax in panels[3:]] == ["best example"] * 3
+    for i in range(3):
+        np.testing.assert_allclose(panels[i].images[0].get_array(), images[i, 0].numpy())
+        np.testing.assert_allclose(panels[3 + i].images[0].get_array(), examples[i, 0].numpy())
+        assert panels[i].images[0].get_clim() == (-1.0, 2.0)
+    assert fig._suptitle.get_text() == "relu2: channel objective\n2/2 units reach their best dataset activation"
+    assert fig.axes[-1].get_ylabel() == "pixel value"
 
 
-def test_save_unit_image_keeps_the_pixels(tmp_path):
-    image = torch.zeros(1, 4, 4)
-    image[0, 1, 2] = 1.0
-    path = save_unit_image(image, tmp_path / "u" / "unit.png")
-    picture = matplotlib.image.imread(path)
-    assert picture.shape == (4, 4)  # 8-bit grey, one pixel per value
-    assert picture[1, 2] == 1.0 and picture[0, 0] == 0.0
-    assert owned_png(path)
+def test_plot_layer_grid_wraps_units_in_rows_of_8_and_leaves_the_rest_blank():
+    fig = plot_layer_grid(torch.rand(11, 1, 4, 4), title="relu1", unit_label="unit")
+    panels = _panels(fig)
+    assert len(panels) == 16
+    assert [ax.get_title() for ax in panels[:11]] == [f"unit {u}" for u in range(11)]
+    assert all(not ax.images and ax.get_title() == "" for ax in panels[11:])
+    assert fig._suptitle.get_text() == "relu1"
 
 
-@pytest.mark.parametrize("value_range", [(0.0, 1.0), (-0.5, 2.0)])
-def test_unit_png_has_the_pixels_matplotlib_imsave_gives(value_range):
-    image = torch.rand(1, 9, 7, generator=torch.Generator().manual_seed(0)) * 3 - 1  # beyond the range too
-    ours = np.asarray(Image.open(io.BytesIO(unit_png(image, value_range=value_range))))
-    buffer = io.BytesIO()
-    plt.imsave(buffer, image[0].numpy(), cmap="gray", vmin=value_range[0], vmax=value_range[1], format="png")
-    reference = np.asarray(Image.open(io.BytesIO(buffer.getvalue())))
-    assert ours.shape == (9, 7) and np.array_equal(ours, reference[..., 0])
+def test_plot_layer_grid_draws_three_channels_as_rgb_scaled_from_the_value_range():
+    images = torch.zeros(1, 3, 2, 2)
+    images[0, 0, 0, 0] = 1.0  # the top value of (-1, 1): full red
+    fig = plot_layer_grid(images, title="rgb", value_range=(-1.0, 1.0))
+    drawn = _panels(fig)[0].images[0].get_array()
+    assert drawn.shape == (2, 2, 3)
+    np.testing.assert_allclose(drawn[0, 0], [1.0, 0.5, 0.5])
+    np.testing.assert_allclose(drawn[1, 1], [0.5, 0.5, 0.5])
 
 
-def test_unit_png_draws_three_channels_as_rgb():
-    image = torch.zeros(3, 2, 2)
-    image[0, 0, 0] = image[1, 0, 1] = image[2, 1, 0] = 1.0
-    picture = np.asarray(Image.open(io.BytesIO(unit_png(image))))
-    assert picture.shape == (2, 2, 3)
-    assert picture[0, 0].tolist() == [255, 0, 0] and picture[0, 1].tolist() == [0, 255, 0]
-    assert picture[1, 0].tolist() == [0, 0, 255] and picture[1, 1].tolist() == [0, 0, 0]
-
-
-def test_save_unit_images_writes_one_marked_png_per_unit(tmp_path):
-    images = torch.rand(5, 1, 6, 6)
-    names = [f"unit_{u:03d}.png" for u in (0, 3, 4, 8, 9)]
-    paths = save_unit_images(images, tmp_path / "units", names)
-    assert paths == [tmp_path / "units" / n for n in names]
-    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == names
-    assert all(owned_png(p) for p in paths)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["units"]  # no temporary folder left
-    for image, path in zip(images, paths):
-        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(io.BytesIO(unit_png(image)))))
-
-
-def test_save_unit_images_replaces_its_own_folder_whole(tmp_path):
-    save_unit_images(torch.rand(3, 1, 4, 4), tmp_path / "units", ["a.png", "b.png", "c.png"])
-    save_unit_images(torch.rand(1, 1, 4, 4), tmp_path / "units", ["d.png"])
-    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["d.png"]  # no picture of the earlier run
-
-
-def test_save_unit_images_never_replaces_a_folder_it_did_not_write(tmp_path):
-    (tmp_path / "units").mkdir()
-    (tmp_path / "units" / "notes.txt").write_text("mine")
-    with pytest.raises(OutputError, match="does not hold a folder of unit pictures"):
-        save_unit_images(torch.rand(2, 1, 4, 4), tmp_path / "units", ["a.png", "b.png"])
-    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["notes.txt"]
-
-
-@pytest.mark.parametrize("names", [["a.png"], ["a.png", "a.png"], ["a.png", "b.jpg"], ["a.png", "../b.png"]])
-def test_save_unit_images_rejects_names_that_do_not_match(tmp_path, names):
-    with pytest.raises(DataError, match="distinct file names ending in .png"):
-        save_unit_images(torch.rand(2, 1, 4, 4), tmp_path / "units", names)
-    assert not (tmp_path / "units").exists()
-
-
-def test_save_unit_images_shows_progress_over_every_picture(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_tqdm(items, **kwargs):
-        calls.append(kwargs)
-        return items
-
-    monkeypatch.setattr(featurevis_plots, "tqdm", fake_tqdm)
-    save_unit_images(torch.rand(4, 1, 3, 3), tmp_path / "u", [f"{i}.png" for i in range(4)], progress=True)
-    save_unit_images(torch.rand(4, 1, 3, 3), tmp_path / "v", [f"{i}.png" for i in range(4)])
-    assert calls[0]["disable"] is None and calls[1]["disable"] is True  # None: only on a terminal
-
-
-def test_plot_layer_grid_draws_many_units_as_one_mosaic(tmp_path, monkeypatch):
-    figures = []
-    monkeypatch.setattr(featurevis_plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+def test_plot_layer_grid_draws_many_units_as_one_mosaic():
     n = MAX_PANELS + 36  # 100 units: 10 x 10 tiles
     images = torch.rand(n, 1, 5, 4)
-    plot_layer_grid(images, tmp_path / "grid.png", title="relu9", evidence=_evidence(n))
-    fig = figures[0]
+    fig = plot_layer_grid(images, title="relu9", evidence=_evidence(n))
     drawn = [image for ax in fig.axes for image in ax.get_images()]
     assert len(drawn) == 1 and len(fig.axes) == 2  # the mosaic and its colour bar
     tiles = np.ma.filled(drawn[0].get_array(), np.nan)
@@ -133,11 +65,42 @@ def test_plot_layer_grid_draws_many_units_as_one_mosaic(tmp_path, monkeypatch):
     assert np.isnan(tiles[5, :]).all()  # a blank line between rows
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[:2] == ["ch 0", "ch 10"] and "99/99 units reach" in fig._suptitle.get_text()
-    plt.close(fig)
+    assert fig.axes[0].get_title() == "rendered: 100 units, 10 per row, read left to right"
 
 
-def test_plots_reject_bad_images(tmp_path):
+def test_plot_layer_grid_mosaic_puts_the_best_examples_beside_the_rendered_images():
+    n = MAX_PANELS + 1
+    examples = torch.rand(n, 1, 3, 3)
+    fig = plot_layer_grid(torch.rand(n, 1, 3, 3), title="relu9", examples=examples)
+    rendered, best = _panels(fig)
+    assert best.get_title().startswith("best dataset example: 65 units")
+    tiles = np.ma.filled(best.images[0].get_array(), np.nan)
+    np.testing.assert_allclose(tiles[:3, 4:7], examples[1, 0].numpy(), rtol=1e-6)
+
+
+def test_plot_class_pairs_draws_logit_pictures_above_probability_pictures():
+    logits, probs = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
+    fig = plot_class_pairs(logits, probs, class_names=["cat", "dog"], logit_evidence=_evidence(2),
+                           prob_evidence=_evidence(2))
+    panels = _panels(fig)
+    assert len(panels) == 4
+    top, bottom = panels[:2], panels[2:]
+    assert [ax.get_title() for ax in top] == ["class cat\n\u00d71.50", "class dog"]  # no ratio: never active
+    assert [ax.get_title() for ax in bottom] == ["p = 1.0000", "p = 1.0000"]
+    assert (top[0].get_ylabel(), bottom[0].get_ylabel()) == ("logit\n(pre-softmax)", "probability\n(post-softmax)")
+    for k in range(2):
+        np.testing.assert_allclose(top[k].images[0].get_array(), logits[k, 0].numpy())
+        np.testing.assert_allclose(bottom[k].images[0].get_array(), probs[k, 0].numpy())
+    assert fig._supxlabel is not None and "largest logit of the class" in fig._supxlabel.get_text()
+
+
+def test_plot_class_pairs_names_classes_by_index_by_default():
+    fig = plot_class_pairs(torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2))
+    assert [ax.get_title() for ax in _panels(fig)[:3]] == ["class 0", "class 1", "class 2"]
+
+
+def test_featurevis_plots_reject_bad_images():
     with pytest.raises(DataError, match="non-empty"):
-        plot_layer_grid(torch.rand(8, 8), tmp_path / "x.png", title="x")
+        plot_layer_grid(torch.rand(8, 8), title="x")
     with pytest.raises(DataError, match="must match"):
-        plot_class_pairs(torch.rand(10, 1, 8, 8), torch.rand(9, 1, 8, 8), tmp_path / "y.png")
+        plot_class_pairs(torch.rand(10, 1, 8, 8), torch.rand(9, 1, 8, 8))

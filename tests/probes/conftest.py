@@ -31,3 +31,15 @@ def blobs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x[torch.arange(120), :, a] += 2.0
     x[:, 1, 3] += 2.0 * b
     return x, a, b
+
+
+@pytest.fixture(scope="module")
+def mod2() -> tuple[torch.nn.Module, object]:
+    """A ModularMLP trained on (a + b) mod 2 (400 pairs), in eval mode, with its data."""
+    from mechscope.data import modular_data
+    from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
+
+    data = modular_data(2, n_train=400, n_test=400, seed=0)
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2), seed=0)
+    train(model, data, progress=False)
+    return model.eval(), data

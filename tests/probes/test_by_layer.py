@@ -3,10 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mechscope.errors import LayerNameError
+from mechscope.errors import ConfigError, LayerNameError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
-from mechscope.plots._style import save_figure
-from mechscope.probes import probe_by_layer
+from mechscope.probes import ConvProbe, probe_activation_image, probe_by_layer, representative_cases, unit_means
 
 
 def _model_and_inputs() -> tuple[ModularMLP, torch.Tensor, torch.Tensor]:
@@ -16,7 +15,7 @@ def _model_and_inputs() -> tuple[ModularMLP, torch.Tensor, torch.Tensor]:
     return model, pairs, x
 
 
-def test_probe_by_layer_scores_every_layer_and_target(tmp_path):
+def test_probe_by_layer_scores_every_layer_and_target():
     model, pairs, x = _model_and_inputs()
     table = probe_by_layer(
         model, x, {"a": pairs[:, 0], "b": pairs[:, 1]}, ["hidden.0", "hidden.4"], types=pairs, seeds=(0, 1)
@@ -29,11 +28,49 @@ def test_probe_by_layer_scores_every_layer_and_target(tmp_path):
     assert first.untrained is not None and 0.0 <= first.baseline <= 1.0
     assert first.selectivity == pytest.approx(first.score - first.control)
     assert "hidden.4" in table.format() and len(table.to_dict()["rows"]) == 4
-    path = save_figure(table.plot(), tmp_path / "by_layer.png")
-    assert path.stat().st_size > 10_000
 
 
 def test_probe_by_layer_unknown_layer_raises():
     model, pairs, x = _model_and_inputs()
     with pytest.raises(LayerNameError, match="Unknown layer 'hidden.9'"):
         probe_by_layer(model, x, {"a": pairs[:, 0]}, ["hidden.9"])
+
+
+def test_probe_by_layer_reads_the_features_the_hook_makes():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU())
+    x = torch.rand(60, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    label = (x.mean(dim=(1, 2, 3)) > x.mean()).long()
+    seen = []
+
+    def spy(layer, value):
+        seen.append((layer, tuple(value.shape)))
+        return unit_means(model)(layer, value)
+
+    table = probe_by_layer(model, x, {"label": label}, ["1"], features=spy, seeds=(0,), use_untrained=False)
+    assert seen == [("1", (60, 3, 5, 5))]
+    assert [r.layer for r in table.rows] == ["1"]
+    torch.testing.assert_close(unit_means(model)("1", torch.ones(2, 3, 5, 5)), torch.ones(2, 3))
+
+
+def test_probe_activation_image_pads_unequal_layers_and_reports_it(mod2):
+    model, data = mod2
+    with pytest.warns(UserWarning, match="unequal widths"):
+        run = probe_activation_image(
+            model, data.x_test, {"y": data.y_test}, layers=["hidden.0", "output"], types=data.extras["pairs_test"],
+            probe=ConvProbe(kernel_size=(2, 1)), seeds=(0,), use_untrained=False,
+        )
+    assert run.image.widths == (5, 2)
+    assert any("padded" in note for note in run.report.notes)
+    assert run.report.to_dict()["seeds"]["notes"] == list(run.report.notes)
+
+
+def test_probe_activation_image_keeps_an_explicit_kernel_that_does_not_fit(mod2):
+    model, data = mod2
+    with pytest.raises(ConfigError, match=r"kernel_size \(2, 2\) does not fit activation images of height 1"):
+        probe_activation_image(model, data.x_test, {"y": data.y_test}, layers=["hidden.0"],
+                               probe=ConvProbe(kernel_size=(2, 2)), seeds=(0,), use_untrained=False)
+
+
+def test_representative_cases_picks_first_example_of_each_case():
+    cases = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 1], [0, 0]])
+    assert representative_cases(cases).tolist() == [1, 3, 0]  # sorted cases (0,0), (0,1), (1,0)

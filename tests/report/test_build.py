@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 from pathlib import Path
@@ -10,9 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, OutputError
-from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
+from mechscope.models import ModularMLP, ModularMLPConfig, TinyReLU, TinyReLUConfig, build_seeded
 from mechscope.models.checkpoint import save_checkpoint
 from mechscope.data import function_data, modular_data
+from mechscope.plots._style import plt
 from mechscope.report import REPORT_FILE, build_report
 from mechscope.report.site import SLUG_MAX, slugify
 from tests.report.conftest import TINY
@@ -56,10 +58,22 @@ def test_build_report_shows_fourier_and_probes_for_a_modular_mlp(site):
 
 
 def test_build_report_reads_the_formula_of_a_function_learner(site):
-    sections = _sections(site / "sum" / "report")
-    assert sections["formula"]["page"] == "formula.html"
-    assert sections["formula"]["n_regions"] >= 1
-    assert "classification" not in sections["formula"]["page"]
+    root = site / "sum" / "report"
+    formula = _sections(root)["formula"]
+    assert formula["page"] == "formula.html" and formula["reason"] is None
+    # The fixture's untrained TinyReLU: its one ReLU unit is active on every test point, so one region covers all.
+    (region,) = formula["regions"]
+    assert region["coverage"] == 1.0 and region["n_points"] == formula["n_points"] == 64
+    # The formula the report states reproduces the network on the test data (an oracle, not the reader's word).
+    data = function_data("sum", n_train=64, n_test=64)
+    model = build_seeded(TinyReLU, TinyReLUConfig(), 0).eval()
+    stated = data.x_test.double() @ torch.tensor(region["coefficients"], dtype=torch.float64) + region["intercept"]
+    with torch.no_grad():
+        network = model(data.x_test).double().reshape(-1)
+    assert torch.allclose(stated, network, atol=1e-4)
+    page = (root / "formula.html").read_text()
+    assert html.escape(formula["formula"]) in page and 'src="fig/formula.png"' in page
+    assert (root / "fig" / "formula.png").is_file()
 
 
 def test_build_report_writes_a_page_for_every_unit_shown(site):
@@ -84,7 +98,9 @@ def test_build_report_from_a_checkpoint_uses_its_data_and_history(tmp_path):
     model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
     ckpt = save_checkpoint(tmp_path / "mod2" / "checkpoint", model, data_spec=data.spec,
                            metrics={"test_accuracy": 0.5}, history=[{"epoch": 1.0, "train_loss": 0.7}])
+    open_figures = set(plt.get_fignums())
     index = build_report(ckpt, tmp_path / "out", config=TINY, progress=False)
+    assert set(plt.get_fignums()) == open_figures  # every figure drawn was saved and closed
     summary = _summary(index.parent)
     assert summary["name"] == "mod2" and summary["metrics"] == {"test_accuracy": 0.5}
     assert (index.parent / "fig" / "training.png").is_file()
@@ -229,37 +245,40 @@ print(calls[0])
 """
 
 
+@pytest.mark.slow  # five whole report builds, each in its own process
 def test_build_report_killed_at_any_rename_leaves_the_old_or_the_new_report(tmp_path):
     import subprocess
-    import sys
 
     from mechscope.atomic import recover
     from mechscope.report.build import is_report
+    from tests.forking import forked_python
 
     out = tmp_path / "out"
-
-    def build(kill_at: int, hidden: int) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", _KILL_REPORT, str(out), str(kill_at), str(hidden)],
-                              capture_output=True, text=True, cwd=str(Path(__file__).parents[2]))
 
     def units() -> int:
         return len(list((out / "layers").rglob("unit-*.html")))
 
-    first = build(0, 4)
-    assert first.returncode == 0, first.stderr
-    total = int(first.stdout)  # renames of one whole build: every page and picture, then the swap's three
-    shown = units()
-    for kill_at in (1, total - 2, total - 1, total):
-        hidden = 2 if shown != 2 else 3
-        assert build(kill_at, hidden).returncode == 9
-        recover(out, owned=is_report)  # what the next build (or a reader) does first
-        assert is_report(out) and (out / "index.html").is_file(), kill_at
-        if kill_at == total:  # killed after the new report was renamed into place: the new one stands
-            assert units() == hidden != shown
-        else:  # killed before: the old one stands (put back by `recover` when caught between the renames)
-            assert units() == shown
+    # Each build is a separate process, forked from one that has imported the report already.
+    with forked_python("tests.report.conftest", "torch._dynamo", cwd=Path(__file__).parents[2]) as python:
+
+        def build(kill_at: int, hidden: int) -> subprocess.CompletedProcess[str]:
+            return python.run(_KILL_REPORT, str(out), str(kill_at), str(hidden))
+
+        first = build(0, 4)
+        assert first.returncode == 0, first.stderr
+        total = int(first.stdout)  # renames of one whole build: every page and picture, then the swap's three
         shown = units()
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], kill_at  # no leftover of the kill
+        for kill_at in (1, total - 2, total - 1, total):
+            hidden = 2 if shown != 2 else 3
+            assert build(kill_at, hidden).returncode == 9
+            recover(out, owned=is_report)  # what the next build (or a reader) does first
+            assert is_report(out) and (out / "index.html").is_file(), kill_at
+            if kill_at == total:  # killed after the new report was renamed into place: the new one stands
+                assert units() == hidden != shown
+            else:  # killed before: the old one stands (put back by `recover` when caught between the renames)
+                assert units() == shown
+            shown = units()
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], kill_at  # no leftover of the kill
 
 
 def _raise(error: BaseException):
@@ -280,8 +299,10 @@ def test_build_report_records_a_failed_section_and_builds_the_rest(tmp_path, mon
     from tests.report.conftest import EvilNet, evil_data
 
     _with_builder(monkeypatch, "attribution", _raise(RuntimeError("boom\nsecond line")))
+    open_figures = set(plt.get_fignums())
     with pytest.warns(RuntimeWarning, match="report section 'attribution' .* failed: RuntimeError: boom second line"):
         index = build_report(EvilNet().eval(), tmp_path / "out", data=evil_data(), config=TINY, progress=False)
+    assert set(plt.get_fignums()) == open_figures  # the sections that drew closed their figures
     sections = _sections(tmp_path / "out")
     broken = sections["attribution"]
     assert broken["page"] is None and broken["error"] == "RuntimeError: boom second line"
@@ -301,7 +322,11 @@ def test_build_report_lets_keyboard_interrupt_through(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / REPORT_FILE).exists()
 
 
-@pytest.mark.parametrize("make", ["resnet", "dictnet", "token_gru", "vit", "mobilenet", "gpt2"])
+@pytest.mark.parametrize("make", [
+    # The three conv and attention models have many layers, each with its own pages: seconds each.
+    pytest.param("resnet", marks=pytest.mark.slow), "dictnet", "token_gru", pytest.param("vit", marks=pytest.mark.slow),
+    pytest.param("mobilenet", marks=pytest.mark.slow), "gpt2",
+])
 def test_build_report_builds_for_models_written_outside_mechscope(make, tmp_path):
     from tests import zoo
 

@@ -24,6 +24,7 @@ def build_attribution(ctx: ReportContext) -> Section:
             f"the model takes inputs of shape {'x'.join(str(d) for d in ctx.data.x_test.shape[1:])}, not images"
             if not ctx.is_image else "the model is not a classifier returning logits")
         return skipped("attribution", TITLE, f"attribution maps explain image classifiers; {what}.")
+    from mechscope.plots import save_figure
     from mechscope.plots.attribution import plot_attribution_grid, plot_perturbation_curves, plot_sanity_curves
 
     settings, data, model = ctx.settings, ctx.data, ctx.model
@@ -40,16 +41,17 @@ def build_attribution(ctx: ReportContext) -> Section:
     low, high = float(data.x_test.min()), float(data.x_test.max())
     pictures = (x - low) / ((high - low) or 1.0)  # the gallery draws inputs on [0, 1]
     rel_maps, path = figure_path(ctx, "attribution-maps.png")
-    plot_attribution_grid(pictures, maps, path, row_labels=rows, title="Attribution maps for the predicted class")
+    grid = plot_attribution_grid(pictures, maps, row_labels=rows, title="Attribution maps for the predicted class")
+    save_figure(grid, path)
 
     n_faith = min(settings.faithfulness_images, data.x_test.shape[0])
     faith = faithfulness(model, labelled, data.x_test[:n_faith], n_steps=32, output=output)
     rel_faith, path = figure_path(ctx, "faithfulness.png")
-    plot_perturbation_curves(faith, path)
+    save_figure(plot_perturbation_curves(faith), path)
     n_sanity = min(settings.sanity_images, data.x_test.shape[0])
     sanity = cascading_randomization(model, labelled, data.x_test[:n_sanity], output=output)
     rel_sanity, path = figure_path(ctx, "sanity.png")
-    plot_sanity_curves(sanity, path)
+    save_figure(plot_sanity_curves(sanity), path)
 
     result_rows = []
     for label in labelled:

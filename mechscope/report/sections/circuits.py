@@ -21,6 +21,7 @@ def build_circuits(ctx: ReportContext) -> Section:
         return skipped("circuits", TITLE, "class circuits are read from conv classifiers; this model "
                        + ("has no data" if ctx.data is None else "has no conv layer over image inputs"
                           if not ctx.is_conv else "is not a classifier") + ".")
+    from mechscope.plots import save_figure
     from mechscope.plots.circuits import plot_causal_check, plot_class_circuit, plot_class_circuits
 
     try:
@@ -31,9 +32,9 @@ def build_circuits(ctx: ReportContext) -> Section:
     contributions, check = found.contributions, found.causal
     names = contributions.class_names
     rel_all, path = figure_path(ctx, "class-circuits.png")
-    plot_class_circuits(contributions, found.class_mean_inputs, path)
+    save_figure(plot_class_circuits(contributions, found.class_mean_inputs), path)
     rel_check, path = figure_path(ctx, "causal-check.png")
-    plot_causal_check(check, path, class_names=names)
+    save_figure(plot_causal_check(check, class_names=names), path)
     units = ctx.results.get("units", {})
     rows = []
     per_class: list[Html] = []
@@ -42,7 +43,7 @@ def build_circuits(ctx: ReportContext) -> Section:
         channel_links = join([_channel(ctx, page, found.layer, ch, units) for ch in tops], ", ")
         rows.append([name, channel_links, float(check.top_drop[c]), float(check.random_drop[c])])
         rel_c, path = figure_path(ctx, f"circuit-class-{c}.png")
-        plot_class_circuit(found, c, path)
+        save_figure(plot_class_circuit(found, c), path)
         per_class.append(tag("div", figure(ctx.site.href(page, rel_c), f"circuit of class {name}",
                                            f"class {name}"), class_="half"))
     how = ("head weight x mean activation (exact: a Linear reads the channel means)" if contributions.method == "gap"

@@ -20,13 +20,14 @@ def build_depth(ctx: ReportContext) -> Section:
         return skipped("depth", TITLE, "no data was given to measure activations on.")
     if not ctx.unit_layers:
         return skipped("depth", TITLE, f"{ctx.model_class} has no elementwise nonlinearity to measure.")
+    from mechscope.plots import save_figure
     from mechscope.plots.circuits import plot_activation_maps, plot_depth_statistics
 
     page = ctx.site.rel("depth.html")
     stats = depth_statistics(ctx.model, ctx.data.x_test, ctx.unit_layers, progress=ctx.progress)
     ctx.results["depth"] = stats.to_dict()
     rel, path = figure_path(ctx, "depth-statistics.png")
-    plot_depth_statistics(stats, path)
+    save_figure(plot_depth_statistics(stats), path)
     rows = [
         [link(ctx.site.href(page, layer_page(ctx, s.layer)), s.layer), s.n_units, s.mean_activation,
          s.mean_active_value, s.fraction_zeros, s.active_units, f"{s.active_fraction:.1%}"]
@@ -44,7 +45,7 @@ def build_depth(ctx: ReportContext) -> Section:
     if ctx.is_conv:
         maps = activation_maps(ctx.model, ctx.data.x_test[:1], [n for n in ctx.unit_layers if _spatial(ctx, n)])
         rel, path = figure_path(ctx, "activation-maps.png")
-        plot_activation_maps(maps, path)
+        save_figure(plot_activation_maps(maps), path)
         body.append(tag("section", tag("h2", "Every channel's map for one input"),
                         figure(ctx.site.href(page, rel), "activation maps of one input",
                                "The first held-out input and each channel's activation map, one colour scale per "

@@ -20,6 +20,7 @@ def build_formula(ctx: ReportContext) -> Section:
     if ctx.data.task != "regression":
         return skipped("formula", TITLE, "formulas are read from function learners (regression models); "
                        f"this model is a {ctx.data.task} model.")
+    from mechscope.plots import save_figure
     from mechscope.plots.formula import plot_formula
     from mechscope.symbolic import read_formula
 
@@ -29,7 +30,7 @@ def build_formula(ctx: ReportContext) -> Section:
         return skipped("formula", TITLE, f"the network is not piecewise linear: {err}")
     page = ctx.site.rel("formula.html")
     rel, path = figure_path(ctx, "formula.png")
-    plot_formula(report, path)
+    save_figure(plot_formula(report), path)
     main = report.formulas[0]
     facts: list[tuple[str, object]] = [
         ("formula", main.formula),

@@ -27,6 +27,7 @@ def build_fourier(ctx: ReportContext) -> Section:
         return skipped("fourier", TITLE, f"the Fourier analysis reads (a + b) mod p; this model learned "
                        f"{data.extras.get('operation')!r}.")
     from mechscope.fourier import analyze_modular
+    from mechscope.plots import save_figure
     from mechscope.plots.fourier import (
         plot_frequency_spectrum,
         plot_logit_spectrum_2d,
@@ -47,15 +48,18 @@ def build_fourier(ctx: ReportContext) -> Section:
         return path
 
     keys = result.key_frequencies
-    plot_frequency_spectrum({"embedding": result.embedding, "logits along the output class": result.output},
-                            add("spectrum.png", "Energy per frequency; key frequencies highlighted."),
-                            key_frequencies=keys)
-    plot_logit_spectrum_2d(result.logits_2d, add("logits-2d.png", "2D Fourier energy of the logit table."))
+    spectra = {"embedding": result.embedding, "logits along the output class": result.output}
+    save_figure(plot_frequency_spectrum(spectra, key_frequencies=keys),
+                add("spectrum.png", "Energy per frequency; key frequencies highlighted."))
+    save_figure(plot_logit_spectrum_2d(result.logits_2d),
+                add("logits-2d.png", "2D Fourier energy of the logit table."))
     if result.neurons is not None:
-        plot_neuron_clusters(result.neurons, add("neurons.png", "Each neuron's variance share per frequency."))
+        save_figure(plot_neuron_clusters(result.neurons),
+                    add("neurons.png", "Each neuron's variance share per frequency."))
     if ctx.history and "test_loss" in ctx.history[0]:
-        plot_progress(ctx.history, add("progress.png", "Loss curves with restricted and excluded loss."),
-                      progress=ctx.extra.get("progress") or [], key_frequencies=ctx.extra.get("key_frequencies", keys))
+        curves = plot_progress(ctx.history, progress=ctx.extra.get("progress") or [],
+                               key_frequencies=ctx.extra.get("key_frequencies", keys))
+        save_figure(curves, add("progress.png", "Loss curves with restricted and excluded loss."))
     top = result.embedding.top_k_energy(len(keys) or 1)
     facts: list[tuple[str, object]] = [
         ("modulus p", result.modulus),

@@ -94,11 +94,12 @@ def _layers(ctx: ReportContext, page: str) -> Html:
 def _training(ctx: ReportContext, page: str) -> Html:
     if not ctx.history:
         return paragraph("Not shown: no training history was recorded with this model.", class_="missing")
+    from mechscope.plots import save_figure
     from mechscope.plots.training import plot_training_curves
 
     rel, path = figure_path(ctx, "training.png")
     try:
-        plot_training_curves(ctx.history, path, title=f"Training of {ctx.name}")
+        save_figure(plot_training_curves(ctx.history, title=f"Training of {ctx.name}"), path)
     except MechscopeError as err:
         return paragraph(f"Not shown: {err}", class_="missing")
     extra = [f"{len(ctx.history)} records"]

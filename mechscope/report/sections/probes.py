@@ -10,23 +10,15 @@ over the stacked hidden layers is added (full reports).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import Tensor
 
-from mechscope.capture import layer_unit_axes, record
+from mechscope.capture import record
 from mechscope.errors import DataError
 from mechscope.models import ModularMLP
-from mechscope.probes import (
-    LayerProbeTable,
-    LayerScore,
-    LinearProbe,
-    evaluate_probe,
-    probe_by_layer,
-    probe_modular_mlp,
-    save_probe_figures,
-    untrained_copy,
-)
+from mechscope.probes import LinearProbe, probe_by_layer, probe_modular_mlp, unit_means
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, link, paragraph, table, tag
 from mechscope.report.section import Section, figure_path, section_crumbs, skipped
@@ -49,7 +41,8 @@ def build_probes(ctx: ReportContext) -> Section:
     layers = _probe_layers(ctx)
     if not layers:
         return skipped("probes", TITLE, f"{ctx.model_class} has no hidden layer to probe.")
-    from mechscope.plots._style import save_figure
+    from mechscope.plots import save_figure
+    from mechscope.plots.probe_run import probe_run_figures
     from mechscope.plots.probes import plot_accuracy_by_layer
 
     n = ctx.settings.probe_inputs
@@ -66,12 +59,12 @@ def build_probes(ctx: ReportContext) -> Section:
         return skipped("probes", TITLE, f"every target ({', '.join(constant)}) takes a single value on the "
                        f"{x.shape[0]} probed inputs, so there is nothing to decode.")
     seeds = tuple(range(ctx.settings.probe_seeds))
-    if ctx.is_conv:
-        table_ = _pooled_by_layer(ctx, x, targets, layers, seeds)
+    features = unit_means(ctx.model) if ctx.is_conv else None
+    table_ = probe_by_layer(ctx.model, x, targets, layers, features=features, probe=_PROBE, types=types, seeds=seeds,
+                            progress=ctx.progress)
+    if features is not None:
+        table_ = replace(table_, probe=f"{table_.probe} on channel means")
         what += ", read from each conv channel's mean activation"
-    else:
-        table_ = probe_by_layer(ctx.model, x, targets, layers, probe=_PROBE, types=types, seeds=seeds,
-                                progress=ctx.progress)
     page = ctx.site.rel("probes.html")
     rel, path = figure_path(ctx, "probes-by-layer.png")
     save_figure(plot_accuracy_by_layer(table_), path)
@@ -95,7 +88,8 @@ def build_probes(ctx: ReportContext) -> Section:
     data_out: dict[str, Any] = {"by_layer": table_.to_dict()}
     if isinstance(ctx.model, ModularMLP) and "pairs_test" in ctx.data.extras and ctx.settings.article_probe:
         run = probe_modular_mlp(ctx.model, ctx.data, seeds=seeds)
-        paths = save_probe_figures(run, ctx.site.path(ctx.site.rel("fig", "article-probe")))
+        folder = ctx.site.path(ctx.site.rel("fig", "article-probe"))
+        paths = [save_figure(fig, folder / f"{stem}.png") for stem, fig in probe_run_figures(run).items()]
         data_out["article_probe"] = run.to_dict()
         report = run.report
         body += [
@@ -141,37 +135,6 @@ def _targets(ctx: ReportContext, x: Tensor) -> tuple[dict[str, Tensor], Tensor |
     if "modulus" in data.extras and x.dim() == 2 and x.shape[1] == 2 and not x.is_floating_point():
         return {"a": x[:, 0], "b": x[:, 1], "output": output}, x, "operands a and b and the model's own output"
     return {"label": y}, None, "the true label"
-
-
-def _pooled_by_layer(
-    ctx: ReportContext, x: Tensor, targets: dict[str, Tensor], layers: list[str], seeds: tuple[int, ...]
-) -> LayerProbeTable:
-    """Like `probe_by_layer`, on channel means: (batch, channel, ...) -> (batch, channel)."""
-    trained = record(ctx.model, layers, x, progress=False)
-    copies = {s: record(untrained_copy(ctx.model, seed=s), layers, x, progress=False) for s in seeds}
-
-    def pooled(value: Tensor, layer: str) -> Tensor:  # mean over the spatial (or token) axes of each unit
-        if value.dim() <= 2:
-            return value.float()
-        return layer_unit_axes(ctx.model, layer, tuple(value.shape)).units_first(value).flatten(2).mean(dim=2).float()
-
-    rows = []
-    for layer in layers:
-        for name, values in targets.items():
-
-            def untrained(seed: int, layer: str = layer) -> Tensor:
-                return pooled(copies[seed].act(layer), layer)
-
-            report = evaluate_probe(_PROBE, pooled(trained.act(layer), layer), {name: values}, types=x, seeds=seeds,
-                                    test_fraction=0.2, untrained=untrained)
-            rows.append(LayerScore(
-                layer=layer, target=name, kind="categorical" if not values.is_floating_point() else "continuous",
-                score=report.heads[name], score_std=report.heads_std[name], baseline=report.baseline_heads[name],
-                control=report.control_heads[name], selectivity=report.selectivity_heads[name],
-                untrained=None if report.untrained_heads is None else report.untrained_heads[name],
-            ))
-    return LayerProbeTable(tuple(rows), tuple(layers), tuple(targets), repr(_PROBE) + " on channel means",
-                           seeds)
 
 
 def _layer_link(ctx: ReportContext, page: str, layer: str) -> Html:

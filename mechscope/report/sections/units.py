@@ -13,14 +13,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mechscope.circuits import conv_kernels, connections_into
+from mechscope.circuits import Connection, conv_kernels, connections_into
 from mechscope.errors import MechscopeError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, join, key_values, link, paragraph, raw, tag
 from mechscope.report.images import Picture, describe_input, input_range, save_picture
 from mechscope.report.section import Section, figure_path, skipped
 from mechscope.report.site import Crumb
-from mechscope.report.units import Connection, LayerUnits, analyse_units, example_inputs
+from mechscope.report.units import LayerUnits, analyse_units, example_inputs
 from mechscope.report.widgets import colorbar, figure, fmt, label_bar, thumb, value_bar
 
 __all__ = ["TITLE", "build_units", "layer_page", "unit_page"]
@@ -239,14 +239,15 @@ class _Pages:
         except MechscopeError:
             pair = None
         if pair is not None:
-            from mechscope.plots.circuits import plot_connections, plot_kernels
+            from mechscope.plots import save_figure
+            from mechscope.plots.circuits import plot_connections, plot_conv_kernels
 
             rel, path = figure_path(ctx, f"kernels-{layer}.png")
             kernels = conv_kernels(ctx.model, pair.target)
-            plot_kernels(kernels, path, max_out=16, max_in=16)
+            save_figure(plot_conv_kernels(kernels, max_out=16, max_in=16), path)
             shape = tuple(kernels.weight.shape)
             rel_c, path = figure_path(ctx, f"connections-{layer}.png")
-            plot_connections(pair, path)
+            save_figure(plot_connections(pair), path)
             out.append(tag("section", tag("h2", f"Filters of {pair.target} and how {pair.source} feeds it"),
                            tag("div", tag("div", figure(self.site.href(page, rel), f"kernels of {pair.target}",
                                                         f"Kernels {shape} (at most 16 x 16 shown): one tile per "
@@ -261,10 +262,11 @@ class _Pages:
             except MechscopeError:
                 kernels = None
             if kernels is not None:
-                from mechscope.plots.circuits import plot_kernels
+                from mechscope.plots import save_figure
+                from mechscope.plots.circuits import plot_conv_kernels
 
                 rel, path = figure_path(ctx, f"kernels-{layer}.png")
-                plot_kernels(kernels, path)
+                save_figure(plot_conv_kernels(kernels), path)
                 out.append(tag("section", tag("h2", f"Filters of {kernels.layer}"),
                                figure(self.site.href(page, rel), f"kernels of {kernels.layer}",
                                       "First-layer kernels; red positive, blue negative weights.")))

@@ -1,12 +1,12 @@
-"""The tour: train every built-in target, run every analysis, and write a browsable report of each.
+"""The tour: train every built-in model, run every analysis, and write a browsable report of each.
 
 Each step writes into `OUT/<step name>/` and finishes by writing `step.json` atomically;
 a step whose `step.json` exists is reused unless `force=True`, so an interrupted tour
-resumes where it stopped. Every target has two steps: `<target>` trains it into
-`<target>/checkpoint`, `<target>/report` (or `report-quick`) builds its report. At the
+resumes where it stopped. Every model has two steps: `<model>` trains it into
+`<model>/checkpoint`, `<model>/report` (or `report-quick`) builds its report. At the
 end `OUT/index.html` links every report.
 
-Targets (seed articles): the mod-2 ModularMLP (seed 000), TinyReLU on sum, weighted sum
+Models (seed articles): the mod-2 ModularMLP (seed 000), TinyReLU on sum, weighted sum
 and product (seed 002), DigitCNN with a global-average-pooling head (so CAM applies) on
 the MNIST 5k subset (quick: scikit-learn's 8x8 digits, a smaller net and fewer epochs),
 and the grokking MLP on (a + b) mod 59 (quick: mod 31).
@@ -24,8 +24,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from mechscope import targets
 from mechscope.atomic import check_output, write_file
+from mechscope.recipes import builtin
 
 __all__ = ["TourStep", "tour_steps", "run_tour", "is_tour", "write_json_atomic", "INDEX_FILE", "STEP_FILE",
            "TOUR_FILE"]
@@ -50,7 +50,7 @@ class TourStep:
     is_report: bool = False  # the folder holds a report that the tour index links
 
 
-def _trained(fn: Callable[..., targets.TrainedTarget], **kwargs: Any) -> Callable[[Path], dict[str, Any]]:
+def _trained(fn: Callable[..., builtin.TrainedModel], **kwargs: Any) -> Callable[[Path], dict[str, Any]]:
     def run(folder: Path) -> dict[str, Any]:
         result = fn(folder / "checkpoint", progress=False, **kwargs)
         return {**result.metrics, "checkpoint": str(result.checkpoint)}
@@ -58,7 +58,7 @@ def _trained(fn: Callable[..., targets.TrainedTarget], **kwargs: Any) -> Callabl
     return run
 
 
-def _reported(target: str, *, quick: bool, title: str) -> Callable[[Path], dict[str, Any]]:
+def _reported(name: str, *, quick: bool, title: str) -> Callable[[Path], dict[str, Any]]:
     def run(folder: Path) -> dict[str, Any]:
         from mechscope.report import build_report  # the report pulls in matplotlib: only when a step needs it
 
@@ -69,15 +69,15 @@ def _reported(target: str, *, quick: bool, title: str) -> Callable[[Path], dict[
         shown = [s["key"] for s in summary["sections"] if s.get("page")]
         return {"index": str(index), "pages": summary["pages"], "sections": shown}
 
-    run.__name__ = f"report_{target}"
+    run.__name__ = f"report_{name}"
     return run
 
 
 def _grokking(modulus: int, *, quick: bool) -> Callable[[Path], dict[str, Any]]:
     def run(folder: Path) -> dict[str, Any]:
-        from mechscope.fourier import train_grokking_mlp
         from mechscope.models import GrokkingMLPConfig
         from mechscope.models.grokking_train import GrokkingTrainConfig
+        from mechscope.recipes.grokking import train_grokking_mlp
 
         if quick:  # a smaller table that still groks: measured in the README's tour section
             model_config = GrokkingMLPConfig(modulus=modulus, d_embed=32, width=64)
@@ -100,30 +100,30 @@ def _quick_digits(folder: Path) -> dict[str, Any]:
     data = digits_data("digits")
     model = build_seeded(DigitCNN, DigitCNNConfig(image_size=8, gap=True, channels=(12, 24, 48), pools=0), 0)
     config = TrainConfig(epochs=20, batch_size=64, lr=6e-3, cosine=True)
-    result = targets.fit_and_save("digit-cnn", model, data, folder / "checkpoint", config=config, progress=False)
+    result = builtin.fit_and_save("digit-cnn", model, data, folder / "checkpoint", config=config, progress=False)
     return {**result.metrics, "checkpoint": str(result.checkpoint)}
 
 
 def tour_steps(*, quick: bool = False) -> list[TourStep]:
-    """The steps `run_tour` runs, in order: each target is trained, then reported."""
+    """The steps `run_tour` runs, in order: each model is trained, then reported."""
     if quick:
         trained = [
-            ("modular-mlp-mod2", "Modular MLP, (a + b) mod 2", _trained(targets.train_modular_mlp, modulus=2)),
-            ("tiny-relu-sum", "TinyReLU, sum", _trained(targets.train_tiny_relu, function="sum")),
-            ("tiny-relu-weighted", "TinyReLU, weighted sum", _trained(targets.train_tiny_relu, function="weighted")),
-            ("tiny-relu-product", "TinyReLU, product", _trained(targets.train_tiny_relu, function="product")),
+            ("modular-mlp-mod2", "Modular MLP, (a + b) mod 2", _trained(builtin.train_modular_mlp, modulus=2)),
+            ("tiny-relu-sum", "TinyReLU, sum", _trained(builtin.train_tiny_relu, function="sum")),
+            ("tiny-relu-weighted", "TinyReLU, weighted sum", _trained(builtin.train_tiny_relu, function="weighted")),
+            ("tiny-relu-product", "TinyReLU, product", _trained(builtin.train_tiny_relu, function="product")),
             ("digit-cnn-digits", "DigitCNN (GAP), 8x8 digits", _quick_digits),
             (f"grokking-mlp-p{_QUICK_GROK_MODULUS}", f"Grokking MLP, (a + b) mod {_QUICK_GROK_MODULUS}",
              _grokking(_QUICK_GROK_MODULUS, quick=True)),
         ]
     else:
         trained = [
-            ("modular-mlp-mod2", "Modular MLP, (a + b) mod 2", _trained(targets.train_modular_mlp, modulus=2)),
-            ("tiny-relu-sum", "TinyReLU, sum", _trained(targets.train_tiny_relu, function="sum")),
-            ("tiny-relu-weighted", "TinyReLU, weighted sum", _trained(targets.train_tiny_relu, function="weighted")),
-            ("tiny-relu-product", "TinyReLU, product", _trained(targets.train_tiny_relu, function="product")),
+            ("modular-mlp-mod2", "Modular MLP, (a + b) mod 2", _trained(builtin.train_modular_mlp, modulus=2)),
+            ("tiny-relu-sum", "TinyReLU, sum", _trained(builtin.train_tiny_relu, function="sum")),
+            ("tiny-relu-weighted", "TinyReLU, weighted sum", _trained(builtin.train_tiny_relu, function="weighted")),
+            ("tiny-relu-product", "TinyReLU, product", _trained(builtin.train_tiny_relu, function="product")),
             ("digit-cnn-gap-mnist5k", "DigitCNN (GAP), MNIST 5k",
-             _trained(targets.train_digit_cnn, data="mnist5k", gap=True)),
+             _trained(builtin.train_digit_cnn, data="mnist5k", gap=True)),
             ("grokking-mlp-p59", "Grokking MLP, (a + b) mod 59", _grokking(59, quick=False)),
         ]
     report = "report-quick" if quick else "report"
@@ -177,7 +177,7 @@ def run_tour(out: str | os.PathLike[str], *, quick: bool = False, force: bool = 
 def _intro(quick: bool) -> str:
     mode = ("the quick tour (small step counts, 8x8 digits, grokking mod 31)" if quick
             else "the full tour (MNIST 5k, grokking mod 59)")
-    return (f"Every built-in target of the seed articles, trained and analysed: {mode}. Open a report to browse "
+    return (f"Every built-in model of the seed articles, trained and analysed: {mode}. Open a report to browse "
             "its analyses, layers and units; every page links back here.")
 
 

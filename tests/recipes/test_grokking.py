@@ -6,10 +6,10 @@ import pytest
 
 from mechscope.errors import ConfigError
 from mechscope.fourier import analyze_modular
-from mechscope.fourier.grokking import train_grokking_mlp
 from mechscope.models import GrokkingMLPConfig
 from mechscope.models.checkpoint import load_checkpoint
 from mechscope.models.grokking_train import GrokkingTrainConfig
+from mechscope.recipes.grokking import train_grokking_mlp
 
 # Small enough to grok in a few seconds on one core: p = 31, 60% of the pairs for training.
 MODEL = GrokkingMLPConfig(modulus=31, d_embed=32, width=64)

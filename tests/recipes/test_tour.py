@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mechscope import tour
+from mechscope.recipes import tour
 from mechscope.cli.main import main
 
 

@@ -1,6 +1,6 @@
-"""Built-in targets from the seed articles: build data and model, train, and save a checkpoint.
+"""The built-in models of the seed articles: build data and model, train, and save a checkpoint.
 
-Each `train_*` function is what `mechscope train <target>` and `mechscope tour` run.
+Each `train_*` function is what `mechscope train <model>` and `mechscope tour` run.
 
 Example:
     >>> result = train_modular_mlp(out="runs/modular-mlp", modulus=2)
@@ -34,23 +34,23 @@ from mechscope.devices import resolve_device
 from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.train import TrainConfig
 
-__all__ = ["TrainedTarget", "train_modular_mlp", "train_tiny_relu", "train_digit_cnn", "fit_and_save"]
+__all__ = ["TrainedModel", "train_modular_mlp", "train_tiny_relu", "train_digit_cnn", "fit_and_save"]
 
 PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
-class TrainedTarget:
-    """A trained built-in target and where its checkpoint lies."""
+class TrainedModel:
+    """A trained built-in model and where its checkpoint lies."""
 
-    name: str  # target name, e.g. "modular-mlp"
+    name: str  # built-in model name, e.g. "modular-mlp"
     checkpoint: Path  # checkpoint folder
     metrics: dict[str, float]  # final train/test scores
     epochs_run: int  # epochs until the stop
     seconds: float  # wall time of the optimisation
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary: metrics flattened beside `checkpoint`."""
+        """JSON-friendly summary: metrics flattened beside `checkpoint` (the name under "target")."""
         return {"target": self.name, "checkpoint": str(self.checkpoint), **self.metrics,
                 "epochs_run": self.epochs_run, "seconds": round(self.seconds, 3)}
 
@@ -64,7 +64,7 @@ def fit_and_save(
     config: TrainConfig | None = None,
     progress: bool = True,
     device: str | torch.device = "cpu",
-) -> TrainedTarget:
+) -> TrainedModel:
     """Train `model` on `device` on `data` with the documented defaults and write its checkpoint to `out`."""
     check_checkpoint_out(out)  # before any work: never train only to find `out` unwritable
     config = default_train_config(model, data) if config is None else config
@@ -77,7 +77,7 @@ def fit_and_save(
         history=result.history,
         extra={"target": name, "train_config": asdict(config), "seconds": result.seconds},
     )
-    return TrainedTarget(name, path, result.metrics, result.epochs_run, result.seconds)
+    return TrainedModel(name, path, result.metrics, result.epochs_run, result.seconds)
 
 
 def train_modular_mlp(
@@ -91,7 +91,7 @@ def train_modular_mlp(
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
-) -> TrainedTarget:
+) -> TrainedModel:
     """Seed 000's binary-operation learner on 10,000 random training and 10,000 test pairs."""
     check_checkpoint_out(out)
     config = ModularMLPConfig(modulus=modulus, n_layers=n_layers, hidden=hidden, activation=activation)
@@ -109,7 +109,7 @@ def train_tiny_relu(
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
-) -> TrainedTarget:
+) -> TrainedModel:
     """Seed 002's Dense(k, relu) -> Dense(1) on sum, weighted sum + constant, or product (in logs)."""
     check_checkpoint_out(out)
     data = function_data(function, n_inputs=n_inputs, seed=seed)
@@ -125,7 +125,7 @@ def train_digit_cnn(
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
-) -> TrainedTarget:
+) -> TrainedModel:
     """A small CNN on digits: "digits" (8x8), "mnist5k" (28x28) or "idx:PATH" (full MNIST files)."""
     check_checkpoint_out(out)
     bundle = digits_data(data, seed=seed)

@@ -1,4 +1,4 @@
-"""The grokking target: train a GrokkingMLP on (a + b) mod p and save it with its progress measures.
+"""The grokking recipe: train a GrokkingMLP on (a + b) mod p and save it with its progress measures.
 
 This is what `mechscope train grokking-mlp` runs. Besides the weights, the checkpoint holds
 the per-step train/test curves (`history`) and, under `extra["progress"]`, restricted and
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -32,9 +32,7 @@ from mechscope.devices import resolve_device
 from mechscope.models import GrokkingMLP, GrokkingMLPConfig, build_seeded
 from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
-
-if TYPE_CHECKING:
-    from mechscope.targets import TrainedTarget
+from mechscope.recipes.builtin import TrainedModel
 
 __all__ = ["train_grokking_mlp", "KEY_SHARE", "N_SNAPSHOTS"]
 
@@ -54,7 +52,7 @@ def train_grokking_mlp(
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
-) -> TrainedTarget:
+) -> TrainedModel:
     """Train a GrokkingMLP on a `train_fraction` of all pairs and write its checkpoint.
 
     Args:
@@ -68,14 +66,12 @@ def train_grokking_mlp(
         device: Where to train (see `mechscope.devices.resolve_device`).
 
     Returns:
-        TrainedTarget with final train/test loss and accuracy; `epochs_run` counts
+        TrainedModel with final train/test loss and accuracy; `epochs_run` counts
         full-batch steps.
 
     Raises:
         ConfigError: If `train_fraction` is not in (0, 1).
     """
-    from mechscope.targets import TrainedTarget  # here, so that mechscope.targets may import this module
-
     check_checkpoint_out(out)
     model_config = GrokkingMLPConfig() if model_config is None else model_config
     train_config = GrokkingTrainConfig(seed=seed) if train_config is None else train_config
@@ -100,4 +96,4 @@ def train_grokking_mlp(
         "progress": rows,
     }
     path = save_checkpoint(out, model, data_spec=data.spec, metrics=run.metrics, history=run.history, extra=extra)
-    return TrainedTarget("grokking-mlp", path, run.metrics, train_config.steps, run.seconds)
+    return TrainedModel("grokking-mlp", path, run.metrics, train_config.steps, run.seconds)
