@@ -1,38 +1,31 @@
-"""Every `mechscope` command, built from its module: noun-verb groups, the verbs, and the earlier verbs as aliases.
+"""Every `mechscope` command, each built from its module only when it is asked for.
 
-Importing this module imports the whole library (PyTorch included); `mechscope.cli.main` imports
-it only when a command runs, so `mechscope --help` stays fast.
+`mechscope.cli.main` lists the commands without importing them; `command(name)` imports the
+modules of one top-level command (and with them the part of the library it uses), and
+`full_command()` the whole tree (for the reference documentation and the tests).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from mechscope.cli import layers, train, tour
-from mechscope.cli import formula
-from mechscope.cli import attribute
-from mechscope.cli import probe
-from mechscope.cli import examples, circuits
-from mechscope.cli import fourier
-from mechscope.cli import featurevis
-from mechscope.cli import report, serve
-from mechscope.cli import import_model
+__all__ = ["command", "full_command", "DefaultGroup", "NAMES", "ALIASES"]
 
-__all__ = ["app"]
-
-app = typer.Typer(
-    name="mechscope",
-    help="Train or load a network, record what happens inside it, and explain it. Earlier verbs still work: "
-    "train, import-model, layers (= model ...), examples, featurevis (= units examples/render), serve (= report serve).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
+ALIASES = {
+    "train": "model train",
+    "import-model": "model import",
+    "layers": "model layers",
+    "examples": "units examples",
+    "featurevis": "units render",
+    "serve": "report serve",
+}
+"""The verbs of earlier releases, kept as hidden commands: alias -> the noun-verb form it runs."""
 
 
 class DefaultGroup(TyperGroup):
@@ -48,36 +41,109 @@ class DefaultGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-def _group(name: str, help_text: str, *, default: bool = False) -> typer.Typer:
-    group = typer.Typer(name=name, help=help_text, no_args_is_help=True, add_completion=False,
+def _group(help_text: str, *, default: bool = False) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True, add_completion=False,
                         cls=DefaultGroup if default else TyperGroup, rich_markup_mode=None)
-    app.add_typer(group, name=name)
+    group.callback()(lambda: None)  # a group even with one command (typer would collapse it into that command)
     return group
 
 
-model = _group("model", "Bring a model in, train a built-in one, or list its layers.")
-model.add_typer(train.app, name="train")
-model.command("import", epilog=import_model.EXAMPLES)(import_model.import_model)
-model.command("layers", epilog=layers.EXAMPLES)(layers.layers)
-units = _group("units", "What each unit of a layer responds to: dataset examples, rendered inputs.")
-units.command("examples", epilog=examples.EXAMPLES)(examples.examples)
-units.command("render", epilog=featurevis.EXAMPLES)(featurevis.featurevis)
-probe_group = _group("probe", "Decode what the layers hold with probes (`mechscope probe CHECKPOINT` = probe fit).",
-                     default=True)
-probe_group.command("fit", epilog=probe.EXAMPLES)(probe.probe)
-report_group = _group("report", "The browsable report of a model (`mechscope report CHECKPOINT` = report build).",
-                      default=True)
-report_group.command("build", epilog=report.EXAMPLES)(report.report)
-report_group.command("serve", epilog=serve.EXAMPLES)(serve.serve)
-app.command("attribute", epilog=attribute.EXAMPLES)(attribute.attribute)
-app.command("circuits", epilog=circuits.EXAMPLES)(circuits.circuits)
-app.command("formula", epilog=formula.EXAMPLES)(formula.formula)
-app.command("fourier", epilog=fourier.EXAMPLES)(fourier.fourier)
-app.command("tour", epilog=tour.EXAMPLES)(tour.tour)
-# the earlier verbs (mechscope.cli.main.ALIASES), hidden from the help: each runs its noun-verb command
-app.add_typer(train.app, name="train", hidden=True)
-app.command("import-model", hidden=True, epilog=import_model.EXAMPLES)(import_model.import_model)
-app.command("layers", hidden=True, epilog=layers.EXAMPLES)(layers.layers)
-app.command("examples", hidden=True, epilog=examples.EXAMPLES)(examples.examples)
-app.command("featurevis", hidden=True, epilog=featurevis.EXAMPLES)(featurevis.featurevis)
-app.command("serve", hidden=True, epilog=serve.EXAMPLES)(serve.serve)
+def _single(function: Callable[..., Any], epilog: str) -> Any:
+    app = typer.Typer(add_completion=False, rich_markup_mode=None)
+    app.command(epilog=epilog)(function)
+    return typer.main.get_command(app)
+
+
+def _model() -> Any:
+    from mechscope.cli import import_model, layers, train
+
+    group = _group("Bring a model in, train a built-in one, or list its layers.")
+    group.add_typer(train.app, name="train")
+    group.command("import", epilog=import_model.EXAMPLES)(import_model.import_model)
+    group.command("layers", epilog=layers.EXAMPLES)(layers.layers)
+    return typer.main.get_command(group)
+
+
+def _units() -> Any:
+    from mechscope.cli import examples, featurevis
+
+    group = _group("What each unit of a layer responds to: dataset examples, rendered inputs.")
+    group.command("examples", epilog=examples.EXAMPLES)(examples.examples)
+    group.command("render", epilog=featurevis.EXAMPLES)(featurevis.featurevis)
+    return typer.main.get_command(group)
+
+
+def _probe() -> Any:
+    from mechscope.cli import probe
+
+    group = _group("Decode what the layers hold with probes (`mechscope probe CHECKPOINT` = probe fit).", default=True)
+    group.command("fit", epilog=probe.EXAMPLES)(probe.probe)
+    return typer.main.get_command(group)
+
+
+def _report() -> Any:
+    from mechscope.cli import report, serve
+
+    group = _group("The browsable report of a model (`mechscope report CHECKPOINT` = report build).", default=True)
+    group.command("build", epilog=report.EXAMPLES)(report.report)
+    group.command("serve", epilog=serve.EXAMPLES)(serve.serve)
+    return typer.main.get_command(group)
+
+
+def _attribute() -> Any:
+    from mechscope.cli import attribute
+
+    return _single(attribute.attribute, attribute.EXAMPLES)
+
+
+def _circuits() -> Any:
+    from mechscope.cli import circuits
+
+    return _single(circuits.circuits, circuits.EXAMPLES)
+
+
+def _formula() -> Any:
+    from mechscope.cli import formula
+
+    return _single(formula.formula, formula.EXAMPLES)
+
+
+def _fourier() -> Any:
+    from mechscope.cli import fourier
+
+    return _single(fourier.fourier, fourier.EXAMPLES)
+
+
+def _tour() -> Any:
+    from mechscope.cli import tour
+
+    return _single(tour.tour, tour.EXAMPLES)
+
+
+_BUILDERS: dict[str, Callable[[], Any]] = {
+    "model": _model, "units": _units, "probe": _probe, "report": _report, "attribute": _attribute,
+    "circuits": _circuits, "formula": _formula, "fourier": _fourier, "tour": _tour,
+}
+NAMES = (*_BUILDERS, *ALIASES)
+"""Every top-level command name, the hidden aliases last."""
+
+
+@functools.cache
+def command(name: str) -> Any:
+    """The click command `mechscope NAME` runs (an alias: a hidden copy of its noun-verb command)."""
+    if name in ALIASES:
+        noun, verb = ALIASES[name].split()
+        found = copy.copy(command(noun).commands[verb])
+        found.hidden = True
+        return found
+    return _BUILDERS[name]()
+
+
+@functools.cache
+def full_command() -> Any:
+    """The whole command tree as one click group (imports every command module)."""
+    from mechscope.cli.main import app
+
+    root: Any = copy.copy(typer.main.get_command(app))
+    root.commands = {name: command(name) for name in NAMES}
+    return root

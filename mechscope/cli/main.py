@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from mechscope.cli.commands import ALIASES, command, full_command  # light: builds commands only on demand
 from mechscope.cli.errors import CLIError
 from mechscope.errors import ConfigError, LayerNameError, LimitError, MechscopeError
 
@@ -19,16 +19,6 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 __all__ = ["app", "main", "COMMANDS", "ALIASES", "full_command"]
-
-ALIASES = {
-    "train": "model train",
-    "import-model": "model import",
-    "layers": "model layers",
-    "examples": "units examples",
-    "featurevis": "units render",
-    "serve": "report serve",
-}
-"""The verbs of earlier releases, kept as hidden commands: alias -> the noun-verb form it runs."""
 
 COMMANDS: dict[str, tuple[str, bool]] = {
     "model": ("Bring a model in, train a built-in one, or list its layers.", False),
@@ -49,14 +39,6 @@ COMMANDS: dict[str, tuple[str, bool]] = {
 """Top-level commands: name -> (one-line help, hidden). Listed without importing them (and PyTorch)."""
 
 
-@functools.cache
-def full_command() -> Any:
-    """The whole command tree (imports every command module, and with them the library)."""
-    from mechscope.cli.commands import app as full_app
-
-    return typer.main.get_command(full_app)
-
-
 class LazyCommands(TyperGroup):
     """The top-level group: lists its commands from COMMANDS and imports one only when it runs or shows help."""
 
@@ -64,7 +46,7 @@ class LazyCommands(TyperGroup):
         return [name for name, (_, hidden) in COMMANDS.items() if not hidden]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        return full_command().get_command(ctx, cmd_name) if cmd_name in COMMANDS else None
+        return command(cmd_name) if cmd_name in COMMANDS else None
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = [(name, text) for name, (text, hidden) in COMMANDS.items() if not hidden]
