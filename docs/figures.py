@@ -107,7 +107,7 @@ def attribution() -> None:
     x = data.x_test[rows]
     methods = [Saliency(model), GradientXInput(model), IntegratedGradients(model), GuidedBackprop(model),
                CAM(model), GradCAM(model)]
-    maps = {m.get_name(): m.attribute(x) for m in methods}
+    maps = {m.label: m.attribute(x) for m in methods}
     labels = [f"label {int(c)}" for c in data.y_test[rows]]
     save(plot_attribution_grid(x, maps, row_labels=labels), "attribution_grid")
     sanity = cascading_randomization(model, methods, data.x_test[:64])

@@ -72,18 +72,13 @@ class Attribution:
     """
 
     name: ClassVar[str] = "attribution"  # command-line name, e.g. "grad-cam"
-    label: ClassVar[str] = "Attribution"  # display name, e.g. "Grad-CAM"
+    label: ClassVar[str] = "Attribution"  # display name in figures and reports, e.g. "Grad-CAM"
     is_signed: ClassVar[bool] = False  # True when maps may be negative
     uses_layer: ClassVar[bool] = False  # True when the constructor takes a `layer` name
 
     def __init__(self, model: nn.Module, *, output: OutputSpec = None) -> None:
         self.model = model
         self.output = output
-
-    @classmethod
-    def get_name(cls) -> str:
-        """The display label used in figures and reports."""
-        return cls.label
 
     def with_model(self: AttributionT, model: nn.Module) -> AttributionT:
         """Return a copy of this method, same settings, bound to `model` (e.g. a randomised copy)."""

@@ -79,7 +79,7 @@ def faithfulness(
 
     Args:
         model: The classifier.
-        methods: Methods by label, or a sequence labelled by `get_name()`.
+        methods: Methods by label, or a sequence labelled by `label`.
         inputs: Images (batch, channel, height, width), e.g. a test set.
         target: Class per image; None = the model's predicted class.
         n_steps: Points on each curve after the start (capped at the pixel count).

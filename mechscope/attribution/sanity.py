@@ -70,7 +70,7 @@ def cascading_randomization(
 
     Args:
         model: The trained classifier the methods were built for.
-        methods: Methods by label, or a sequence (labelled by `get_name()`).
+        methods: Methods by label, or a sequence (labelled by `label`).
         inputs: Images (batch, channel, height, width).
         target: Class per image; None = the trained model's predicted class (kept fixed
             for every randomised model).
@@ -134,13 +134,13 @@ def randomization_order(model: nn.Module) -> list[str]:
 
 
 def named_methods(methods: Mapping[str, Attribution] | Sequence[Attribution]) -> dict[str, Attribution]:
-    """Label methods by `get_name()` unless a mapping gives the labels; labels must be unique."""
+    """Label methods by `label` unless a mapping gives the labels; labels must be unique."""
     if isinstance(methods, Mapping):
         named = dict(methods)
     else:
         named = {}
         for method in methods:
-            label = method.get_name()
+            label = method.label
             if label in named:
                 raise ConfigError(f"Two methods are labelled {label!r}; pass a dict {{label: method}} instead.")
             named[label] = method

@@ -85,7 +85,7 @@ def attribute(
         )
     chosen = output_of(output)
     methods, skipped = _build(names, ckpt.model, layer, x, explicit=method is not None, output=chosen)
-    labels_of = {name: m.get_name() for name, m in methods.items()}
+    labels_of = {name: m.label for name, m in methods.items()}
     labelled = {labels_of[name]: m for name, m in methods.items()}
     used_layer = next((getattr(m, "layer") for m in methods.values() if m.uses_layer), None)
     with torch.no_grad():

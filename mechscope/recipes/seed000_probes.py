@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,10 +25,9 @@ from typing import Literal
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, evaluate, train
 from mechscope.probes import Probe, ProbeRun, Split, probe_modular_mlp
+from mechscope.recipes.builtin import PathLike
 
 __all__ = ["reproduce_article", "article_hidden", "save_probe_figures"]
-
-PathLike = str | os.PathLike[str]
 
 
 def article_hidden(modulus: int) -> int:

@@ -29,7 +29,7 @@ def build_attribution(ctx: ReportContext) -> Section:
 
     settings, data, model = ctx.settings, ctx.data, ctx.model
     methods, skipped_methods = _methods(ctx)
-    labelled = {m.get_name(): m for m in methods.values()}
+    labelled = {m.label: m for m in methods.values()}
     page = ctx.site.rel("attribution.html")
     shown = _one_per_class(data.y_test, settings.attribution_images)
     x = data.x_test[shown]
@@ -64,7 +64,7 @@ def build_attribution(ctx: ReportContext) -> Section:
                         "", ""])
     layer = _layer(methods)
     where = "" if layer is None else (
-        f" Layer methods ({', '.join(m.get_name() for m in methods.values() if m.uses_layer)}) weight the channels "
+        f" Layer methods ({', '.join(m.label for m in methods.values() if m.uses_layer)}) weight the channels "
         f"of {layer}, the default layer: the last map with spatial structure, taken after its nonlinearity at the "
         "block output (mechscope.capture.default_layer).")
     which = "" if output is None else f" The explained output is {describe_output(output)} of what the model returns."
