@@ -42,7 +42,7 @@ from typing import Literal, get_args
 
 from torch import Tensor, nn
 
-from mechscope.capture.names import get_layer
+from mechscope.capture.names import get_layer, split_layer
 from mechscope.errors import ConfigError
 
 __all__ = ["AxesSpec", "LayerAxes", "UnitAxes", "UnitKind", "layer_unit_axes", "unit_axes"]
@@ -165,7 +165,7 @@ def layer_unit_axes(
 
     Args:
         model: Any module.
-        layer: Dotted layer name.
+        layer: Dotted layer name, or `name:k` for the k-th call of a module.
         output_shape: Shape of the layer's batched output (batch, ...).
         axes: An override for every layer (UnitAxes, kind or unit axis), a mapping from layer
             name to an override (layers left out are inferred), or None.
@@ -178,12 +178,13 @@ def layer_unit_axes(
         >>> layer_unit_axes(token_model, "gru", (4, 5, 8))
         UnitAxes(unit=2, spatial=(1,), kind='sequence')
     """
-    module = get_layer(model, layer)
-    override = axes.get(layer) if isinstance(axes, Mapping) else axes
+    base, _ = split_layer(model, layer)  # `name:k`, the k-th call of a module, has the module's layout
+    module = get_layer(model, base)
+    override = (axes.get(layer, axes.get(base)) if isinstance(axes, Mapping) else axes)
     if override is not None:
         return unit_axes(module, output_shape, override)
     if _layout(module, len(output_shape)) is None and not list(module.children()):
-        module = _feeding(model, layer, len(output_shape)) or module
+        module = _feeding(model, base, len(output_shape)) or module
     return unit_axes(module, output_shape)
 
 

@@ -95,3 +95,12 @@ def test_captured_gru_output_is_the_sequence():
         model(tokens)
     act = store.act("gru")
     assert layer_unit_axes(model, "gru", act.shape).n_units(act.shape) == 8
+
+
+def test_a_later_call_of_a_module_has_the_module_layout():
+    from tests.zoo import TinyResNet
+
+    model = TinyResNet()
+    for name in ("layer1.0.relu", "layer1.0.relu:1"):  # a ReLU after a conv/bn: channels on axis 1
+        axes = layer_unit_axes(model, name, (2, 8, 16, 16))
+        assert (axes.unit, axes.kind, axes.n_units((2, 8, 16, 16))) == (1, "conv", 8)
