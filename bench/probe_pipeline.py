@@ -29,7 +29,7 @@ from _article_target import article_weights, target_epoch
 
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
-from mechscope.probes import ConvProbe, activation_image, hidden_layers, modular_targets
+from mechscope.probes import ConvProbe, activation_image, hidden_layers, modular_labels
 
 ARTICLE_EPOCHS = 13  # both of the article's loops report convergence on iteration 13
 
@@ -169,10 +169,10 @@ def ours(data, seed: int) -> tuple[float, float]:
     image = activation_image(model, hidden_layers(model), data.x_test, decimals=2).images
     with torch.no_grad():
         outputs = model(data.x_test).argmax(dim=1)
-    targets = modular_targets(data.extras["pairs_test"], outputs)
+    labels = modular_labels(data.extras["pairs_test"], outputs)
     train_idx, test_idx = torch.arange(9000), torch.arange(9000, 10_000)  # the article's 90/10 split
-    probe = ConvProbe(seed=seed).fit(image[train_idx], targets.subset(train_idx))
-    accuracy = probe.score(image[test_idx], targets.subset(test_idx))
+    probe = ConvProbe(seed=seed).fit(image[train_idx], labels.subset(train_idx))
+    accuracy = probe.score(image[test_idx], labels.subset(test_idx))
     return time.perf_counter() - start, accuracy
 
 

@@ -73,8 +73,8 @@ def probes_by_layer() -> None:
 
     model, data, _ = digits_model()
     x, y = data.x_test, data.y_test
-    targets = {"digit": y, "digit >= 5": (y >= 5).long()}
-    table = probe_by_layer(model, x, targets, ["relu1", "relu2", "relu3"], features=unit_means(model))
+    labels = {"digit": y, "digit >= 5": (y >= 5).long()}
+    table = probe_by_layer(model, x, labels, ["relu1", "relu2", "relu3"], features=unit_means(model))
     save(plot_accuracy_by_layer(table), "probe_by_layer")
 
 

@@ -6,7 +6,7 @@ the CPU. `tests/test_devices_follow_model.py` runs each workload with torch's de
 set to meta (a tensor made without an explicit device then fails) and, on a CUDA machine, on
 the GPU against the CPU.
 
-Targets, unit choices and ablated channels are fixed rather than read from argmax, so that a
+Labels, unit choices and ablated channels are fixed rather than read from argmax, so that a
 near tie between two logits cannot make the two devices explain different things; what is
 compared is listed per family with the tolerance it needs.
 """
@@ -62,6 +62,7 @@ from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
 from mechscope.probes import LinearProbe, MLPProbe, control_task, probe_by_layer, untrained_copy
 from mechscope.report import ReportConfig, build_report
 from mechscope.symbolic import linearize, read_formula
+from mechscope.serialize import to_json
 from tests.conftest import TokenNet
 from tests.zoo import image_bundle
 
@@ -190,7 +191,7 @@ def _grokking() -> tuple[nn.Module, DataBundle]:
 
 def _fourier(model: nn.Module, data: DataBundle) -> Results:
     analysis = analyze_modular(model, data=data)
-    summary = analysis.to_dict()
+    summary = to_json(analysis)
     run = train_grokking(model, data, GrokkingTrainConfig(steps=2, log_every=1, snapshot_every=1), progress=False)
     progress = progress_measures(model, run.snapshots, analysis.key_frequencies, data=data)
     return {
@@ -212,14 +213,14 @@ def _modular() -> tuple[nn.Module, DataBundle]:
 
 def _probes(model: nn.Module, data: DataBundle) -> Results:
     pairs = data.extras["pairs_test"]
-    targets = {"a": pairs[:, 0], "b": pairs[:, 1]}
-    table = probe_by_layer(model, data.x_test, targets, ["hidden.0", "hidden.1"], probe=LinearProbe(), seeds=(0, 1))
+    labels = {"a": pairs[:, 0], "b": pairs[:, 1]}
+    table = probe_by_layer(model, data.x_test, labels, ["hidden.0", "hidden.1"], probe=LinearProbe(), seeds=(0, 1))
     store = record(model, ["hidden.1"], data.x_test, progress=False)
     acts = store.act("hidden.1")
     mlp = MLPProbe(hidden_sizes=(8,), max_epochs=5, batch_size=16, stop_accuracy=None)
-    mlp.fit(acts.to(model_device(model)), targets)  # the probe trains where its inputs are
+    mlp.fit(acts.to(model_device(model)), labels)  # the probe trains where its inputs are
     ridge = LinearProbe().fit(acts, {"sum": pairs.sum(dim=1).float()})
-    control = control_task(data.x_test, targets, seed=3)
+    control = control_task(data.x_test, labels, seed=3)
     fresh = untrained_copy(model, seed=5)
     assert model_device(fresh) == model_device(model)
     return {

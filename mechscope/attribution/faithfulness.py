@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,8 @@ RANDOM = "random"
 class FaithfulnessResult:
     """Mean deletion/insertion curves and their areas, per method and for random maps."""
 
+    json_extra: ClassVar[tuple[str, ...]] = ("random_baseline",)
+
     fractions: list[float]  # fraction of pixels deleted (or inserted) at each point, 0 .. 1
     deletion: dict[str, list[float]]  # label -> mean target probability after deleting, per fraction
     insertion: dict[str, list[float]]  # label -> mean target probability after inserting, per fraction
@@ -48,18 +50,6 @@ class FaithfulnessResult:
     def random_baseline(self) -> dict[str, float]:
         """Areas of the random-map baseline: {"deletion_auc": ..., "insertion_auc": ...}."""
         return {"deletion_auc": self.deletion_auc[RANDOM], "insertion_auc": self.insertion_auc[RANDOM]}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "fractions": [float(f) for f in self.fractions],
-            "deletion": {k: [float(v) for v in vs] for k, vs in self.deletion.items()},
-            "insertion": {k: [float(v) for v in vs] for k, vs in self.insertion.items()},
-            "deletion_auc": {k: float(v) for k, v in self.deletion_auc.items()},
-            "insertion_auc": {k: float(v) for k, v in self.insertion_auc.items()},
-            "random_baseline": self.random_baseline,
-            "n_images": int(self.n_images),
-        }
 
 
 def faithfulness(

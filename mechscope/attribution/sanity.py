@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -38,17 +37,6 @@ class SanityResult:
     passes: dict[str, bool]  # method label -> mean correlation over the steps < threshold
     threshold: float  # pass mark for the mean correlation
     n_images: int  # images averaged over
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "steps": list(self.steps),
-            "spearman": {k: [float(v) for v in vs] for k, vs in self.spearman.items()},
-            "spearman_std": {k: [float(v) for v in vs] for k, vs in self.spearman_std.items()},
-            "passes": {k: bool(v) for k, v in self.passes.items()},
-            "threshold": float(self.threshold),
-            "n_images": int(self.n_images),
-        }
 
 
 def cascading_randomization(

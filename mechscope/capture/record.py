@@ -90,6 +90,30 @@ def record(
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1; got {batch_size}.")
     names = resolve_layers(model, layers)
+    batches, total = _checked_batches(data, batch_size, out_dir, check_finite=check_finite)
+    device = model_device(model)
+    with ExitStack() as stack:
+        folder = None
+        if out_dir is not None:
+            folder = stack.enter_context(writing_folder(out_dir, owned=is_activation_folder,
+                                                        what="recorded activations"))
+        sink = _Sink(folder, int(total or 0))
+        bar = tqdm(batches, total=_n_batches(total, batch_size, data), disable=_quiet(progress, total),
+                   desc="record", leave=False)
+        _stream(model, names, bar, sink, device=device, check_finite=check_finite and not isinstance(data, Tensor))
+        sink.finish()
+    if out_dir is not None:
+        return ActivationStore.load(out_dir)
+    return sink.store
+
+
+_SKIP = "check_finite=False to record()"
+
+
+def _checked_batches(
+    data: Inputs, batch_size: int, out_dir: str | os.PathLike[str] | None, *, check_finite: bool
+) -> tuple[Iterable[Tensor], int | None]:
+    """The batches of `data` and its length (None if unknown), after the checks made before any forward pass."""
     if check_finite and isinstance(data, Tensor):
         check_tensor_finite(data, "data", skip_with=_SKIP)
     batches, total = iter_batches(data, batch_size)
@@ -97,40 +121,53 @@ def record(
         raise DataError("Streaming to disk needs a dataset with a length; pass a Tensor or a sized Dataset.")
     if out_dir is not None:
         check_output(out_dir, owned=is_activation_folder, what="recorded activations")
-    device = model_device(model)
-    result = ActivationStore()
-    maps: dict[str, np.memmap] = {}
+    return batches, total
+
+
+def _stream(
+    model: nn.Module, names: list[str], batches: Iterable[Tensor], sink: _Sink, *, device: torch.device,
+    check_finite: bool,
+) -> None:
+    """Run each batch through `model` (eval mode, no autograd) and hand its activations to `sink`.
+
+    With `check_finite`, each batch is checked for NaN/inf before its forward pass.
+    """
     offset = 0
-    with ExitStack() as stack:
-        folder = None
-        if out_dir is not None:
-            folder = stack.enter_context(writing_folder(out_dir, owned=is_activation_folder,
-                                                        what="recorded activations"))
-        with eval_mode(model), torch.no_grad():
-            for number, batch in enumerate(tqdm(batches, total=_n_batches(total, batch_size, data),
-                                                disable=_quiet(progress, total), desc="record", leave=False)):
-                if check_finite and not isinstance(data, Tensor):
-                    check_tensor_finite(batch, f"data (batch {number}, from example {offset})", skip_with=_SKIP)
-                acts = _run(model, names, batch.to(device))
-                n = batch.shape[0]
-                if folder is None:
-                    for name, value in acts.items():
-                        result._append("act", name, value.cpu())
-                else:
-                    if not maps:
-                        maps = open_memmaps(folder, {name: (int(total or 0), *value.shape[1:])
-                                                     for name, value in acts.items()})
-                    for name, value in acts.items():
-                        maps[name][offset : offset + n] = value.float().cpu().numpy()
-                offset += n
-        if folder is not None:
-            finish_memmaps(folder, maps)
-    if out_dir is not None:
-        return ActivationStore.load(out_dir)
-    return result
+    with eval_mode(model), torch.no_grad():
+        for number, batch in enumerate(batches):
+            if check_finite:
+                check_tensor_finite(batch, f"data (batch {number}, from example {offset})", skip_with=_SKIP)
+            acts = _run(model, names, batch.to(device))
+            n = batch.shape[0]
+            sink.write(acts, offset, n)
+            offset += n
 
 
-_SKIP = "check_finite=False to record()"
+class _Sink:
+    """Where recorded batches go: an in-memory store, or one float32 memmap per layer in `folder`."""
+
+    def __init__(self, folder: Path | None, total: int) -> None:
+        self.folder = folder  # the temporary folder being written; None keeps activations in memory
+        self.total = total  # examples in the dataset: the first dimension of each memmap
+        self.store = ActivationStore()
+        self.maps: dict[str, np.memmap] = {}
+
+    def write(self, acts: dict[str, Tensor], offset: int, n: int) -> None:
+        """Add one batch's activations: `n` examples from example `offset` on."""
+        if self.folder is None:
+            for name, value in acts.items():
+                self.store._append("act", name, value.cpu())
+            return
+        if not self.maps:
+            shapes = {name: (self.total, *value.shape[1:]) for name, value in acts.items()}
+            self.maps = open_memmaps(self.folder, shapes)
+        for name, value in acts.items():
+            self.maps[name][offset : offset + n] = value.float().cpu().numpy()
+
+    def finish(self) -> None:
+        """Flush the memmaps to disk (nothing to do in memory)."""
+        if self.folder is not None:
+            finish_memmaps(self.folder, self.maps)
 
 
 def _run(model: nn.Module, names: list[str], batch: Tensor) -> dict[str, Tensor]:

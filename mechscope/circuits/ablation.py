@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -146,6 +146,9 @@ def channel_means(
 class AblationEffect:
     """What ablating a set of channels does to every class."""
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"class_counts"})
+    json_extra: ClassVar[tuple[str, ...]] = ("accuracy_drop",)
+
     layer: str  # ablated layer
     channels: tuple[int, ...]  # ablated channels
     mode: str  # "zero" or "mean"
@@ -158,18 +161,6 @@ class AblationEffect:
     def accuracy_drop(self) -> Tensor:
         """(n_classes,) base minus ablated accuracy (positive: the ablation hurts)."""
         return self.base_accuracy - self.ablated_accuracy
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "layer": self.layer,
-            "channels": list(self.channels),
-            "mode": self.mode,
-            "base_accuracy": self.base_accuracy.tolist(),
-            "ablated_accuracy": self.ablated_accuracy.tolist(),
-            "accuracy_drop": self.accuracy_drop.tolist(),
-            "logit_change": self.logit_change.tolist(),
-        }
 
 
 def ablation_effect(
@@ -228,6 +219,9 @@ def ablation_effect(
 class CausalCheck:
     """Ablating each class's top channels versus as many random channels, class by class."""
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"top_channels"})
+    json_extra: ClassVar[tuple[str, ...]] = ("ratio", "logit_ratio", "classes_hurt_more")
+
     layer: str  # ablated layer
     mode: str  # "zero" or "mean"
     n_random: int  # random draws per class
@@ -253,23 +247,6 @@ class CausalCheck:
     def classes_hurt_more(self) -> int:
         """Classes whose own top channels cost them more accuracy than random ones."""
         return int((self.top_drop > self.random_drop).sum())
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "layer": self.layer,
-            "mode": self.mode,
-            "n_random": self.n_random,
-            "ratio": self.ratio,
-            "logit_ratio": self.logit_ratio,
-            "classes_hurt_more": self.classes_hurt_more,
-            "base_accuracy": self.base_accuracy.tolist(),
-            "top_drop": self.top_drop.tolist(),
-            "random_drop": self.random_drop.tolist(),
-            "top_logit_drop": self.top_logit_drop.tolist(),
-            "random_logit_drop": self.random_logit_drop.tolist(),
-            "cross_drop": self.cross_drop.tolist(),
-        }
 
 
 def causal_check(
@@ -312,26 +289,15 @@ def causal_check(
         >>> check.ratio
     """
     check_inputs(inputs, labels)
-    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
-        raise ConfigError(f"n_random must be a positive integer; got {n_random!r}.")
-    if top_channels.dim() != 2:
-        raise DataError(f"top_channels must be (n_classes, top); got shape {tuple(top_channels.shape)}.")
+    _check_causal_options(n_random, top_channels)
     if mode == "mean" and means is None:
         means = channel_means(model, layer, inputs, batch_size=batch_size, axes=axes)
-    with eval_mode(model), torch.no_grad(), capture(model, [layer], check_finite=False) as store:
-        model(inputs[:1].to(model_device(model)))
-    act = store.act(layer)
-    n_channels = layer_unit_axes(model, layer, act.shape, axes).n_units(act.shape)
+    n_channels = _n_units(model, layer, inputs, axes)
     base = _logits(model, inputs, batch_size, output)
     n_classes = _n_classes(base, labels)
-    if top_channels.shape[0] != n_classes:
-        raise DataError(f"top_channels has {top_channels.shape[0]} rows for {n_classes} classes.")
-    size = top_channels.shape[1]
-    if n_channels - size < size:
-        raise ConfigError(
-            f"{layer!r} has {n_channels} channels: too few to draw {size} random channels outside a top set of {size}."
-        )
+    size = _top_size(top_channels, n_classes, n_channels, layer)
     labels = labels.cpu()
+    ablation = _Ablation(model, layer, mode, means, axes, batch_size, output)
     generator = torch.Generator().manual_seed(seed)
     base_acc = _per_class(base.argmax(1) == labels, labels, n_classes)
     top_drop, random_drop = torch.zeros(n_classes, device="cpu"), torch.zeros(n_classes, device="cpu")
@@ -341,23 +307,15 @@ def causal_check(
         mine = labels == c
         if not bool(mine.any()):
             continue
-        with ablate(model, layer, top_channels[c], mode=mode, means=means, axes=axes):
-            ablated = _logits(model, inputs, batch_size, output)
+        ablated = ablation.logits(inputs, top_channels[c])
         cross[c] = base_acc - _per_class(ablated.argmax(1) == labels, labels, n_classes)
         top_drop[c] = cross[c, c]
         top_logit[c] = (_true(base, labels) - _true(ablated, labels))[mine].mean()
-        mine_top = set(top_channels[c].tolist())
-        pool = torch.tensor([k for k in range(n_channels) if k not in mine_top], device="cpu")
-        x_c, y_c, base_c = inputs[mine], labels[mine], base[mine]
-        drops, logit_drops = [], []
-        for _ in range(n_random):
-            chosen = pool[torch.randperm(len(pool), generator=generator, device="cpu")[:size]]
-            with ablate(model, layer, chosen, mode=mode, means=means, axes=axes):
-                out = _logits(model, x_c, batch_size, output)
-            drops.append(base_acc[c] - (out.argmax(1) == y_c).float().mean())
-            logit_drops.append((_true(base_c, y_c) - _true(out, y_c)).mean())
-        random_drop[c] = torch.stack(drops).mean()
-        random_logit[c] = torch.stack(logit_drops).mean()
+        pool = _channels_outside(top_channels[c], n_channels)
+        random_drop[c], random_logit[c] = _random_drops(
+            ablation, inputs[mine], labels[mine], base[mine], base_acc[c], pool,
+            size=size, n_random=n_random, generator=generator,
+        )
     return CausalCheck(
         layer=layer,
         mode=mode,
@@ -370,6 +328,100 @@ def causal_check(
         random_logit_drop=random_logit,
         cross_drop=cross,
     )
+
+
+@dataclass(frozen=True)
+class _Ablation:
+    """How `causal_check` ablates one layer: the settings every ablated forward pass shares."""
+
+    model: nn.Module
+    layer: str  # the ablated layer
+    mode: Mode  # "zero" or "mean"
+    means: Tensor | None  # per-channel means for mode="mean"
+    axes: AxesSpec | None  # the layer's unit axes; None infers them
+    batch_size: int  # inputs per forward pass
+    output: OutputSpec  # which of the model's outputs holds the logits
+
+    def logits(self, inputs: Tensor, channels: Tensor) -> Tensor:
+        """Logits (batch, n_classes) on the CPU with `channels` of the layer ablated."""
+        with ablate(self.model, self.layer, channels, mode=self.mode, means=self.means, axes=self.axes):
+            return _logits(self.model, inputs, self.batch_size, self.output)
+
+
+def _check_causal_options(n_random: int, top_channels: Tensor) -> None:
+    """Raise ConfigError for a bad `n_random`, DataError for `top_channels` that is not (n_classes, top)."""
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
+        raise ConfigError(f"n_random must be a positive integer; got {n_random!r}.")
+    if top_channels.dim() != 2:
+        raise DataError(f"top_channels must be (n_classes, top); got shape {tuple(top_channels.shape)}.")
+
+
+def _n_units(model: nn.Module, layer: str, inputs: Tensor, axes: AxesSpec | None) -> int:
+    """Units along `layer`'s unit axis, read from one forward pass on the first input."""
+    with eval_mode(model), torch.no_grad(), capture(model, [layer], check_finite=False) as store:
+        model(inputs[:1].to(model_device(model)))
+    act = store.act(layer)
+    return layer_unit_axes(model, layer, act.shape, axes).n_units(act.shape)
+
+
+def _top_size(top_channels: Tensor, n_classes: int, n_channels: int, layer: str) -> int:
+    """Top channels per class, checked against the classes and the channels left to draw from.
+
+    Raises:
+        DataError: `top_channels` has a row count other than `n_classes`.
+        ConfigError: fewer channels lie outside a top set than it holds.
+    """
+    if top_channels.shape[0] != n_classes:
+        raise DataError(f"top_channels has {top_channels.shape[0]} rows for {n_classes} classes.")
+    size = top_channels.shape[1]
+    if n_channels - size < size:
+        raise ConfigError(
+            f"{layer!r} has {n_channels} channels: too few to draw {size} random channels outside a top set of {size}."
+        )
+    return int(size)
+
+
+def _channels_outside(top: Tensor, n_channels: int) -> Tensor:
+    """The channels 0..n_channels-1 not in `top`, in order, on the CPU."""
+    mine_top = set(top.tolist())
+    return torch.tensor([k for k in range(n_channels) if k not in mine_top], device="cpu")
+
+
+def _random_drops(
+    ablation: _Ablation,
+    x_c: Tensor,
+    y_c: Tensor,
+    base_c: Tensor,
+    base_accuracy: Tensor,
+    pool: Tensor,
+    *,
+    size: int,
+    n_random: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Mean accuracy and own-logit drops on one class's inputs over random draws of channels.
+
+    Args:
+        ablation: The layer and settings to ablate with.
+        x_c: (batch, ...) the class's inputs.
+        y_c: (batch,) their labels.
+        base_c: (batch, n_classes) their logits without ablation.
+        base_accuracy: The class's accuracy without ablation (a scalar tensor).
+        pool: Channels to draw from (those outside the class's top set).
+        size: Channels per draw.
+        n_random: Draws.
+        generator: CPU generator of the draws (shared across classes, in class order).
+
+    Returns:
+        (mean accuracy drop, mean drop of the true class's logit), each a scalar tensor.
+    """
+    drops, logit_drops = [], []
+    for _ in range(n_random):
+        chosen = pool[torch.randperm(len(pool), generator=generator, device="cpu")[:size]]
+        out = ablation.logits(x_c, chosen)
+        drops.append(base_accuracy - (out.argmax(1) == y_c).float().mean())
+        logit_drops.append((_true(base_c, y_c) - _true(out, y_c)).mean())
+    return torch.stack(drops).mean(), torch.stack(logit_drops).mean()
 
 
 def unit_ablation(

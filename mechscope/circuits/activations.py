@@ -14,7 +14,7 @@ activation (unit x position), so they do not depend on the layout.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -36,16 +36,12 @@ class ActivationMaps:
     maps: dict[str, Tensor]  # layer -> (channel, height, width) conv, (d_model, pos) sequence, (unit,) dense
     unit_axes: dict[str, UnitAxes] = field(default_factory=dict)  # layer -> axes of its (batch, ...) output
 
-    def to_dict(self) -> dict[str, Any]:
+    def __json__(self) -> dict[str, Any]:
         """Shape, per-unit maximum and mean of each layer (the maps themselves are for figures)."""
         out: dict[str, Any] = {}
         for name, value in self.maps.items():
             flat = value.reshape(value.shape[0], -1) if value.dim() > 1 else value[:, None]
-            out[name] = {
-                "shape": list(value.shape),
-                "max": flat.max(dim=1).values.tolist(),
-                "mean": flat.mean(dim=1).tolist(),
-            }
+            out[name] = {"shape": tuple(value.shape), "max": flat.max(dim=1).values, "mean": flat.mean(dim=1)}
         return {"layers": out}
 
 
@@ -89,6 +85,8 @@ def activation_maps(
 class LayerStatistics:
     """How large and how sparse one layer's activations are over a dataset."""
 
+    json_extra: ClassVar[tuple[str, ...]] = ("active_fraction",)
+
     layer: str  # dotted layer name
     n_units: int  # scalar activations per input (channel x height x width, pos x d_model, ...)
     mean_activation: float  # mean over every unit and input
@@ -101,22 +99,12 @@ class LayerStatistics:
         """Share of the layer's units active on an average input."""
         return self.active_units / self.n_units
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "layer": self.layer,
-            "n_units": self.n_units,
-            "mean_activation": self.mean_activation,
-            "mean_active_value": self.mean_active_value,
-            "fraction_zeros": self.fraction_zeros,
-            "active_units": self.active_units,
-            "active_fraction": self.active_fraction,
-        }
-
 
 @dataclass(frozen=True)
 class DepthStatistics:
     """Activation statistics of layers ordered by depth, and seed 004's claim checked on them."""
+
+    json_extra: ClassVar[tuple[str, ...]] = ("sparser_deeper", "larger_early", "claim_holds")
 
     layers: tuple[LayerStatistics, ...]  # shallowest first
     n_inputs: int  # inputs the statistics were measured on
@@ -149,16 +137,6 @@ class DepthStatistics:
         status = "holds" if self.claim_holds else ("partly holds" if self.sparser_deeper or self.larger_early
                                                    else "does not hold")
         return f"'deeper activations are sparser, early ones larger' {status}: " + "; ".join(parts) + "."
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form with the claim's verdict."""
-        return {
-            "n_inputs": self.n_inputs,
-            "layers": [s.to_dict() for s in self.layers],
-            "sparser_deeper": self.sparser_deeper,
-            "larger_early": self.larger_early,
-            "claim_holds": self.claim_holds,
-        }
 
 
 def depth_statistics(

@@ -50,35 +50,35 @@ class ClassCircuits:
         found = [pair for pair in self.connections if pair.target == self.detector_conv]
         return found[-1] if found else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: `classes` -> {class -> top_channels, contributions, ablation_drop,
-        random_ablation_drop}, `connections`, plus the ablation summary."""
+    def __json__(self) -> dict[str, Any]:
+        """`classes` -> {class -> top_channels, contributions, ablation_drop, random_ablation_drop},
+        `connections`, plus the ablation summary."""
         found, check = self.contributions, self.causal
         classes = {}
         for c, name in enumerate(found.class_names):
             top = found.top_channels[c]
             classes[name] = {
-                "top_channels": top.tolist(),
-                "contributions": found.contributions[c, top].tolist(),
-                "ablation_drop": float(check.top_drop[c]),
-                "random_ablation_drop": float(check.random_drop[c]),
+                "top_channels": top,
+                "contributions": found.contributions[c, top],
+                "ablation_drop": check.top_drop[c],
+                "random_ablation_drop": check.random_drop[c],
             }
         return {
             "layer": found.layer,
             "method": found.method,
             "classes": classes,
-            "connections": [pair.to_dict() for pair in self.connections],
+            "connections": self.connections,
             "ablation": {
                 "mode": check.mode,
                 "n_random": check.n_random,
                 "ratio": check.ratio,
                 "logit_ratio": check.logit_ratio,
                 "classes_hurt_more": check.classes_hurt_more,
-                "base_accuracy": check.base_accuracy.tolist(),
-                "top_logit_drop": check.top_logit_drop.tolist(),
-                "random_logit_drop": check.random_logit_drop.tolist(),
+                "base_accuracy": check.base_accuracy,
+                "top_logit_drop": check.top_logit_drop,
+                "random_logit_drop": check.random_logit_drop,
             },
-            "all_contributions": found.contributions.tolist(),
+            "all_contributions": found.contributions,
         }
 
 

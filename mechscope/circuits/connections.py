@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -81,6 +81,9 @@ def connection_strengths(conv: nn.Module) -> tuple[Tensor, Tensor]:
 class ConvConnections:
     """How the channels of one conv layer feed another conv layer."""
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"top"})  # JSON: the top lists themselves
+    json_extra: ClassVar[tuple[str, ...]] = ("top_inbound", "top_outbound")
+
     source: str  # conv module whose output channels are read
     target: str  # conv module reading them
     l2: Tensor  # (target_channel, source_channel) L2 norm of each kernel slice
@@ -97,18 +100,6 @@ class ConvConnections:
     def top_outbound(self) -> Tensor:
         """(source_channel, top): the target channels each source channel feeds most strongly (L2)."""
         return _top(self.l2.t(), self.top)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form with both matrices and the top lists."""
-        return {
-            "source": self.source,
-            "target": self.target,
-            "offset": self.offset,
-            "l2": self.l2.tolist(),
-            "signed_sum": self.signed_sum.tolist(),
-            "top_inbound": self.top_inbound.tolist(),
-            "top_outbound": self.top_outbound.tolist(),
-        }
 
 
 def conv_connections(
@@ -171,11 +162,6 @@ class Connection:
     strength: float  # L2 norm of the kernel slice (conv) or |weight| (dense)
     signed: float  # sum of the kernel slice or the weight itself: + excites, - inhibits
     label: str | None = None  # name of an input feature or output ("a = 1", "logit of class 3")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {"layer": self.layer, "unit": self.unit, "label": self.label, "strength": self.strength,
-                "signed": self.signed}
 
 
 @dataclass

@@ -64,16 +64,16 @@ class ClassContributions:
         """Mean activation maps of class `cls`'s top channels on that class, (top, *spatial)."""
         return self.mean_maps[cls, self.top_channels[cls]]
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: per class, its top channels and every channel's contribution."""
+    def __json__(self) -> dict[str, Any]:
+        """Per class, its top channels and every channel's contribution (the mean maps are for figures)."""
         return {
             "layer": self.layer,
             "method": self.method,
             "head": self.head,
             "classes": {
                 name: {
-                    "top_channels": self.top_channels[c].tolist(),
-                    "contributions": self.contributions[c].tolist(),
+                    "top_channels": self.top_channels[c],
+                    "contributions": self.contributions[c],
                 }
                 for c, name in enumerate(self.class_names)
             },
@@ -121,43 +121,14 @@ def class_contributions(
         >>> found.method, found.top_channels[3]     # 'gap', tensor([12, 5, 30])
     """
     check_inputs(inputs, labels)
-    if method not in ("auto", "gap", "gradient"):
-        raise ConfigError(f"method must be 'auto', 'gap' or 'gradient'; got {method!r}.")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1; got {batch_size}.")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ConfigError(f"top must be a positive integer; got {top!r}.")
+    _check_options(method, batch_size, top)
     device = model_device(model)
     name = default_layer(model, inputs[:1].to(device), output=output) if layer is None else layer
     get_layer(model, name)
     with eval_mode(model):
-        with torch.no_grad(), capture(model, [name], check_finite=False) as store:
-            probe_logits = select_output(model(inputs[:batch_size].to(device)), output)
-        probe_act = store.act(name)
-        n_classes = _check_logits(probe_logits, labels)
-        if probe_act.dim() < 2:
-            raise DataError(f"Layer {name!r} returns shape {tuple(probe_act.shape)}; it needs (batch, channel, ...).")
-        axes = layer_unit_axes(model, name, tuple(probe_act.shape))  # units: channels, or features of tokens
-        probe_act = axes.units_first(probe_act)
-        n_channels = probe_act.shape[1]
-        head = None if method == "gradient" else find_gap_head(model, probe_act, probe_logits)
-        if method == "gap" and head is None:
-            raise UnsupportedModelError(
-                f"No Linear layer of {type(model).__name__} maps the channel means of {name!r} to the logits, so "
-                "the exact GAP contribution does not apply; use method='gradient' (or 'auto')."
-            )
-        # Sums stay on the CPU in float64: each batch's scores join them there.
-        sums = torch.zeros(n_classes, n_channels, dtype=torch.float64, device="cpu")
-        map_sums = torch.zeros(n_classes, *probe_act.shape[1:], dtype=torch.float64, device="cpu")
-        counts = torch.zeros(n_classes, dtype=torch.int64, device="cpu")
-        for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
-            if int(y.max()) >= n_classes:
-                raise DataError(f"labels go up to {int(y.max())} but the model returns {n_classes} logits.")
-            act, per_input = _score_batch(model, name, batch.to(device), y.to(device), head, output, axes)
-            y_cpu = y.cpu()
-            sums.index_add_(0, y_cpu, per_input.double().cpu())
-            map_sums.index_add_(0, y_cpu, act.double().cpu())
-            counts += torch.bincount(y_cpu, minlength=n_classes)
+        scoring = _scoring(model, name, inputs[:batch_size].to(device), labels, method, output)
+        sums, map_sums, counts = _class_sums(model, inputs, labels, scoring, batch_size=batch_size, output=output)
+    head, n_classes, n_channels = scoring.head, scoring.n_classes, scoring.unit_shape[0]
     denom = counts.clamp_min(1).double()
     per_class = sums / denom[:, None]
     if head is not None:  # per_class holds channel means: weight them by the head once
@@ -179,6 +150,84 @@ def class_contributions(
         class_counts=counts,
         class_names=names,
     )
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """How `class_contributions` scores a layer, fixed on the first batch."""
+
+    layer: str  # the scored layer
+    n_classes: int  # logits the model returns
+    axes: UnitAxes  # the layer's unit axes
+    head: str | None  # the GAP head (a Linear layer) for the exact method; None: gradient x activation
+    unit_shape: tuple[int, ...]  # one input's activation, units first: (channel, *spatial)
+
+
+def _check_options(method: str, batch_size: int, top: int) -> None:
+    """Raise ConfigError for an unknown method, a batch size below 1 or a top that is not a positive integer."""
+    if method not in ("auto", "gap", "gradient"):
+        raise ConfigError(f"method must be 'auto', 'gap' or 'gradient'; got {method!r}.")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1; got {batch_size}.")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top must be a positive integer; got {top!r}.")
+
+
+def _scoring(
+    model: nn.Module, name: str, first: Tensor, labels: Tensor, method: Method, output: OutputSpec
+) -> _Scoring:
+    """Read the logits, unit axes and GAP head (if any) of `model` from its pass on the first batch.
+
+    Raises:
+        DataError: the logits do not fit the labels, or the layer has no unit axis.
+        UnsupportedModelError: method="gap" but no GAP head was found.
+    """
+    with torch.no_grad(), capture(model, [name], check_finite=False) as store:
+        probe_logits = select_output(model(first), output)
+    probe_act = store.act(name)
+    n_classes = _check_logits(probe_logits, labels)
+    if probe_act.dim() < 2:
+        raise DataError(f"Layer {name!r} returns shape {tuple(probe_act.shape)}; it needs (batch, channel, ...).")
+    axes = layer_unit_axes(model, name, tuple(probe_act.shape))  # units: channels, or features of tokens
+    probe_act = axes.units_first(probe_act)
+    head = None if method == "gradient" else find_gap_head(model, probe_act, probe_logits)
+    if method == "gap" and head is None:
+        raise UnsupportedModelError(
+            f"No Linear layer of {type(model).__name__} maps the channel means of {name!r} to the logits, so "
+            "the exact GAP contribution does not apply; use method='gradient' (or 'auto')."
+        )
+    return _Scoring(name, n_classes, axes, head, tuple(probe_act.shape[1:]))
+
+
+def _class_sums(
+    model: nn.Module, inputs: Tensor, labels: Tensor, scoring: _Scoring, *, batch_size: int, output: OutputSpec
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per class, the sums of the inputs' scores and activation maps, and the input counts.
+
+    Returns:
+        (scores (n_classes, channel), maps (n_classes, channel, *spatial), counts (n_classes,)),
+        on the CPU, sums in float64.
+
+    Raises:
+        DataError: a label is not below the number of logits.
+    """
+    device = model_device(model)
+    n_classes = scoring.n_classes
+    # Sums stay on the CPU in float64: each batch's scores join them there.
+    sums = torch.zeros(n_classes, scoring.unit_shape[0], dtype=torch.float64, device="cpu")
+    map_sums = torch.zeros(n_classes, *scoring.unit_shape, dtype=torch.float64, device="cpu")
+    counts = torch.zeros(n_classes, dtype=torch.int64, device="cpu")
+    for batch, y in zip(inputs.split(batch_size), labels.split(batch_size)):
+        if int(y.max()) >= n_classes:
+            raise DataError(f"labels go up to {int(y.max())} but the model returns {n_classes} logits.")
+        act, per_input = _score_batch(
+            model, scoring.layer, batch.to(device), y.to(device), scoring.head, output, scoring.axes
+        )
+        y_cpu = y.cpu()
+        sums.index_add_(0, y_cpu, per_input.double().cpu())
+        map_sums.index_add_(0, y_cpu, act.double().cpu())
+        counts += torch.bincount(y_cpu, minlength=n_classes)
+    return sums, map_sums, counts
 
 
 def class_mean_maps(

@@ -484,96 +484,138 @@ _MOVE_GRAD = frozenset({
 _GRAD_SUFFIX = re.compile(r"Backward\d*$")
 
 _Place = tuple[int | None, int | None, bool]  # unit axis counted from the end, offset, through a concatenation
+_RawOutputs = dict[str, dict[str, tuple[set[_Place], set[_Place]]]]  # call -> source -> (by channel, by last axis)
 
 
 def _autograd_flow(model: nn.Module, example: Tensor, stops: Sequence[str]) -> LayerGraph:
+    """Read the layer graph from the autograd graph of one forward pass on `example`."""
     modules = {name: module for name, module in model.named_modules() if name}
-    weight_out: dict[Any, str] = {}  # grad_fn of a conv/linear output -> layer
-    first_out: dict[str, Any] = {}  # call (`name`, `name:1`, ...) -> grad_fn of its output
-    seen_calls: dict[str, int] = {}  # module -> calls so far
-    ndims: dict[Any, int] = {}  # grad_fn -> dimensions of the output it made
-    calls: list[tuple[str, Any, int]] = []  # (conv/linear layer, grad_fn of its input, input ndim), every call
-    order: list[str] = []
-    wanted = set(stops)
+    trace = _AutogradTrace(stops)
+    trace.run(model, modules, example)
+    stop_of = {trace.first_out[n]: n for n in reversed(stops) if trace.first_out.get(n) is not None}
+    ends = {**{fn: n for fn, n in stop_of.items() if fn not in trace.weight_out}, **trace.weight_out}
+    end_ndim = {name: trace.ndims.get(fn) for fn, name in ends.items()}
+    raw_feeds = _raw_feeds(modules, trace.calls, ends)
+    raw_outputs = _raw_outputs(modules, trace, ends)
+    kinds = _end_kinds(modules, stops, raw_outputs)
+    return _autograd_graph(trace.order, raw_feeds, raw_outputs, end_ndim, kinds)
 
-    def before(name: str) -> Callable[..., None]:
+
+class _AutogradTrace:
+    """What forward hooks see of one forward pass: the grad_fn each layer call reads and makes."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.wanted = set(stops)
+        self.weight_out: dict[Any, str] = {}  # grad_fn of a conv/linear output -> layer
+        self.first_out: dict[str, Any] = {}  # call (`name`, `name:1`, ...) -> grad_fn of its output
+        self.seen_calls: dict[str, int] = {}  # module -> calls so far
+        self.ndims: dict[Any, int] = {}  # grad_fn -> dimensions of the output it made
+        self.calls: list[tuple[str, Any, int]] = []  # (conv/linear layer, grad_fn of its input, input ndim), every call
+        self.order: list[str] = []  # conv/linear layers (first call) and stops, in run order
+
+    def run(self, model: nn.Module, modules: Mapping[str, nn.Module], example: Tensor) -> None:
+        """Run `model` once on `example`, gradients on, with hooks on every module.
+
+        Raises:
+            UnsupportedModelError: the forward pass fails, or records no autograd graph at
+                any conv/linear layer.
+        """
+        handles = []
+        try:
+            for name, module in modules.items():
+                is_weight = isinstance(module, WEIGHT_LAYERS)
+                if is_weight:
+                    handles.append(module.register_forward_pre_hook(self._before(name)))
+                handles.append(module.register_forward_hook(self._after(name, is_weight)))
+            inputs = example.detach().to(model_device(model))
+            inputs = inputs.requires_grad_() if inputs.is_floating_point() else inputs
+            with eval_mode(model), _grad_on(model), torch.enable_grad():  # eval: no running statistics change
+                model(inputs)
+        except Exception as err:  # whatever the forward raises: the model cannot be read this way
+            raise UnsupportedModelError(
+                f"one forward pass on the example (shape {tuple(example.shape)}) failed: {type(err).__name__}: {err}"
+            ) from None
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not self.weight_out:
+            raise UnsupportedModelError(
+                "one forward pass on the example recorded no autograd graph at any conv/linear layer "
+                "(no such layer ran, or the forward runs under torch.no_grad)."
+            )
+
+    def _before(self, name: str) -> Callable[..., None]:
+        """A pre-hook keeping the grad_fn of a conv/linear layer's input."""
+
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             tensor = _first_tensor(args)
             if tensor is not None and tensor.grad_fn is not None:
-                calls.append((name, tensor.grad_fn, tensor.dim()))
+                self.calls.append((name, tensor.grad_fn, tensor.dim()))
+
         return hook
 
-    def after(name: str, is_weight: bool) -> Callable[..., None]:
+    def _after(self, name: str, is_weight: bool) -> Callable[..., None]:
+        """A forward hook keeping the grad_fn of a module's output and counting its calls."""
+
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             tensor = _first_tensor(output)
             fn = None if tensor is None else tensor.grad_fn
             if fn is not None and tensor is not None:
-                ndims.setdefault(fn, tensor.dim())
+                self.ndims.setdefault(fn, tensor.dim())
                 if is_weight:
-                    weight_out.setdefault(fn, name)
-            index = seen_calls.get(name, 0)
-            seen_calls[name] = index + 1
+                    self.weight_out.setdefault(fn, name)
+            index = self.seen_calls.get(name, 0)
+            self.seen_calls[name] = index + 1
             call = call_name(name, index)
-            first_out[call] = fn
-            if (is_weight and index == 0) or call in wanted:
-                order.append(call)
+            self.first_out[call] = fn
+            if (is_weight and index == 0) or call in self.wanted:
+                self.order.append(call)
+
         return hook
 
-    handles = []
-    try:
-        for name, module in modules.items():
-            is_weight = isinstance(module, WEIGHT_LAYERS)
-            if is_weight:
-                handles.append(module.register_forward_pre_hook(before(name)))
-            handles.append(module.register_forward_hook(after(name, is_weight)))
-        inputs = example.detach().to(model_device(model))
-        inputs = inputs.requires_grad_() if inputs.is_floating_point() else inputs
-        with eval_mode(model), _grad_on(model), torch.enable_grad():  # eval: no running statistics change
-            model(inputs)
-    except Exception as err:  # whatever the forward raises: the model cannot be read this way
-        raise UnsupportedModelError(
-            f"one forward pass on the example (shape {tuple(example.shape)}) failed: {type(err).__name__}: {err}"
-        ) from None
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not weight_out:
-        raise UnsupportedModelError(
-            "one forward pass on the example recorded no autograd graph at any conv/linear layer "
-            "(no such layer ran, or the forward runs under torch.no_grad)."
-        )
-    stop_of = {first_out[n]: n for n in reversed(stops) if first_out.get(n) is not None}
-    ends = {**{fn: n for fn, n in stop_of.items() if fn not in weight_out}, **weight_out}
-    end_ndim = {name: ndims.get(fn) for fn, name in ends.items()}
 
+def _raw_feeds(
+    modules: Mapping[str, nn.Module], calls: Sequence[tuple[str, Any, int]], ends: Mapping[Any, str]
+) -> dict[tuple[str, str], set[_Place]]:
+    """For each (source, conv/linear layer) pair, where the paths into the layer's input leave the source."""
     raw_feeds: dict[tuple[str, str], set[_Place]] = {}
     for target, fn, ndim in calls:
         axis = -1 if isinstance(modules[target], nn.Linear) else 1 - ndim  # dim 1 of a conv input
         for source, places in _walk(fn, ends, axis, start_is_end=True).items():
             raw_feeds.setdefault((source, target), set()).update(places)
-    raw_outputs: dict[str, dict[str, tuple[set[_Place], set[_Place]]]] = {}
-    for name, fn in first_out.items():
+    return raw_feeds
+
+
+def _raw_outputs(modules: Mapping[str, nn.Module], trace: _AutogradTrace, ends: Mapping[Any, str]) -> _RawOutputs:
+    """For each layer call, the sources its output is made of: places by channel and by last axis."""
+    raw_outputs: _RawOutputs = {}
+    for name, fn in trace.first_out.items():
         if fn is None:
             raw_outputs[name] = {}
-        elif fn in weight_out:
-            own: set[_Place] = {(-1 if isinstance(modules[weight_out[fn]], nn.Linear) else 1 - ndims[fn], 0, False)}
-            raw_outputs[name] = {weight_out[fn]: (own, own)}
+        elif fn in trace.weight_out:
+            layer = trace.weight_out[fn]
+            own: set[_Place] = {(-1 if isinstance(modules[layer], nn.Linear) else 1 - trace.ndims[fn], 0, False)}
+            raw_outputs[name] = {layer: (own, own)}
         else:  # the unit axis of a layer's output is dim 1 if convs make it, the last if linear layers do
-            ndim = ndims.get(fn, 2)
+            ndim = trace.ndims.get(fn, 2)
             by_channel = _walk(fn, ends, 1 - ndim if ndim >= 2 else -1, start_is_end=False)
             by_last = _walk(fn, ends, -1, start_is_end=False)
             raw_outputs[name] = {s: (by_channel.get(s, set()), by_last.get(s, set()))
                                  for s in {**by_channel, **by_last}}
-    kinds = _end_kinds(modules, stops, raw_outputs)
+    return raw_outputs
+
+
+def _autograd_graph(
+    order: Sequence[str],
+    raw_feeds: Mapping[tuple[str, str], set[_Place]],
+    raw_outputs: _RawOutputs,
+    end_ndim: Mapping[str, int | None],
+    kinds: Mapping[str, str | None],
+) -> LayerGraph:
+    """The LayerGraph of the paths found: feeds and outputs in run order, each with its units' offset."""
 
     def offset(source: str, places: set[_Place]) -> tuple[int | None, bool]:
-        ndim, kind = end_ndim.get(source), kinds.get(source)
-        part = any(place[2] for place in places)
-        if ndim is None or kind is None:
-            return None, part
-        expected = -1 if kind == "last" else 1 - ndim
-        found = {off if axis == expected else None for axis, off, _ in places}
-        return (found.pop() if len(found) == 1 else None), part
+        return _unit_offset(places, end_ndim.get(source), kinds.get(source))
 
     def made_of(source: str, both: tuple[set[_Place], set[_Place]]) -> tuple[int | None, bool]:
         return offset(source, both[0] if kinds.get(source) == "channel" else both[1])
@@ -589,6 +631,19 @@ def _autograd_flow(model: nn.Module, example: Tensor, stops: Sequence[str]) -> L
         for name, found in raw_outputs.items()
     }
     return LayerGraph("autograd", tuple(order), feeds, outputs)
+
+
+def _unit_offset(places: set[_Place], ndim: int | None, kind: str | None) -> tuple[int | None, bool]:
+    """(offset of the units in a source with `ndim` dimensions and unit axis `kind`, any path through a concatenation).
+
+    The offset is None unless every path reaches the source's unit axis at the same offset.
+    """
+    part = any(place[2] for place in places)
+    if ndim is None or kind is None:
+        return None, part
+    expected = -1 if kind == "last" else 1 - ndim
+    found = {off if axis == expected else None for axis, off, _ in places}
+    return (found.pop() if len(found) == 1 else None), part
 
 
 def _walk(start: Any, ends: Mapping[Any, str], axis: int, *, start_is_end: bool) -> dict[str, set[_Place]]:

@@ -124,11 +124,11 @@ class RankedExamples:
     indices: Tensor  # (unit, k) int64 positions in the dataset
     positions: Tensor | None  # (unit, k, n_spatial) where each input peaks (sequences: the token); None if dense
 
-    def to_dict(self, unit: int) -> dict[str, Any]:
-        """One unit's examples as plain lists."""
-        out: dict[str, Any] = {"indices": self.indices[unit].tolist(), "values": self.values[unit].tolist()}
+    def of_unit(self, unit: int) -> dict[str, Tensor]:
+        """One unit's `indices`, `values` and (when known) `positions`."""
+        out = {"indices": self.indices[unit], "values": self.values[unit]}
         if self.positions is not None:
-            out["positions"] = self.positions[unit].tolist()
+            out["positions"] = self.positions[unit]
         return out
 
 
@@ -205,24 +205,18 @@ class LayerExamples:
             crops.append(item[(slice(None),) + slices])
         return torch.stack(crops).reshape(*ranked.indices.shape, inputs.shape[1], *size)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: per unit, the indices, values and maximum positions of its examples."""
-        field = self.receptive_field
-        layout = self.unit_axes
+    def __json__(self) -> dict[str, Any]:
+        """The layer's geometry, then per unit the indices, values and maximum positions of its examples."""
         return {
             "layer": self.layer,
             "reduce": self.reduce,
-            "unit_axes": None if layout is None else {
-                "kind": layout.kind, "unit": layout.unit, "spatial": list(layout.spatial)
-            },
+            "unit_axes": self.unit_axes,
             "k": self.k,
             "n_inputs": self.n_inputs,
-            "activation_shape": list(self.activation_shape),
-            "receptive_field": None if field is None else {
-                "size": list(field.size), "jump": list(field.jump), "start": list(field.start)
-            },
+            "activation_shape": self.activation_shape,
+            "receptive_field": self.receptive_field,
             "units": [
-                {"unit": u, "top": self.top.to_dict(u), "bottom": self.bottom.to_dict(u)} for u in range(self.n_units)
+                {"unit": u, "top": self.top.of_unit(u), "bottom": self.bottom.of_unit(u)} for u in range(self.n_units)
             ],
         }
 
@@ -240,10 +234,6 @@ class DatasetExamples:
 
     def __getitem__(self, layer: str) -> LayerExamples:
         return self.layers[layer]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form keyed by layer name."""
-        return {"layers": {name: ex.to_dict() for name, ex in self.layers.items()}}
 
 
 def dataset_examples(
@@ -290,11 +280,7 @@ def dataset_examples(
     names = resolve_layers(model, layers)
     if isinstance(data, Tensor):
         check_finite(data, "data")
-    top = {name: StreamingTopK(k, largest=True) for name in names}
-    bottom = {name: StreamingTopK(k, largest=False) for name in names}
-    shapes: dict[str, tuple[int, ...]] = {}
-    layouts: dict[str, UnitAxes] = {}
-    fields: dict[str, ReceptiveField | None] = {}
+    rankings = {name: _LayerRanking(name, k) for name in names}
     batches, total = iter_batches(data, batch_size)
     device = model_device(model)
     seen = 0
@@ -308,32 +294,53 @@ def dataset_examples(
             with capture(model, names, check_finite=False) as store:
                 model(batch)
             indices = torch.arange(seen, seen + batch.shape[0], device=device)
-            for name in names:
-                act = store.act(name)
-                if name not in shapes:
-                    shapes[name] = tuple(act.shape[1:])
-                    layouts[name] = layer_unit_axes(model, name, act.shape, axes)
-                    fields[name] = receptive_field(model, name, tuple(batch.shape[1:]), shapes[name]) \
-                        if layouts[name].kind == "conv" else None
-                scores, positions = unit_scores(act, reduce, axes=layouts[name])
-                top[name].update(scores, indices, positions)
-                bottom[name].update(scores, indices, positions)
+            for name, ranking in rankings.items():
+                ranking.update(model, store.act(name), tuple(batch.shape[1:]), indices, reduce=reduce, axes=axes)
             seen += batch.shape[0]
     if seen == 0:
         raise DataError("dataset_examples got an empty dataset; pass at least one input.")
-    return DatasetExamples({
-        name: LayerExamples(
-            layer=name,
+    return DatasetExamples({name: ranking.result(reduce, seen) for name, ranking in rankings.items()})
+
+
+class _LayerRanking:
+    """The running top-k and bottom-k of one layer's units, with the layout read from the first batch."""
+
+    def __init__(self, name: str, k: int) -> None:
+        self.name = name  # dotted layer name
+        self.top = StreamingTopK(k, largest=True)
+        self.bottom = StreamingTopK(k, largest=False)
+        self.shape: tuple[int, ...] | None = None  # one input's activation shape
+        self.layout: UnitAxes | None = None  # where the units and positions lie
+        self.field: ReceptiveField | None = None  # where a position looks in the input (conv layers)
+
+    def update(
+        self, model: nn.Module, act: Tensor, input_shape: tuple[int, ...], indices: Tensor, *, reduce: Reduce,
+        axes: LayerAxes,
+    ) -> None:
+        """Merge one batch's activations (batch, ...) of inputs at dataset positions `indices` into the rankings."""
+        if self.layout is None:
+            self.shape = tuple(act.shape[1:])
+            self.layout = layer_unit_axes(model, self.name, act.shape, axes)
+            self.field = receptive_field(model, self.name, input_shape, self.shape) \
+                if self.layout.kind == "conv" else None
+        scores, positions = unit_scores(act, reduce, axes=self.layout)
+        self.top.update(scores, indices, positions)
+        self.bottom.update(scores, indices, positions)
+
+    def result(self, reduce: str, n_inputs: int) -> LayerExamples:
+        """The layer's examples after `n_inputs` streamed inputs."""
+        if self.shape is None:
+            raise DataError("no scores were streamed; pass at least one input.")
+        return LayerExamples(
+            layer=self.name,
             reduce=reduce,
-            top=_finish(top[name]),
-            bottom=_finish(bottom[name]),
-            activation_shape=shapes[name],
-            receptive_field=fields[name],
-            n_inputs=seen,
-            unit_axes=layouts[name],
+            top=_finish(self.top),
+            bottom=_finish(self.bottom),
+            activation_shape=self.shape,
+            receptive_field=self.field,
+            n_inputs=n_inputs,
+            unit_axes=self.layout,
         )
-        for name in names
-    })
 
 
 def _finish(acc: StreamingTopK) -> RankedExamples:

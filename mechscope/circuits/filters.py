@@ -7,7 +7,7 @@ kernels read directly as the edge and blob detectors they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -22,24 +22,21 @@ __all__ = ["Kernels", "conv_kernels"]
 class Kernels:
     """The weights of one conv layer."""
 
+    json_extra: ClassVar[tuple[str, ...]] = ("shape", "norms")
+
     layer: str  # dotted name of the conv module
     weight: Tensor  # (out_channel, in_channel / groups, *kernel)
     bias: Tensor | None  # (out_channel,) or None
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """(out_channel, in_channel / groups, *kernel) of `weight`."""
+        return tuple(self.weight.shape)
+
+    @property
     def norms(self) -> Tensor:
         """L2 norm of each output channel's kernel, shape (out_channel,)."""
         return self.weight.reshape(self.weight.shape[0], -1).norm(dim=1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Shape, per-channel norms and the raw weights as nested lists."""
-        return {
-            "layer": self.layer,
-            "shape": list(self.weight.shape),
-            "norms": self.norms.tolist(),
-            "weight": self.weight.tolist(),
-            "bias": None if self.bias is None else self.bias.tolist(),
-        }
 
 
 def conv_kernels(model: nn.Module, layer: str | None = None) -> Kernels:

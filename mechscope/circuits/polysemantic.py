@@ -92,27 +92,27 @@ class Polysemanticity:
         """(unit,) the most frequent label among each unit's top examples."""
         return self.label_counts.argmax(dim=1)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form; `units` come in ranking order."""
+    def __json__(self) -> dict[str, Any]:
+        """The counts of flagged units, then one entry per unit in ranking order (its nonzero label counts)."""
         flags = self.is_polysemantic
         units = []
         for u in self.ranking.tolist():
             counts = self.label_counts[u]
             units.append({
                 "unit": u,
-                "entropy_bits": float(self.entropy[u]),
-                "n_covering": int(self.n_covering[u]),
-                "is_polysemantic": bool(flags[u]),
-                "is_dead": bool(self.is_dead[u]),
-                "label_counts": {self.class_names[c]: int(counts[c]) for c in range(len(counts)) if counts[c] > 0},
+                "entropy_bits": self.entropy[u],
+                "n_covering": self.n_covering[u],
+                "is_polysemantic": flags[u],
+                "is_dead": self.is_dead[u],
+                "label_counts": {self.class_names[c]: counts[c] for c in range(len(counts)) if counts[c] > 0},
             })
         return {
             "layer": self.layer,
             "k": self.k,
             "coverage": self.coverage,
             "min_classes": self.min_classes,
-            "n_polysemantic": int(flags.sum()),
-            "n_dead": int(self.is_dead.sum()),
+            "n_polysemantic": flags.sum(),
+            "n_dead": self.is_dead.sum(),
             "units": units,
         }
 

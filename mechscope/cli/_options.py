@@ -1,11 +1,11 @@
-"""Options shared by several commands, as Annotated aliases."""
+"""Options shared by several commands, as Annotated aliases, and the choice enums they are built from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import Enum, EnumMeta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import torch
 import typer
@@ -13,6 +13,7 @@ import typer
 from mechscope.cli._output import OutputFormat
 from mechscope.cli.errors import CLIError
 from mechscope.atomic import check_output
+from mechscope.data.bundle import DataPart
 from mechscope.errors import OutputError
 from mechscope.limits import MAX_SEED
 
@@ -27,7 +28,8 @@ __all__ = [
     "QuickOpt",
     "checked_out",
     "figures_folder",
-    "Split",
+    "Choice",
+    "DataPartChoice",
     "split_of",
     "OutputOpt",
     "output_of",
@@ -44,19 +46,37 @@ OutPathOpt = Annotated[Path | None, typer.Option("--out", help="Where to write t
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Folder for everything the command writes.")]
 
 
-class Split(str, Enum):
-    """Which part of the data a command reads: the training split, the test split, or all (train first)."""
+class _ChoiceMeta(EnumMeta):
+    """Make an enum's members from the values of the Literal given as its `literal=` class keyword."""
 
-    all = "all"
-    train = "train"
-    test = "test"
+    def __new__(metacls, cls: str, bases: tuple[type, ...], classdict: Any, **kwds: Any) -> Any:
+        for value in get_args(kwds.pop("literal", None)):
+            classdict[value] = value  # member name = value, so "+" is a member too
+        return super().__new__(metacls, cls, bases, classdict, **kwds)
 
 
-def split_of(bundle: Any, split: Split) -> tuple[Any, Any]:
+class Choice(str, Enum, metaclass=_ChoiceMeta):
+    """A command-line choice derived from the library's Literal: typer takes enums, not Literals.
+
+    `class PoolingChoice(Choice, literal=Pooling)` has one member per value of `Pooling`, in its
+    order (the order `--help` lists them). Members have no attribute names a type checker knows:
+    write a default as `PoolingChoice("kernels")` and read the chosen value with `.value`.
+    """
+
+    def __init_subclass__(cls, *, literal: Any = None, **kwargs: Any) -> None:
+        # The metaclass consumes `literal`; this signature tells type checkers the keyword exists.
+        super().__init_subclass__(**kwargs)
+
+
+class DataPartChoice(Choice, literal=DataPart):
+    """Which part of the data a command reads: all (train first), the training split or the test split."""
+
+
+def split_of(bundle: Any, split: DataPartChoice) -> tuple[Any, Any]:
     """The inputs and targets of `split` of a DataBundle."""
-    if split is Split.train:
+    if split.value == "train":
         return bundle.x_train, bundle.y_train
-    if split is Split.test:
+    if split.value == "test":
         return bundle.x_test, bundle.y_test
     return bundle.all_inputs(), torch.cat([bundle.y_train, bundle.y_test])
 

@@ -72,17 +72,8 @@ def attribute(
     names = _method_names(method)
     ckpt = source.load()
     if layer is not None:
-        try:
-            get_layer(ckpt.model, layer)
-        except LayerNameError as err:
-            raise CLIError(f"--layer: {err}") from None
-    bundle = ckpt.data()
-    x, labels = bundle.x_test[:n], bundle.y_test[:n]
-    if x.dim() != 4:
-        raise CLIError(
-            f"{source.label} was trained on inputs of shape {tuple(x.shape[1:])}; `attribute` explains image "
-            "classifiers (inputs (channel, height, width)). Train one with `mechscope model train digit-cnn`."
-        )
+        _check_layer(ckpt.model, layer)
+    x, labels = _test_images(ckpt.data(), source.label, n)
     chosen = output_of(output)
     methods, skipped = _build(names, ckpt.model, layer, x, explicit=method is not None, output=chosen)
     labels_of = {name: m.label for name, m in methods.items()}
@@ -90,38 +81,63 @@ def attribute(
     used_layer = next((getattr(m, "layer") for m in methods.values() if m.uses_layer), None)
     with torch.no_grad():
         predicted = select_output(ckpt.model.eval()(x.to(model_device(ckpt.model))), chosen).argmax(dim=1).cpu()
-    rows: dict[str, dict[str, Any]] = {
-        name: {"deletion_auc": None, "insertion_auc": None, "sanity_spearman": None, "passes_sanity": None}
-        for name in methods
-    }
     result: dict[str, Any] = {"checkpoint": source.label, "layer": used_layer, "n_images": int(x.shape[0])}
-    random_baseline: dict[str, float] | None = None
-    sanity_result: SanityResult | None = None
     faith_result: FaithfulnessResult | None = None
+    sanity_result: SanityResult | None = None
     if faithful:
         faith_result = faithfulness(ckpt.model, labelled, x, predicted, seed=seed, output=chosen)
-        random_baseline = faith_result.random_baseline
-        for name, label in labels_of.items():
-            rows[name]["deletion_auc"] = faith_result.deletion_auc[label]
-            rows[name]["insertion_auc"] = faith_result.insertion_auc[label]
     if sanity:
         sanity_result = cascading_randomization(ckpt.model, labelled, x, predicted, seed=seed, output=chosen)
-        for name, label in labels_of.items():
-            rows[name]["sanity_spearman"] = sanity_result.spearman[label]
-            rows[name]["passes_sanity"] = sanity_result.passes[label]
     figures: list[str] = []
     if out is not None:
         figures = _write_figures(Path(out), labelled, x, labels, predicted, sanity_result, faith_result)
     result.update(
         {
-            "methods": rows,
-            "random_baseline": random_baseline,
+            "methods": _rows(labels_of, faith_result, sanity_result),
+            "random_baseline": None if faith_result is None else faith_result.random_baseline,
             "sanity_steps": None if sanity_result is None else sanity_result.steps,
             "figures": figures,
             "skipped": skipped,
         }
     )
     emit(result, fmt, _text(result))
+
+
+def _check_layer(model: nn.Module, layer: str) -> None:
+    """Raise a CLIError naming --layer when `model` has no such layer."""
+    try:
+        get_layer(model, layer)
+    except LayerNameError as err:
+        raise CLIError(f"--layer: {err}") from None
+
+
+def _test_images(bundle: Any, label: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` test images (batch, channel, height, width) and their labels; other inputs are a CLIError."""
+    x, labels = bundle.x_test[:n], bundle.y_test[:n]
+    if x.dim() != 4:
+        raise CLIError(
+            f"{label} was trained on inputs of shape {tuple(x.shape[1:])}; `attribute` explains image "
+            "classifiers (inputs (channel, height, width)). Train one with `mechscope model train digit-cnn`."
+        )
+    return x, labels
+
+
+def _rows(
+    labels_of: dict[str, str], faith_result: FaithfulnessResult | None, sanity_result: SanityResult | None
+) -> dict[str, dict[str, Any]]:
+    """One row per method: its deletion and insertion AUCs and sanity scores (None for checks not run)."""
+    rows: dict[str, dict[str, Any]] = {
+        name: {"deletion_auc": None, "insertion_auc": None, "sanity_spearman": None, "passes_sanity": None}
+        for name in labels_of
+    }
+    for name, label in labels_of.items():
+        if faith_result is not None:
+            rows[name]["deletion_auc"] = faith_result.deletion_auc[label]
+            rows[name]["insertion_auc"] = faith_result.insertion_auc[label]
+        if sanity_result is not None:
+            rows[name]["sanity_spearman"] = sanity_result.spearman[label]
+            rows[name]["passes_sanity"] = sanity_result.passes[label]
+    return rows
 
 
 def _write_figures(

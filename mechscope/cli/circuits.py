@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +12,8 @@ from mechscope.capture import get_layer
 from mechscope.circuits import (
     ClassCircuits,
     DepthStatistics,
+    Method,
+    Mode,
     activation_maps,
     class_circuits,
     conv_kernels,
@@ -20,12 +21,13 @@ from mechscope.circuits import (
     depth_statistics,
 )
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import OutputOpt, output_of, FiguresOpt, FormatOpt
+from mechscope.cli._options import Choice, OutputOpt, output_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_DRAWS, MAX_SEED, MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
+from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n  mechscope circuits runs/digit-cnn-gap\n\n"
@@ -34,19 +36,12 @@ EXAMPLES = (
 )
 
 
-class Method(str, Enum):
+class MethodChoice(Choice, literal=Method):
     """How channel contributions are measured."""
 
-    auto = "auto"
-    gap = "gap"
-    gradient = "gradient"
 
-
-class Ablation(str, Enum):
+class AblationChoice(Choice, literal=Mode):
     """What an ablated channel is replaced by."""
-
-    zero = "zero"
-    mean = "mean"
 
 
 @model_command
@@ -58,11 +53,12 @@ def circuits(
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=MAX_WIDTH, help="Detector channels per class.")] = 3,
     method: Annotated[
-        Method, typer.Option("--method", help="Contributions: exact for a GAP head, gradient x activation, or auto.")
-    ] = Method.auto,
+        MethodChoice,
+        typer.Option("--method", help="Contributions: exact for a GAP head, gradient x activation, or auto."),
+    ] = MethodChoice("auto"),
     ablation: Annotated[
-        Ablation, typer.Option("--ablation", help="Replace ablated channels by zero or their training mean.")
-    ] = Ablation.zero,
+        AblationChoice, typer.Option("--ablation", help="Replace ablated channels by zero or their training mean.")
+    ] = AblationChoice("zero"),
     n_random: Annotated[
         int, typer.Option("--n-random", min=1, max=MAX_DRAWS, help="Random channel sets drawn per class.")
     ] = 20,
@@ -84,9 +80,9 @@ def circuits(
     found = class_circuits(ckpt.model, bundle, layer=layer, top=top, method=method.value, mode=ablation.value,
                            n_random=n_random, seed=seed, output=output_of(output))
     depth = depth_statistics(ckpt.model, bundle.x_test) if conv_layers(ckpt.model) else None
-    result: dict[str, Any] = {"checkpoint": source.label, **found.to_dict()}
+    result: dict[str, Any] = {"checkpoint": source.label, **to_json(found)}
     if depth is not None:
-        result["depth"] = depth.to_dict()
+        result["depth"] = to_json(depth)
     if out is not None:
         result["figures"] = [str(p) for p in _figures(ckpt.model, bundle, found, depth, out)]
     emit(result, fmt, _text(found, depth, result))

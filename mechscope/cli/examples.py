@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,14 +10,15 @@ import typer
 from torch import Tensor
 
 from mechscope.capture import get_layer
-from mechscope.circuits import LayerExamples, dataset_examples, polysemanticity
+from mechscope.circuits import LayerExamples, Reduce, dataset_examples, polysemanticity
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import Split, split_of, FiguresOpt, FormatOpt
+from mechscope.cli._options import Choice, DataPartChoice, split_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.errors import LayerNameError
+from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n  mechscope units examples runs/digit-cnn --layer relu3\n\n"
@@ -29,11 +29,8 @@ EXAMPLES = (
 _PAGE = 16  # units per figure
 
 
-class Reduction(str, Enum):
+class ReduceChoice(Choice, literal=Reduce):
     """How a conv channel scores an input."""
-
-    max = "max"
-    mean = "mean"
 
 
 @model_command
@@ -44,11 +41,11 @@ def examples(
     ],
     k: Annotated[int, typer.Option("--k", min=1, max=MAX_WIDTH, help="Examples kept per unit, at each end.")] = 9,
     split: Annotated[
-        Split, typer.Option("--split", help="Inputs searched: all (train + test), train or test.")
-    ] = Split.all,
+        DataPartChoice, typer.Option("--split", help="Inputs searched: all (train + test), train or test.")
+    ] = DataPartChoice("all"),
     reduce: Annotated[
-        Reduction, typer.Option("--reduce", help="Conv channels: score an input by its max or mean activation.")
-    ] = Reduction.max,
+        ReduceChoice, typer.Option("--reduce", help="Conv channels: score an input by its max or mean activation.")
+    ] = ReduceChoice("max"),
     min_classes: Annotated[
         int,
         typer.Option("--min-classes", min=1, max=MAX_WIDTH,
@@ -66,12 +63,12 @@ def examples(
     bundle = ckpt.data()
     inputs, labels = split_of(bundle, split)
     found = dataset_examples(ckpt.model, inputs, layer, k=k, reduce=reduce.value)[layer]
-    result: dict[str, Any] = {"checkpoint": source.label, "split": split.value, **found.to_dict()}
+    result: dict[str, Any] = {"checkpoint": source.label, "split": split.value, **to_json(found)}
     poly = None
     if bundle.task == "classification":
         poly = polysemanticity(found, labels, min_classes=min_classes, n_classes=bundle.n_classes,
                                class_names=bundle.class_names)
-        result["polysemanticity"] = poly.to_dict()
+        result["polysemanticity"] = to_json(poly)
     if out is not None:
         result["figures"] = [str(p) for p in _figures(found, poly, inputs, labels, out)]
     emit(result, fmt, _text(found, labels if bundle.task == "classification" else None, result))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from enum import Enum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -12,15 +12,16 @@ import typer
 from torch import nn
 
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import OutputOpt, output_of, FormatOpt, SeedOpt, figures_folder
+from mechscope.cli._options import Choice, OutputOpt, output_of, FormatOpt, SeedOpt, figures_folder
 from mechscope.cli._output import OutputFormat, emit
-from mechscope.capture import describe_layers
+from mechscope.capture import OutputSpec, describe_layers
 from mechscope.cli.errors import CLIError
 from mechscope.errors import ConfigError, LayerNameError
 from mechscope.featurevis import (
     InputSpace,
     ObjectiveKind,
     RenderConfig,
+    TransformPreset,
     Visualization,
     count_units,
     unit_objective,
@@ -29,6 +30,7 @@ from mechscope.featurevis import (
 from mechscope.limits import MAX_RESTARTS, MAX_STEPS, check_memory
 from mechscope.plots import save_figure, write_image_pngs
 from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid
+from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n  mechscope units render runs/digit-cnn --layer relu2\n\n"
@@ -38,21 +40,12 @@ EXAMPLES = (
 )
 
 
-class ObjectiveChoice(str, Enum):
+class ObjectiveChoice(Choice, literal=ObjectiveKind):
     """What each rendered image maximises."""
 
-    channel = "channel"
-    neuron = "neuron"
-    layer = "layer"
-    logit = "logit"
-    prob = "prob"
 
-
-class TransformChoice(str, Enum):
+class TransformChoice(Choice, literal=TransformPreset):
     """Random transformations during rendering."""
-
-    none = "none"
-    standard = "standard"
 
 
 @model_command
@@ -65,7 +58,7 @@ def featurevis(
     units: Annotated[str, typer.Option("--units", help="all, or comma-separated indices such as 0,3,7.")] = "all",
     objective: Annotated[
         ObjectiveChoice, typer.Option("--objective", help="channel, neuron (centre), layer (mean), logit or prob.")
-    ] = ObjectiveChoice.channel,
+    ] = ObjectiveChoice("channel"),
     steps: Annotated[
         int, typer.Option("--steps", min=1, max=MAX_STEPS, help="Optimisation steps (all units render together).")
     ] = 256,
@@ -79,7 +72,7 @@ def featurevis(
     transforms: Annotated[
         TransformChoice,
         typer.Option("--transforms", help="none, or standard (pad, jitter, scale, rotate): smoother, lower peaks."),
-    ] = TransformChoice.none,
+    ] = TransformChoice("none"),
     seed: SeedOpt = 0,
     output: OutputOpt = None,
     fmt: FormatOpt = OutputFormat.text,
@@ -95,51 +88,22 @@ def featurevis(
         raise CLIError(
             f"featurevis needs an image model; {ckpt.model_class} takes inputs of shape {tuple(data.shape[1:])}."
         )
-    try:
-        n_units = count_units(ckpt.model, layer_name, data[:2], output=output_of(output))
-    except LayerNameError as err:
-        raise CLIError(f"--layer: {err}") from None
-    selected = _parse_units(units, n_units, kind, layer_name)
+    selected = _selected_units(ckpt.model, data, units, kind, layer_name, output_of(output))
     check_memory(len(selected) * restarts * _bytes_per_render(ckpt.model, data[:1]),
                  f"rendering {len(selected)} units x {restarts} restarts (--units, --restarts)")
-    space = InputSpace.from_data(data)
-    config = RenderConfig(steps=steps, seed=seed, restarts=restarts)
-
-    def run(which: ObjectiveKind) -> Visualization:
-        try:
-            return visualize(
-                ckpt.model,
-                unit_objective(which, layer_name, selected, output=output_of(output)),
-                data,
-                space=space,
-                config=config,
-                transforms="standard" if transforms is TransformChoice.standard else None,
-            )
-        except ConfigError as err:
-            raise CLIError(str(err)) from None
-
-    vis = run(kind)
-    stem = f"{layer_name or 'output'}_{kind}"
-    images, ev = vis.result.images, vis.evidence
+    render = _Render(ckpt.model, data, layer_name, selected, output_of(output), InputSpace.from_data(data),
+                     RenderConfig(steps=steps, seed=seed, restarts=restarts),
+                     cast(TransformPreset, transforms.value))
+    vis = render(kind)
     value_range = (float(data.min()), float(data.max()))
-    label = {"logit": "class", "prob": "class", "layer": "row"}.get(kind, "ch" if kind == "channel" else "unit")
-    figure = plot_layer_grid(
-        images,
-        title=f"{layer_name or 'model output'}: {kind} objective, {steps} steps",
-        evidence=ev,
-        value_range=value_range,
-        unit_label=label,
-    )
-    grid = save_figure(figure, out / f"{stem}.png")
-    paths = write_image_pngs(images, out / stem, [f"unit_{unit:03d}.png" for unit in ev.units],
-                             value_range=value_range, progress=True)
-    rows = [{**unit_result, "image": str(path)} for unit_result, path in zip(vis.to_dict()["units"], paths)]
-    summary = vis.to_dict()
+    grid, paths = _save_unit_images(vis, out, kind, layer_name, steps=steps, value_range=value_range)
+    summary = to_json(vis)
+    rows = [{**unit_result, "image": str(path)} for unit_result, path in zip(summary["units"], paths)]
     result: dict[str, Any] = {
         "checkpoint": source.label,
         "layer": layer_name,
         "objective": kind,
-        "description": ev.description,
+        "description": vis.evidence.description,
         "steps": steps,
         "restarts": restarts,
         "transforms": transforms.value,
@@ -151,19 +115,87 @@ def featurevis(
         "units": rows,
     }
     if kind in ("logit", "prob"):  # seed 003: pre- and post-softmax pictures differ, so show both
-        other = run("prob" if kind == "logit" else "logit")
-        logits, probs = (vis, other) if kind == "logit" else (other, vis)
-        names = list(bundle.class_names) if layer_name is None and bundle.class_names else None
-        pairs = plot_class_pairs(
-            logits.result.images,
-            probs.result.images,
-            class_names=[names[u] if names else str(u) for u in selected],
-            logit_evidence=logits.evidence,
-            prob_evidence=probs.evidence,
-            value_range=value_range,
-        )
-        result["pairs"] = str(save_figure(pairs, out / f"{layer_name or 'output'}_logit_vs_prob.png"))
+        result["pairs"] = str(_save_pairs(render, vis, kind, bundle.class_names, out, value_range=value_range))
     emit(result, fmt, _text(result))
+
+
+def _selected_units(
+    model: nn.Module, data: torch.Tensor, text: str, kind: str, layer_name: str | None, output: OutputSpec
+) -> list[int]:
+    """The units `--units` selects, checked against the units the layer (or output) has."""
+    try:
+        n_units = count_units(model, layer_name, data[:2], output=output)
+    except LayerNameError as err:
+        raise CLIError(f"--layer: {err}") from None
+    return _parse_units(text, n_units, kind, layer_name)
+
+
+@dataclass(frozen=True)
+class _Render:
+    """Render the selected units of a layer (or the output) for one objective kind."""
+
+    model: nn.Module
+    data: torch.Tensor  # (batch, channel, height, width) inputs: the input space and the dataset evidence
+    layer_name: str | None  # None: the model output (logit and prob objectives)
+    units: list[int]  # the units rendered
+    output: OutputSpec  # which model output logit and prob objectives read
+    space: InputSpace  # where rendered inputs live
+    config: RenderConfig  # steps, seed and restarts
+    transforms: TransformPreset  # random transformations during rendering
+
+    def __call__(self, which: ObjectiveKind) -> Visualization:
+        """The visualisation for objective kind `which`; a setting `visualize` refuses is a CLIError."""
+        try:
+            return visualize(
+                self.model,
+                unit_objective(which, self.layer_name, self.units, output=self.output),
+                self.data,
+                space=self.space,
+                config=self.config,
+                transforms=self.transforms,
+            )
+        except ConfigError as err:
+            raise CLIError(str(err)) from None
+
+
+def _save_unit_images(
+    vis: Visualization, out: Path, kind: str, layer_name: str | None, *, steps: int,
+    value_range: tuple[float, float],
+) -> tuple[Path, list[Path]]:
+    """Write the grid of all units (with their dataset evidence) and one PNG per unit; return their paths."""
+    stem = f"{layer_name or 'output'}_{kind}"
+    images, ev = vis.result.images, vis.evidence
+    label = {"logit": "class", "prob": "class", "layer": "row"}.get(kind, "ch" if kind == "channel" else "unit")
+    figure = plot_layer_grid(
+        images,
+        title=f"{layer_name or 'model output'}: {kind} objective, {steps} steps",
+        evidence=ev,
+        value_range=value_range,
+        unit_label=label,
+    )
+    grid = save_figure(figure, out / f"{stem}.png")
+    paths = write_image_pngs(images, out / stem, [f"unit_{unit:03d}.png" for unit in ev.units],
+                             value_range=value_range, progress=True)
+    return grid, paths
+
+
+def _save_pairs(
+    render: _Render, vis: Visualization, kind: str, class_names: tuple[str, ...] | None, out: Path, *,
+    value_range: tuple[float, float],
+) -> Path:
+    """Render the other of logit/prob and write both side by side per class; return the figure's path."""
+    other = render("prob" if kind == "logit" else "logit")
+    logits, probs = (vis, other) if kind == "logit" else (other, vis)
+    names = list(class_names) if render.layer_name is None and class_names else None
+    pairs = plot_class_pairs(
+        logits.result.images,
+        probs.result.images,
+        class_names=[names[u] if names else str(u) for u in render.units],
+        logit_evidence=logits.evidence,
+        prob_evidence=probs.evidence,
+        value_range=value_range,
+    )
+    return save_figure(pairs, out / f"{render.layer_name or 'output'}_logit_vs_prob.png")
 
 
 def _parse_units(text: str, n_units: int, kind: str, layer_name: str | None) -> list[int]:

@@ -9,12 +9,13 @@ import typer
 from torch import Tensor
 
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import Split, split_of, FiguresOpt, FormatOpt
+from mechscope.cli._options import DataPartChoice, split_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle
 from mechscope.symbolic import TRANSFORM_NAMES, Transforms, linearize, read_formula
+from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n  mechscope formula runs/tiny-relu-sum\n\n"
@@ -29,8 +30,8 @@ EXAMPLES = (
 def formula(
     source: ModelSource,
     split: Annotated[
-        Split, typer.Option("--split", help="Points to read the formula on: the test or train split, or all.")
-    ] = Split.test,
+        DataPartChoice, typer.Option("--split", help="Points to read the formula on: the test or train split, or all.")
+    ] = DataPartChoice("test"),
     input_transform: Annotated[
         str | None,
         typer.Option("--input-transform", help="identity, log or exp; default: what the data declares."),
@@ -74,12 +75,12 @@ def formula(
         x = split_of(bundle, split)[0]
         lin = linearize(ckpt.model, x.mean(dim=0, keepdim=True), data=x)
         lines = [f"{lin.label[0].upper()}{lin.label[1:]}.", *lin.formulas()]
-        for entry in lin.to_dict()["points"]:
+        for near, everywhere in zip(lin.near_max_abs_error.tolist(), lin.data_max_abs_error.tolist()):
             lines.append(
-                f"max |tangent - network|: {entry['near_max_abs_error']:.3g} on the nearest "
-                f"{lin.near_fraction:.0%} of the data, {entry['data_max_abs_error']:.3g} on all of it"
+                f"max |tangent - network|: {near:.3g} on the nearest "
+                f"{lin.near_fraction:.0%} of the data, {everywhere:.3g} on all of it"
             )
-        emit({"mode": "local_linearization", **lin.to_dict()}, fmt, "\n".join(lines))
+        emit({"mode": "local_linearization", **to_json(lin)}, fmt, "\n".join(lines))
         return
     declared = Transforms.from_extras(bundle.extras)
     transforms = Transforms(
@@ -95,7 +96,7 @@ def formula(
         relation_tolerance=relation_tolerance,
         max_regions=max_regions,
     )
-    result = {"checkpoint": source.label, "split": split.value, **report.to_dict()}
+    result = {"checkpoint": source.label, "split": split.value, **to_json(report)}
     text = f"{source.label} on {split.value} data ({report.region_map.n_points} points)\n" + report.to_text()
     if out is not None:
         from mechscope.plots import save_figure  # matplotlib loads only when a figure is asked for

@@ -12,6 +12,7 @@ from mechscope.cli._options import FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.fourier import FourierAnalysis, analyze_modular
+from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n  mechscope fourier runs/grokking-mlp-p59\n\n"
@@ -38,7 +39,7 @@ def fourier(
     ckpt = source.load()
     data = ckpt.data() if ckpt.data_spec is not None else None
     result = analyze_modular(ckpt.model, data=data, share=share, threshold=threshold, layer=layer)
-    payload = result.to_dict()
+    payload = to_json(result)
     if out is not None:
         payload["figures"] = [str(p) for p in _figures(result, ckpt.history, ckpt.extra, out)]
     emit(payload, fmt, _text(result, payload))

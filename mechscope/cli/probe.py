@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ import torch
 import typer
 
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import FiguresOpt, FormatOpt
+from mechscope.cli._options import Choice, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.capture import select_output
@@ -20,15 +19,18 @@ from mechscope.errors import LayerNameError
 from mechscope.models import ModularMLP
 from mechscope.plots import save_figure
 from mechscope.plots.probes import plot_accuracy_by_layer
+from mechscope.probes.conv import Pooling
 from mechscope.probes import (
     ConvProbe,
     LinearProbe,
     ProbeRun,
+    Split,
     probe_activation_image,
     probe_by_layer,
     probe_modular_mlp,
 )
 from mechscope.recipes.seed000_probes import save_probe_figures
+from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n"
@@ -39,18 +41,12 @@ EXAMPLES = (
 )
 
 
-class Pooling(str, Enum):
+class PoolingChoice(Choice, literal=Pooling):
     """How the kernel responses are pooled."""
 
-    kernels = "kernels"
-    channels = "channels"
 
-
-class SplitChoice(str, Enum):
+class SplitChoice(Choice, literal=Split):
     """What is held out."""
-
-    examples = "examples"
-    types = "types"
 
 
 @model_command
@@ -64,8 +60,8 @@ def probe(
     kernels: Annotated[int, typer.Option("--kernels", min=1, max=MAX_WIDTH, help="Number of kernels k.")] = 3,
     kernel_size: Annotated[str, typer.Option(help="Kernel rows x columns, e.g. 2x2.")] = "2x2",
     pooling: Annotated[
-        Pooling, typer.Option(help="kernels: max over kernels (the article); channels: keep k maps.")
-    ] = Pooling.kernels,
+        PoolingChoice, typer.Option(help="kernels: max over kernels (the article); channels: keep k maps.")
+    ] = PoolingChoice("kernels"),
     hidden: Annotated[str, typer.Option(help="Fully connected hidden sizes, comma-separated ('' for none).")] = "30,30",
     dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.5,
     epochs: Annotated[
@@ -80,11 +76,11 @@ def probe(
     test_fraction: Annotated[float, typer.Option(help="Held-out share of the probe's split.")] = 0.1,
     split: Annotated[
         SplitChoice, typer.Option(help="examples (the article) or types: hold out whole distinct inputs.")
-    ] = SplitChoice.examples,
+    ] = SplitChoice("examples"),
     untrained: Annotated[
         bool, typer.Option("--untrained/--no-untrained", help="Also probe an untrained copy of the model.")
     ] = True,
-    by_layer: Annotated[bool, typer.Option("--by-layer", help="Also fit a linear probe per layer and target.")] = False,
+    by_layer: Annotated[bool, typer.Option("--by-layer", help="Also fit a linear probe per layer and label group.")] = False,
     out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
@@ -115,16 +111,16 @@ def probe(
         table = None
         if by_layer:
             table = probe_by_layer(
-                ckpt.model, data.x_test, run.targets, list(run.image.layers), probe=LinearProbe(), types=run.types,
+                ckpt.model, data.x_test, run.labels, list(run.image.layers), probe=LinearProbe(), types=run.types,
                 seeds=seed_list, split=split.value, use_untrained=untrained, progress=True,
             )
 
-    result = run.to_dict()
+    result = to_json(run)
     if run.report.warnings:  # present only when a split by type holds out too few inputs (see README)
         result["warnings"] = list(run.report.warnings)
     text = _text(run)
     if table is not None:
-        result["by_layer"] = table.to_dict()
+        result["by_layer"] = to_json(table)
         text += "\n\nlinear probe by layer:\n" + table.format()
     if out is not None:
         paths = save_probe_figures(run, out)
@@ -149,13 +145,13 @@ def _probe(
             )
         if data.task != "classification":
             raise CLIError(f"probing needs a classification checkpoint; {model_class} was trained on {data.task}.")
-        return probe_activation_image(model, data.x_test, _label_targets(model, data), names, **common)
+        return probe_activation_image(model, data.x_test, _classifier_labels(model, data), names, **common)
     except LayerNameError as err:
         raise CLIError(f"--layers: {err}") from None
 
 
-def _label_targets(model: Any, data: Any) -> dict[str, Any]:
-    """Targets of a classifier: the true label and the model's own predicted class."""
+def _classifier_labels(model: Any, data: Any) -> dict[str, Any]:
+    """Labels of a classifier: the true label and the model's own predicted class."""
     model.eval()
     with torch.no_grad():
         outputs = select_output(model(data.x_test)).argmax(dim=1)
@@ -174,11 +170,11 @@ def _text(run: ProbeRun) -> str:
                  f"({', '.join(run.image.layers)})")
     lines.append(run.report.summary())
     report = run.report
-    if report.selectivity < LOW_SELECTIVITY:  # False for NaN (no categorical target)
+    if report.selectivity < LOW_SELECTIVITY:  # False for NaN (no categorical label group)
         lines.append(
             f"verdict: selectivity {report.selectivity:.4f} is below {LOW_SELECTIVITY}: the probe fits random "
             f"labels given to the {report.n_types} distinct inputs (the control task) about as well as the real "
-            "targets, so it can be acting as a lookup table from inputs to answers, and its accuracy then says "
+            "labels, so it can be acting as a lookup table from inputs to answers, and its accuracy then says "
             "nothing about what the network computes. Try --split types (unseen inputs), a smaller probe, or "
             "more distinct inputs."
         )

@@ -14,8 +14,8 @@ from mechscope.cli._options import FormatOpt, OutDirOpt, OutputOpt, QuickOpt, ch
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.errors import MechscopeError
 from mechscope.limits import MAX_WIDTH
-from mechscope.report import REPORT_FILE, ReportConfig, build_report
-from mechscope.report.build import check_report_out
+from mechscope.report import ReportConfig, build_report
+from mechscope.report.build import REPORT_FILE, check_report_out
 
 EXAMPLES = (
     "Examples:\n\n  mechscope report build runs/digit-cnn --out report/digit-cnn\n\n"

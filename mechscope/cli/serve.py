@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from mechscope.cli.errors import CLIError
-from mechscope.report import HOST, make_server
+from mechscope.report import make_server
+from mechscope.report.serve import HOST
 
 EXAMPLES = "Examples:\n\n  mechscope report serve report/digit-cnn\n\n  mechscope report serve tour --port 8765"
 

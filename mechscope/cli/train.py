@@ -2,53 +2,45 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mechscope.cli._model import DeviceOpt, device_of
-from mechscope.cli._options import FormatOpt, OutPathOpt, SeedOpt, checked_out
+from mechscope.cli._options import Choice, FormatOpt, OutPathOpt, SeedOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_LAYERS, MAX_MODULUS, MAX_STEPS, MAX_WIDTH
 from mechscope.models.checkpoint import check_checkpoint_out
-from mechscope.models.grokking_mlp import GrokkingMLPConfig
+from mechscope.data.functions import FunctionName
+from mechscope.data.modular import Operation
+from mechscope.models.grokking_mlp import Combine, GrokkingMLPConfig
+from mechscope.models.modular_mlp import Activation
 from mechscope.models.grokking_train import GrokkingTrainConfig
 from mechscope.recipes import builtin
 from mechscope.recipes.grokking import train_grokking_mlp
+from mechscope.serialize import to_json
 
 app = typer.Typer(help="Train a built-in target and write a checkpoint folder.", no_args_is_help=True)
 
 
-class Operation(str, Enum):
+class OperationChoice(Choice, literal=Operation):
     """Binary operation of the modular learner."""
 
-    add = "+"
-    sub = "-"
-    mul = "*"
 
-
-class Activation(str, Enum):
+class ActivationChoice(Choice, literal=Activation):
     """Hidden nonlinearity."""
 
-    tanh = "tanh"
-    relu = "relu"
 
-
-class Function(str, Enum):
+class FunctionChoice(Choice, literal=FunctionName):
     """Function a TinyReLU learns (seed 002)."""
-
-    sum = "sum"
-    weighted = "weighted"
-    product = "product"
 
 
 def _report(result: builtin.TrainedModel, fmt: OutputFormat) -> None:
     scores = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
     text = f"{result.name}: {scores} ({result.epochs_run} epochs, {result.seconds:.1f}s)\ncheckpoint: {result.checkpoint}"
-    emit(result.to_dict(), fmt, text)
+    emit(to_json(result), fmt, text)
 
 
 def _out(out: Path | None, default: str) -> Path:
@@ -62,12 +54,12 @@ def _out(out: Path | None, default: str) -> Path:
 )
 def modular_mlp(
     modulus: Annotated[int, typer.Option(min=2, max=MAX_MODULUS, help="Modulus m >= 2.")] = 2,
-    operation: Annotated[Operation, typer.Option(help="Binary operation.")] = Operation.add,
+    operation: Annotated[OperationChoice, typer.Option(help="Binary operation.")] = OperationChoice("+"),
     layers: Annotated[
         int, typer.Option(min=3, max=MAX_LAYERS, help="Layers counted with input and output (7 = five hidden).")
     ] = 7,
     hidden: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Units per hidden layer.")] = 5,
-    activation: Annotated[Activation, typer.Option(help="Hidden nonlinearity.")] = Activation.tanh,
+    activation: Annotated[ActivationChoice, typer.Option(help="Hidden nonlinearity.")] = ActivationChoice("tanh"),
     seed: SeedOpt = 0,
     out: OutPathOpt = None,
     device: DeviceOpt = "auto",
@@ -93,7 +85,7 @@ def modular_mlp(
     "  mechscope model train tiny-relu --function product --out runs/product --format json",
 )
 def tiny_relu(
-    function: Annotated[Function, typer.Option(help="Function to learn.")] = Function.sum,
+    function: Annotated[FunctionChoice, typer.Option(help="Function to learn.")] = FunctionChoice("sum"),
     inputs: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Number of inputs n.")] = 5,
     hidden: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Hidden ReLU units k.")] = 1,
     seed: SeedOpt = 0,
@@ -137,11 +129,8 @@ def digit_cnn(
     _report(result, fmt)
 
 
-class Combine(str, Enum):
+class CombineChoice(Choice, literal=Combine):
     """How GrokkingMLP joins the two operand embeddings."""
-
-    concat = "concat"
-    sum = "sum"
 
 
 @app.command(
@@ -156,7 +145,7 @@ def grokking_mlp(
     ] = 0.5,
     width: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="ReLU units in the hidden layer.")] = 128,
     d_embed: Annotated[int, typer.Option(min=1, max=MAX_WIDTH, help="Embedding size per operand.")] = 64,
-    combine: Annotated[Combine, typer.Option(help="Join the embeddings by concat or sum.")] = Combine.concat,
+    combine: Annotated[CombineChoice, typer.Option(help="Join the embeddings by concat or sum.")] = CombineChoice("concat"),
     steps: Annotated[int, typer.Option(min=1, max=MAX_STEPS, help="Full-batch AdamW steps.")] = 3000,
     lr: Annotated[float, typer.Option(min=0.0, max=1e3, help="AdamW learning rate, > 0.")] = 3e-3,
     weight_decay: Annotated[float, typer.Option(min=0.0, max=1e6, help="AdamW weight decay, >= 0.")] = 1.0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mechscope.data.arrays import npz_data, safetensors_data
-from mechscope.data.bundle import DataBundle
+from mechscope.data.bundle import DataBundle, DataPart
 from mechscope.data.digits import digits_data
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite
@@ -16,6 +16,7 @@ from mechscope.data.sources import SOURCE_FORMS, data_from_source
 
 __all__ = [
     "DataBundle",
+    "DataPart",
     "modular_data",
     "function_data",
     "digits_data",

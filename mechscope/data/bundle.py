@@ -26,6 +26,9 @@ from mechscope.limits import MAX_CLASSES, check_limit, check_memory
 
 Task = Literal["classification", "regression"]
 
+DataPart = Literal["all", "train", "test"]
+"""Which part of a DataBundle an analysis reads: all of it (train first), the training or the test split."""
+
 TensorLike = Union[Tensor, np.ndarray]
 """A torch tensor or a numpy array (any device; copied to the CPU)."""
 
@@ -35,7 +38,7 @@ DATA_FILE_FORMAT = "mechscope-data"
 DEFAULT_TEST_FRACTION = 0.2
 """Share of the examples held out when a split is drawn and no test_fraction is given."""
 
-__all__ = ["DataBundle", "Task", "TensorLike", "DATA_FILE_FORMAT", "DEFAULT_TEST_FRACTION"]
+__all__ = ["DataBundle", "DataPart", "Task", "TensorLike", "DATA_FILE_FORMAT", "DEFAULT_TEST_FRACTION"]
 
 _TASKS: tuple[str, ...] = ("classification", "regression")
 
@@ -98,19 +101,15 @@ class DataBundle:
     ) -> DataBundle:
         """Build a bundle from your own tensors or numpy arrays, checked and converted.
 
-        Inputs: floating x (float16, bfloat16, float32, float64) must be finite and is
-        stored as float32; integer x is token ids of shape (batch, pos), stored as int64
-        and >= 0; bool and complex x are refused. Targets: integer y means
-        classification, y int64 (batch,) or (batch, pos) per token with labels in
-        [0, n_classes); floating y (or task="regression") means regression, y float32
-        (batch, ...) and finite. Tensors move to the CPU; one that needs no conversion
-        and no split is stored as given, not copied.
-
-        Without x_test, the examples are split by a seeded permutation: `order =
-        torch.randperm(batch, generator=torch.Generator().manual_seed(seed))`, the
-        first `floor(batch * test_fraction + 0.5)` (kept between 1 and batch - 1)
-        positions of `order` are the test split and the rest the training split, both
-        in that order; the same seed gives the same split.
+        Floating x (float16, bfloat16, float32, float64) must be finite and is stored as
+        float32; integer x is token ids (batch, pos), stored as int64 and >= 0; bool and
+        complex x are refused. Integer y means classification: int64 (batch,) or (batch,
+        pos) per token, labels in [0, n_classes). Floating y (or task="regression") means
+        regression: float32 (batch, ...), finite. Tensors move to the CPU; one that needs
+        no conversion and no split is stored as given, not copied. Without x_test, the test
+        split is the first `floor(batch * test_fraction + 0.5)` (kept between 1 and batch -
+        1) positions of `torch.randperm(batch, generator=torch.Generator().manual_seed(seed))`
+        and the rest the training split, both in that order: the same seed, the same split.
 
         Args:
             x: Inputs (batch, ...): all examples, or the training split when x_test is given.
@@ -119,13 +118,13 @@ class DataBundle:
             y_test: Held-out targets.
             test_fraction: Share held out when x_test is None, in (0, 1).
             seed: Seed of the split permutation.
-            task: "classification" or "regression"; None picks from y's dtype
-                (integer: classification, floating: regression).
+            task: "classification" or "regression"; None picks from y's dtype (integer:
+                classification, floating: regression).
             n_classes: Number of classes; None infers max(label) + 1 (or len(class_names)).
             class_names: One readable name per class.
-            spec: The JSON-serialisable spec recorded on the bundle (a dict with a
-                "kind"); None records {"kind": "tensors", "sha256": ...}, a digest of the
-                tensors that `load_data` cannot rebuild (use `save` for a rebuildable one).
+            spec: The JSON-serialisable spec recorded on the bundle (a dict with a "kind");
+                None records {"kind": "tensors", "sha256": ...}, a digest of the tensors that
+                `load_data` cannot rebuild (use `save` for a rebuildable one).
 
         Returns:
             A DataBundle with extras "index_train" and "index_test" (int64 positions of
@@ -147,57 +146,17 @@ class DataBundle:
         spec = None if spec is None else _check_spec(spec)
         chosen = None if task is None else check_choice("task", task, _TASKS)
         seed = check_seed(seed)
-        if (x_test is None) != (y_test is None):
-            given = "x_test" if x_test is not None else "y_test"
-            raise DataError(f"got {given} alone; pass both x_test and y_test to fix the split, or neither to split x.")
-        xs = [_as_cpu_tensor(x, "x")]
-        ys = [_as_cpu_tensor(y, "y")]
-        if x_test is not None and y_test is not None:
-            xs.append(_as_cpu_tensor(x_test, "x_test"))
-            ys.append(_as_cpu_tensor(y_test, "y_test"))
-        _check_lengths(xs, ys)
+        xs, ys = _gathered(x, y, x_test, y_test)
         chosen = chosen or _task_of(ys[0])
-        fraction = check_fraction("test_fraction", test_fraction) if len(xs) == 1 else None
-        if len(xs) == 1 and xs[0].shape[0] < 2:
-            raise DataError(
-                "x holds 1 example; at least 2 are needed to hold out a test split (or pass x_test and y_test)."
-            )
-        dtypes = [_input_dtype(t) for t in xs] + [_target_dtype(chosen)] * len(ys)
-        converted = sum(_out_bytes(t, d) for t, d in zip(xs + ys, dtypes) if t.dtype != d)
-        split = sum(_out_bytes(t, d) for t, d in zip(xs + ys, dtypes)) if fraction is not None else 0
-        check_memory(converted + split, "converting and splitting the data")
-        xs = [_check_inputs(t, name) for t, name in zip(xs, ("x", "x_test"))]
-        ys = [_check_targets(t, name, chosen, xs[0]) for t, name in zip(ys, ("y", "y_test"))]
-        if len(xs) == 2 and xs[1].dtype != xs[0].dtype:
-            raise DataError(
-                f"x is {_short(xs[0].dtype)} but x_test is {_short(xs[1].dtype)} after conversion; give both splits "
-                "floating features, or both integer token ids."
-            )
-        if len(ys) == 2 and ys[1].shape[1:] != ys[0].shape[1:]:
-            raise DataError(
-                f"y_test targets have shape {tuple(ys[1].shape[1:])} but y targets {tuple(ys[0].shape[1:])}; "
-                "both splits need the same target shape."
-            )
+        fraction = _test_fraction(xs[0], test_fraction) if len(xs) == 1 else None
+        xs, ys = _converted(xs, ys, chosen, split=fraction is not None)
         n_classes, names = _resolve_classes(chosen, ys, n_classes, class_names)
-        if fraction is not None:
-            index_train, index_test = _split(xs[0].shape[0], fraction, seed)
-            x_train, x_test_ = xs[0][index_train], xs[0][index_test]
-            y_train, y_test_ = ys[0][index_train], ys[0][index_test]
-        else:
-            x_train, x_test_, y_train, y_test_ = xs[0], xs[1], ys[0], ys[1]
-            index_train, index_test = torch.arange(x_train.shape[0]), torch.arange(x_test_.shape[0])
+        (x_train, y_train, index_train), (x_test_, y_test_, index_test) = _train_test(xs, ys, fraction, seed)
         if spec is None:
             spec = {"kind": "tensors", "sha256": _digest(x_train, y_train, x_test_, y_test_)}
         return cls(
-            x_train=x_train,
-            y_train=y_train,
-            x_test=x_test_,
-            y_test=y_test_,
-            spec=spec,
-            task=cast(Task, chosen),
-            n_classes=n_classes,
-            class_names=names,
-            extras={"index_train": index_train, "index_test": index_test},
+            x_train=x_train, y_train=y_train, x_test=x_test_, y_test=y_test_, spec=spec, task=cast(Task, chosen),
+            n_classes=n_classes, class_names=names, extras={"index_train": index_train, "index_test": index_test},
         )
 
     def save(self, path: str | os.PathLike[str]) -> DataBundle:
@@ -324,6 +283,67 @@ def _check_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"spec must be JSON-serialisable so it can be stored, but {spec!r} is not ({err}).") from err
     return dict(spec)
+
+
+def _gathered(
+    x: TensorLike, y: TensorLike, x_test: TensorLike | None, y_test: TensorLike | None
+) -> tuple[list[Tensor], list[Tensor]]:
+    """[x] and [y] (with x_test and y_test when given) as CPU tensors, paired lengths checked."""
+    if (x_test is None) != (y_test is None):
+        given = "x_test" if x_test is not None else "y_test"
+        raise DataError(f"got {given} alone; pass both x_test and y_test to fix the split, or neither to split x.")
+    xs = [_as_cpu_tensor(x, "x")]
+    ys = [_as_cpu_tensor(y, "y")]
+    if x_test is not None and y_test is not None:
+        xs.append(_as_cpu_tensor(x_test, "x_test"))
+        ys.append(_as_cpu_tensor(y_test, "y_test"))
+    _check_lengths(xs, ys)
+    return xs, ys
+
+
+def _test_fraction(x: Tensor, test_fraction: float) -> float:
+    """The checked share of `x` to hold out; x must hold at least 2 examples."""
+    fraction = check_fraction("test_fraction", test_fraction)
+    if x.shape[0] < 2:
+        raise DataError(
+            "x holds 1 example; at least 2 are needed to hold out a test split (or pass x_test and y_test)."
+        )
+    return fraction
+
+
+def _converted(xs: list[Tensor], ys: list[Tensor], task: str, *, split: bool) -> tuple[list[Tensor], list[Tensor]]:
+    """Inputs and targets checked and converted to their stored dtypes, within the memory budget.
+
+    `split` says the tensors will also be copied into two splits (counted in the budget).
+    """
+    dtypes = [_input_dtype(t) for t in xs] + [_target_dtype(task)] * len(ys)
+    converted = sum(_out_bytes(t, d) for t, d in zip(xs + ys, dtypes) if t.dtype != d)
+    copied = sum(_out_bytes(t, d) for t, d in zip(xs + ys, dtypes)) if split else 0
+    check_memory(converted + copied, "converting and splitting the data")
+    xs = [_check_inputs(t, name) for t, name in zip(xs, ("x", "x_test"))]
+    ys = [_check_targets(t, name, task, xs[0]) for t, name in zip(ys, ("y", "y_test"))]
+    if len(xs) == 2 and xs[1].dtype != xs[0].dtype:
+        raise DataError(
+            f"x is {_short(xs[0].dtype)} but x_test is {_short(xs[1].dtype)} after conversion; give both splits "
+            "floating features, or both integer token ids."
+        )
+    if len(ys) == 2 and ys[1].shape[1:] != ys[0].shape[1:]:
+        raise DataError(
+            f"y_test targets have shape {tuple(ys[1].shape[1:])} but y targets {tuple(ys[0].shape[1:])}; "
+            "both splits need the same target shape."
+        )
+    return xs, ys
+
+
+_Split = tuple[Tensor, Tensor, Tensor]  # (x, y, positions of the examples in the given tensors)
+
+
+def _train_test(xs: list[Tensor], ys: list[Tensor], fraction: float | None, seed: int) -> tuple[_Split, _Split]:
+    """The training and test splits: drawn from x by `seed` when `fraction` is given, else as given."""
+    if fraction is not None:
+        index_train, index_test = _split(xs[0].shape[0], fraction, seed)
+        return (xs[0][index_train], ys[0][index_train], index_train), (xs[0][index_test], ys[0][index_test], index_test)
+    return (xs[0], ys[0], torch.arange(xs[0].shape[0])), (xs[1], ys[1], torch.arange(xs[1].shape[0]))
 
 
 def _as_cpu_tensor(value: Any, name: str) -> Tensor:

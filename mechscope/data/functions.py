@@ -82,46 +82,45 @@ def function_data(
     check_memory(32 * (n_train + n_test) * n_inputs, f"function data ({n_train + n_test} examples x {n_inputs} inputs)")
     seed = check_seed(seed)
     rng = np.random.default_rng(seed)
-
-    if name == "product":
-        raw_train = _gamma(rng, (n_train, n_inputs))
-        raw_test = _gamma(rng, (n_test, n_inputs))
-        x_train, x_test = np.log(raw_train), np.log(raw_test)
-    else:
-        x_train = rng.standard_normal((n_train, n_inputs))
-        x_test = rng.standard_normal((n_test, n_inputs))
+    x_train, x_test, raw_test = _draw_inputs(rng, name, (n_train, n_inputs), (n_test, n_inputs))
     # Always drawn, so x above and the constant below do not depend on what the caller passed.
     drawn_coefficients = rng.standard_normal(n_inputs)
     drawn_constant = float(rng.standard_normal())
-
     weights, bias = _resolve_weights(name, n_inputs, coefficients, constant, drawn_coefficients, drawn_constant)
-    y_train = x_train @ weights + bias  # (batch,)
-    y_test = x_test @ weights + bias  # (batch,)
-
-    extras: dict[str, Any] = {"coefficients": weights.tolist(), "constant": bias, "transforms": {}}
-    if name == "product":
-        extras["transforms"] = {"input": "log", "output": "exp"}
-        extras["x_test_raw"] = _tensor(raw_test)
-        extras["y_test_raw"] = _tensor(raw_test.prod(axis=1))
     spec = {
-        "kind": "function",
-        "function": name,
-        "n_inputs": n_inputs,
-        "n_train": n_train,
-        "n_test": n_test,
-        "coefficients": weights.tolist(),
-        "constant": bias,
-        "seed": seed,
+        "kind": "function", "function": name, "n_inputs": n_inputs, "n_train": n_train, "n_test": n_test,
+        "coefficients": weights.tolist(), "constant": bias, "seed": seed,
     }
     return DataBundle(
         x_train=_tensor(x_train),
-        y_train=_tensor(y_train),
+        y_train=_tensor(x_train @ weights + bias),  # (batch,)
         x_test=_tensor(x_test),
-        y_test=_tensor(y_test),
+        y_test=_tensor(x_test @ weights + bias),  # (batch,)
         spec=spec,
         task="regression",
-        extras=extras,
+        extras=_extras(weights, bias, raw_test),
     )
+
+
+def _draw_inputs(
+    rng: np.random.Generator, name: str, train_shape: tuple[int, int], test_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Train and test inputs (float64): log Gamma(1, 1) for "product" (with its raw test values), else N(0, 1)."""
+    if name == "product":
+        raw_train = _gamma(rng, train_shape)
+        raw_test = _gamma(rng, test_shape)
+        return np.log(raw_train), np.log(raw_test), raw_test
+    return rng.standard_normal(train_shape), rng.standard_normal(test_shape), None
+
+
+def _extras(weights: np.ndarray, bias: float, raw_test: np.ndarray | None) -> dict[str, Any]:
+    """Coefficients, constant and transforms; with raw test values ("product"), those too, untransformed."""
+    extras: dict[str, Any] = {"coefficients": weights.tolist(), "constant": bias, "transforms": {}}
+    if raw_test is not None:
+        extras["transforms"] = {"input": "log", "output": "exp"}
+        extras["x_test_raw"] = _tensor(raw_test)
+        extras["y_test_raw"] = _tensor(raw_test.prod(axis=1))
+    return extras
 
 
 def _resolve_weights(

@@ -111,11 +111,8 @@ def image_data(
     root = _folder(directory)
     class_names, train, test, fraction = _split_files(root, test_fraction, seed)
     ordered = train + test
-    first = ordered[0][1]
-    first_size, first_mode = _probe(first)
-    mode = mode or ("grey" if first_mode in _GREY_MODES or first_mode.startswith("I;") else "rgb")
+    mode, (height, width) = _layout(ordered[0][1], mode, size)
     n_channels = 1 if mode == "grey" else 3
-    height, width = size or first_size
     mean_std = None if norm in ("auto", "none") else _per_channel(norm, n_channels, mode)
     check_memory(
         len(ordered) * n_channels * height * width * 5,  # uint8 buffer + float32 tensors
@@ -127,13 +124,8 @@ def image_data(
         mean_std = _mean_std(pixels[:n_train])
     spec_norm: Any = "none" if mean_std is None else {"mean": mean_std[0], "std": mean_std[1]}
     spec = {
-        "kind": "images",
-        "directory": str(root),
-        "image_size": [height, width],
-        "channels": mode,
-        "normalize": spec_norm,
-        "test_fraction": fraction,
-        "seed": seed,
+        "kind": "images", "directory": str(root), "image_size": [height, width], "channels": mode,
+        "normalize": spec_norm, "test_fraction": fraction, "seed": seed,
     }
     labels = torch.tensor([f[2] for f in ordered], dtype=torch.int64)
     return DataBundle(
@@ -305,6 +297,13 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tu
         train.append(members[n_test:])
     index_train, index_test = np.concatenate(train), np.concatenate(test)
     return index_train[rng.permutation(index_train.size)], index_test[rng.permutation(index_test.size)]
+
+
+def _layout(first: Path, mode: str | None, size: tuple[int, int] | None) -> tuple[str, tuple[int, int]]:
+    """The channels ("grey" or "rgb") and (height, width) of the data: as given, else the first image's."""
+    first_size, first_mode = _probe(first)
+    mode = mode or ("grey" if first_mode in _GREY_MODES or first_mode.startswith("I;") else "rgb")
+    return mode, size or first_size
 
 
 def _probe(path: Path) -> tuple[tuple[int, int], str]:

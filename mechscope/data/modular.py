@@ -73,34 +73,14 @@ def modular_data(
     enc = check_choice("encoding", encoding, ENCODINGS)
     test_fraction = check_fraction("test_fraction", test_fraction)
     seed = check_seed(seed)
-    if (n_train is None) != (n_test is None):
-        raise ConfigError(
-            f"Got n_train={n_train!r} and n_test={n_test!r}; pass both to sample pairs with "
-            "replacement, or neither to split all modulus**2 pairs by test_fraction."
-        )
-    check_limit("modulus", modulus, MAX_MODULUS)
-    if n_train is not None and n_test is not None:
-        n_train = check_int("n_train", n_train, minimum=1)
-        n_test = check_int("n_test", n_test, minimum=1)
+    n_train, n_test = _check_counts(modulus, n_train, n_test)
     n_examples = modulus * modulus if n_train is None or n_test is None else n_train + n_test
     per_example = 2 * 8 * 3 + (2 * modulus * (8 + 4) if enc == "one_hot" else 0)  # pairs, labels; one-hot
     check_memory(n_examples * per_example, f"modular data mod {modulus} ({n_examples} examples, {enc})")
-    generator = torch.Generator().manual_seed(seed)
-    if n_train is None or n_test is None:
-        pairs_train, pairs_test = _split_all_pairs(modulus, test_fraction, generator)
-    else:
-        pairs_train = torch.randint(0, modulus, (n_train, 2), generator=generator)
-        pairs_test = torch.randint(0, modulus, (n_test, 2), generator=generator)
-
+    pairs_train, pairs_test = _draw_pairs(modulus, n_train, n_test, test_fraction, seed)
     spec = {
-        "kind": "modular",
-        "modulus": modulus,
-        "operation": op,
-        "encoding": enc,
-        "n_train": n_train,
-        "n_test": n_test,
-        "test_fraction": test_fraction,
-        "seed": seed,
+        "kind": "modular", "modulus": modulus, "operation": op, "encoding": enc, "n_train": n_train,
+        "n_test": n_test, "test_fraction": test_fraction, "seed": seed,
     }
     return DataBundle(
         x_train=_encode(pairs_train, modulus, enc),
@@ -113,6 +93,32 @@ def modular_data(
         class_names=tuple(str(k) for k in range(modulus)),
         extras={"pairs_train": pairs_train, "pairs_test": pairs_test, "modulus": modulus, "operation": op},
     )
+
+
+def _check_counts(modulus: int, n_train: int | None, n_test: int | None) -> tuple[int | None, int | None]:
+    """Checked (n_train, n_test): both None (all pairs) or both positive integers; also bounds the modulus."""
+    if (n_train is None) != (n_test is None):
+        raise ConfigError(
+            f"Got n_train={n_train!r} and n_test={n_test!r}; pass both to sample pairs with "
+            "replacement, or neither to split all modulus**2 pairs by test_fraction."
+        )
+    check_limit("modulus", modulus, MAX_MODULUS)
+    if n_train is not None and n_test is not None:
+        n_train = check_int("n_train", n_train, minimum=1)
+        n_test = check_int("n_test", n_test, minimum=1)
+    return n_train, n_test
+
+
+def _draw_pairs(
+    modulus: int, n_train: int | None, n_test: int | None, test_fraction: float, seed: int
+) -> tuple[Tensor, Tensor]:
+    """(train, test) pairs (batch, 2) int64: all pairs split once, or n_train then n_test drawn with replacement."""
+    generator = torch.Generator().manual_seed(seed)
+    if n_train is None or n_test is None:
+        return _split_all_pairs(modulus, test_fraction, generator)
+    pairs_train = torch.randint(0, modulus, (n_train, 2), generator=generator)
+    pairs_test = torch.randint(0, modulus, (n_test, 2), generator=generator)
+    return pairs_train, pairs_test
 
 
 def _split_all_pairs(modulus: int, test_fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -38,7 +38,14 @@ from mechscope.featurevis.transforms import (
     random_scale,
     standard_transforms,
 )
-from mechscope.featurevis.visualize import ObjectiveKind, Visualization, count_units, unit_objective, visualize
+from mechscope.featurevis.visualize import (
+    ObjectiveKind,
+    TransformPreset,
+    Visualization,
+    count_units,
+    unit_objective,
+    visualize,
+)
 
 __all__ = [
     "Activations",
@@ -48,6 +55,7 @@ __all__ = [
     "LayerReader",
     "Objective",
     "ObjectiveKind",
+    "TransformPreset",
     "ParamFactory",
     "RenderConfig",
     "RenderResult",

@@ -65,11 +65,11 @@ class Evidence:
         defined = [r for r, ok in zip(self.ratio, self.defined) if ok]
         return sum(r >= 1 for r in defined) / len(defined) if defined else math.nan
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form; NaN ratios become None."""
+    def __json__(self) -> dict[str, Any]:
+        """The headline shares, then one entry per row (unit, activation, dataset max and ratio)."""
         return {
             "description": self.description,
-            "fraction_reached": None if math.isnan(self.fraction_reached()) else self.fraction_reached(),
+            "fraction_reached": self.fraction_reached(),
             "n_never_active": self.defined.count(False),
             "units": [
                 {
@@ -77,7 +77,7 @@ class Evidence:
                     "activation": a,
                     "dataset_max": m,
                     "dataset_argmax": i,
-                    "ratio": None if math.isnan(r) else r,
+                    "ratio": r,
                 }
                 for u, a, m, i, r in zip(self.units, self.activation, self.dataset_max, self.dataset_argmax, self.ratio)
             ],

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import torch
@@ -94,6 +94,9 @@ class RenderResult:
         seconds: Wall time of the optimisation.
     """
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"trace"})  # JSON: its first and last steps only
+    json_extra: ClassVar[tuple[str, ...]] = ("trace_first", "trace_last", "steps")
+
     images: Tensor
     trace: Tensor
     activation: Tensor
@@ -101,18 +104,20 @@ class RenderResult:
     description: str
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary: final activations, start and end of the trace, images as nested lists."""
-        return {
-            "description": self.description,
-            "units": None if self.units is None else list(self.units),
-            "activation": [float(v) for v in self.activation],
-            "trace_first": [float(v) for v in self.trace[0]],
-            "trace_last": [float(v) for v in self.trace[-1]],
-            "steps": int(self.trace.shape[0]),
-            "seconds": round(self.seconds, 4),
-            "images": self.images.round(decimals=4).tolist(),
-        }
+    @property
+    def steps(self) -> int:
+        """Optimisation steps run."""
+        return int(self.trace.shape[0])
+
+    @property
+    def trace_first(self) -> Tensor:
+        """(batch,) per-row objective at the first step."""
+        return self.trace[0]
+
+    @property
+    def trace_last(self) -> Tensor:
+        """(batch,) per-row objective at the last step."""
+        return self.trace[-1]
 
 
 def render(

@@ -27,10 +27,14 @@ from mechscope.featurevis.objectives import Objective, Units, channel, layer, lo
 from mechscope.featurevis.param import InputSpace
 from mechscope.featurevis.render import RenderConfig, RenderResult, render
 from mechscope.featurevis.transforms import Transform, standard_transforms
+from mechscope.serialize import to_json
 
-__all__ = ["ObjectiveKind", "Visualization", "count_units", "unit_objective", "visualize"]
+__all__ = ["ObjectiveKind", "TransformPreset", "Visualization", "count_units", "unit_objective", "visualize"]
 
 ObjectiveKind = Literal["channel", "neuron", "layer", "logit", "prob"]
+
+TransformPreset = Literal["none", "standard"]
+"""Transforms named by a word: "none" (render the clean image) or "standard" (`standard_transforms`)."""
 
 
 @dataclass(frozen=True)
@@ -40,16 +44,13 @@ class Visualization:
     result: RenderResult  # images, objective trace, final activations
     evidence: Evidence  # activation reached vs the dataset max, per unit
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary: per unit activation, dataset max and ratio (no pixels)."""
-        ev = self.evidence.to_dict()
+    def __json__(self) -> dict[str, Any]:
+        """The evidence per unit with the run's steps and time (no pixels)."""
         return {
+            **to_json(self.evidence),
             "description": self.result.description,
-            "steps": int(self.result.trace.shape[0]),
-            "seconds": round(self.result.seconds, 3),
-            "fraction_reached": ev["fraction_reached"],
-            "n_never_active": ev["n_never_active"],
-            "units": ev["units"],
+            "steps": self.result.steps,
+            "seconds": self.result.seconds,
         }
 
 
@@ -119,7 +120,7 @@ def visualize(
     *,
     space: InputSpace | None = None,
     config: RenderConfig | None = None,
-    transforms: Transform | Literal["standard"] | None = None,
+    transforms: Transform | TransformPreset | None = None,
     progress: bool = True,
 ) -> Visualization:
     """Render every unit of `objective` in one batch and compare each with the dataset.
@@ -131,8 +132,8 @@ def visualize(
         space: Input shape, range and normalisation; default `InputSpace.from_data(data)`.
         config: Render settings; default `RenderConfig(restarts=2)`: the better of two starts
             per unit (they share one batch).
-        transforms: None (default), "standard" (`standard_transforms` for the image size,
-            padded with the data's lowest value) or any Transform. Transforms give smoother
+        transforms: None or "none" (default: no transforms), "standard" (`standard_transforms` for
+            the image size, padded with the data's lowest value) or any Transform. Transforms give smoother
             pictures but lower the activation the clean image reaches: on the digit CNNs some
             texture-like conv1 channels rendered black and stayed below their dataset maximum.
         progress: Show a progress bar while rendering.
@@ -146,10 +147,12 @@ def visualize(
     check_finite(data, "data")
     space = InputSpace.from_data(data) if space is None else space
     config = RenderConfig(restarts=2) if config is None else config
-    if transforms == "standard":
+    if transforms == "none":
+        transforms = None
+    elif transforms == "standard":
         low = space.low if isinstance(space.low, float) else min(space.low)
         transforms = standard_transforms(min(space.shape[1:]), background=low)
     elif transforms is not None and not isinstance(transforms, Transform):
-        raise ConfigError(f"transforms must be 'standard', a Transform or None, got {transforms!r}.")
+        raise ConfigError(f"transforms must be 'none', 'standard', a Transform or None, got {transforms!r}.")
     result = render(model, objective, space, config=config, transforms=transforms, progress=progress)
     return Visualization(result, evidence(model, objective, result.images, data, space=space))

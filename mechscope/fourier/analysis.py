@@ -3,7 +3,7 @@
 `analyze_modular` runs the whole toolbox on a model: the embedding's spectrum and key
 frequencies, the logits' spectra, per-neuron frequency clusters, restricted / excluded
 loss, accuracy after ablating frequencies from the embedding, and the clock-vs-pizza
-diagnostics. `mechscope fourier CHECKPOINT` prints its `to_dict()`.
+diagnostics. `mechscope fourier CHECKPOINT` prints its JSON form (`mechscope.serialize.to_json`).
 
 Example:
     >>> ckpt = load_checkpoint("runs/grokking-mlp")
@@ -28,6 +28,7 @@ from mechscope.fourier.losses import excluded_loss, restricted_loss, table_accur
 from mechscope.fourier.neurons import PUBLISHED_THRESHOLD, NeuronFrequencies, neuron_frequencies
 from mechscope.fourier.progress import split_pairs
 from mechscope.fourier.tables import embedding_matrix, infer_modulus, logit_table, neuron_table
+from mechscope.serialize import to_json
 
 __all__ = ["FourierAnalysis", "analyze_modular", "default_neuron_layer"]
 
@@ -69,18 +70,17 @@ class FourierAnalysis:
     ablation: dict[str, float]
     clock_pizza: ClockPizza | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view; frequencies become string keys."""
-        embedding = self.embedding.to_dict()
+    def __json__(self) -> dict[str, Any]:
+        """A flat summary: the embedding's shares at the top, the other spectra by their shares only."""
         return {
             "modulus": self.modulus,
             "key_frequencies": self.key_frequencies,
             "share": self.share,
-            "energy_share": embedding["energy_share"],
-            "top_k_energy": embedding["top_k_energy"],
-            "constant_share": embedding["constant_share"],
-            "output_energy_share": self.output.to_dict()["energy_share"],
-            "logit_diagonal_share": self.logits_2d.to_dict()["diagonal_share"],
+            "energy_share": self.embedding.share,
+            "top_k_energy": self.embedding.top_k_energy(),
+            "constant_share": self.embedding.constant_share,
+            "output_energy_share": self.output.share,
+            "logit_diagonal_share": self.logits_2d.diagonal_share,
             "restricted_loss": self.restricted_loss,
             "excluded_loss": self.excluded_loss,
             "test_loss": self.test_loss,
@@ -88,7 +88,7 @@ class FourierAnalysis:
             "test_accuracy": self.test_accuracy,
             "accuracy_after_ablation": self.ablation,
             "neuron_clusters": None if self.neurons is None else _neuron_summary(self.neurons),
-            "clock_pizza": None if self.clock_pizza is None else self.clock_pizza.to_dict(),
+            "clock_pizza": self.clock_pizza,
         }
 
 
@@ -189,5 +189,5 @@ def _clock_pizza(model: nn.Module, logits: Tensor, p: int) -> ClockPizza | None:
 
 
 def _neuron_summary(neurons: NeuronFrequencies) -> dict[str, Any]:
-    summary = neurons.to_dict()
+    summary = to_json(neurons)
     return {key: summary[key] for key in ("kind", "threshold", "cluster_sizes", "clustered_fraction")}

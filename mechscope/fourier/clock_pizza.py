@@ -18,14 +18,14 @@ A model that sums the two embeddings before anything else has s_g = 1 by constru
 so s_g only discriminates for architectures that can treat the operands differently.
 
 Example:
-    >>> clock_or_pizza(gromov_modular_mlp(31, [3, 7, 12], width=768)).to_dict()
+    >>> to_json(clock_or_pizza(gromov_modular_mlp(31, [3, 7, 12], width=768)))
     {'gradient_symmetricity': -0.0559..., 'distance_irrelevance': 0.9742..., 'algorithm': 'clock'}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,8 @@ PIZZA_MAX_DISTANCE_IRRELEVANCE = 0.4
 class ClockPizza:
     """Both diagnostics and the algorithm they point to ("clock" or "pizza", by q)."""
 
+    json_extra: ClassVar[tuple[str, ...]] = ("algorithm",)
+
     gradient_symmetricity: float
     distance_irrelevance: float
 
@@ -61,14 +63,6 @@ class ClockPizza:
     def algorithm(self) -> str:
         """ "pizza" when q < 0.4, else "clock" (the ranges Zhong et al. report)."""
         return "pizza" if self.distance_irrelevance < PIZZA_MAX_DISTANCE_IRRELEVANCE else "clock"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view."""
-        return {
-            "gradient_symmetricity": self.gradient_symmetricity,
-            "distance_irrelevance": self.distance_irrelevance,
-            "algorithm": self.algorithm,
-        }
 
 
 def correct_logit_table(logits: Tensor, labels: Tensor | None = None) -> Tensor:

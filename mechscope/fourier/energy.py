@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -89,12 +89,12 @@ class FrequencySpectrum:
             out[i] = min(held, 1.0)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view: shares by frequency, cumulative top-k shares, constant share."""
+    def __json__(self) -> dict[str, Any]:
+        """The shares instead of the raw energy: by frequency, cumulative top-k, constant."""
         return {
             "modulus": self.modulus,
-            "energy_share": {str(k): v for k, v in self.share.items()},
-            "top_k_energy": {str(k): v for k, v in self.top_k_energy().items()},
+            "energy_share": self.share,
+            "top_k_energy": self.top_k_energy(),
             "constant_share": self.constant_share,
         }
 
@@ -110,6 +110,9 @@ class LogitSpectrum2D:
         frequency_energy: (p//2 + 1, p//2 + 1) energy grouped by (frequency of a, frequency of b).
     """
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"component_energy"})
+    json_extra: ClassVar[tuple[str, ...]] = ("diagonal_share",)
+
     modulus: int
     component_energy: Tensor
     frequency_energy: Tensor
@@ -119,19 +122,12 @@ class LogitSpectrum2D:
         """Names of the basis functions along both axes of `component_energy`."""
         return basis_labels(self.modulus)
 
+    @property
     def diagonal_share(self) -> dict[int, float]:
         """Frequency k -> share of the non-constant energy at (k, k), i.e. in terms like cos(w a) cos(w b)."""
         total = float(self.frequency_energy.sum() - self.frequency_energy[0, 0])
         diag = self.frequency_energy.diagonal()
         return {k: (float(diag[k]) / total if total > 0 else 0.0) for k in range(1, diag.shape[0])}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view: the frequency grid and the diagonal shares."""
-        return {
-            "modulus": self.modulus,
-            "frequency_energy": self.frequency_energy.tolist(),
-            "diagonal_share": {str(k): v for k, v in self.diagonal_share().items()},
-        }
 
 
 def frequency_spectrum(x: Tensor, *, axis: int = 0, modulus: int | None = None) -> FrequencySpectrum:

@@ -82,14 +82,14 @@ class NeuronFrequencies:
         n = sum(len(units) for units in self.clusters().values())
         return n / self.n_units if self.n_units else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary: clusters, cluster sizes and per-neuron best frequency/share."""
+    def __json__(self) -> dict[str, Any]:
+        """Clusters, cluster sizes and per-neuron best frequency and share, instead of the share table."""
         clusters = self.clusters()
         return {
             "kind": self.kind,
             "threshold": self.threshold,
-            "clusters": {str(k): v for k, v in clusters.items()},
-            "cluster_sizes": {str(k): len(v) for k, v in clusters.items()},
+            "clusters": clusters,
+            "cluster_sizes": {k: len(v) for k, v in clusters.items()},
             "clustered_fraction": self.clustered_fraction,
             "frequency": self.frequency,
             "best_share": self.best_share,

@@ -147,48 +147,21 @@ def train(
     if n == 0:
         raise DataError("the training split is empty; build data with n_train > 0.")
     bounds = _batch_bounds(n, n if config.full_batch else config.batch_size)
-    total_steps = len(bounds) * config.epochs
     metric_key = "train_accuracy" if data.task == "classification" else "train_mse"
 
     history: list[dict[str, float]] = []
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = _optimizer(model, config)
+    loop = _Loop(model, data, config, x_all, y_all, device, bounds, _optimizer(model, config), generator, check_finite)
     start = time.perf_counter()
     with seeded_training(model, config.seed, device):
         bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=None if progress else True)
         try:
-            step = 0
             for epoch in bar:
-                order = None if config.full_batch else torch.randperm(n, generator=generator, device="cpu").to(device)
-                loss_sum = torch.zeros((), device=device)
-                metric_sum = torch.zeros((), device=device)
-                for batch_number, (first, last) in enumerate(bounds, 1):
-                    if order is None:
-                        xb, yb = x_all, y_all
-                    else:
-                        idx = order[first:last]
-                        xb, yb = x_all[idx], y_all[idx]
-                    if config.max_shift:
-                        xb = random_shift(xb, config.max_shift, generator)
-                    if config.cosine:
-                        _set_lr(optimizer, 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total_steps)))
-                    out = _match_output(model(xb), yb, data)
-                    loss = _loss(out, yb, data.task)
-                    checked_step(optimizer, loss, check_finite=check_finite, lr=config.lr,
-                                 where=f"epoch {epoch}, step {step + 1} (batch {batch_number} of {len(bounds)})",
-                                 skip_with="check_finite=False to train()")
-                    step += 1
-                    with torch.no_grad():
-                        loss_sum += loss.detach() * yb.shape[0]
-                        metric_sum += _metric_sum(out.detach(), yb, data.task)
-                record = {"epoch": float(epoch), "train_loss": float(loss_sum) / n, metric_key: float(metric_sum) / n}
+                loss, metric = loop.epoch(epoch)
+                record = {"epoch": float(epoch), "train_loss": loss, metric_key: metric}
                 history.append(record)
                 bar.set_postfix(loss=f"{record['train_loss']:.4g}", **{metric_key: f"{record[metric_key]:.4g}"})
-                # The epoch's metric was taken before each step; confirm the target on the
-                # weights as they are now before stopping (a last step can undo it).
-                if _reached(record[metric_key], config.target_metric, data.task) and _reached(
-                    _evaluate_tensors(model, x_all, y_all, data.task), config.target_metric, data.task
-                ):
+                if loop.reached(metric):
                     break
         finally:
             bar.close()
@@ -198,6 +171,75 @@ def train(
     metrics = {key.replace("test_", "train_"): value for key, value in train_scores.items()}
     metrics.update(evaluate(model, data.x_test, data.y_test, data.task))
     return TrainResult(history=history, metrics=metrics, epochs_run=len(history), seconds=seconds)
+
+
+@dataclass
+class _Loop:
+    """What one `train` run carries from step to step: the data on the device, the optimizer and the RNG."""
+
+    model: nn.Module
+    data: DataBundle
+    config: TrainConfig
+    x_all: Tensor  # training inputs on the model's device
+    y_all: Tensor  # checked training targets on the model's device
+    device: torch.device  # the model's device
+    bounds: list[tuple[int, int]]  # (first, last) of each batch of an epoch
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # CPU generator of the shuffles and shifts
+    check_finite: bool  # check each step's loss for NaN/inf before its update
+    step: int = 0  # optimizer steps taken so far
+
+    def epoch(self, epoch: int) -> tuple[float, float]:
+        """Run one pass over the training split; return its mean loss and metric, each taken before its step."""
+        n = self.x_all.shape[0]
+        order = None
+        if not self.config.full_batch:
+            order = torch.randperm(n, generator=self.generator, device="cpu").to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        metric_sum = torch.zeros((), device=self.device)
+        for batch_number, (first, last) in enumerate(self.bounds, 1):
+            xb, yb = self._batch(order, first, last)
+            where = f"epoch {epoch}, step {self.step + 1} (batch {batch_number} of {len(self.bounds)})"
+            out, loss = self._step(xb, yb, where=where)
+            with torch.no_grad():
+                loss_sum += loss.detach() * yb.shape[0]
+                metric_sum += _metric_sum(out.detach(), yb, self.data.task)
+        return float(loss_sum) / n, float(metric_sum) / n
+
+    def reached(self, metric: float) -> bool:
+        """True when the epoch's metric and the current weights both reach the target metric.
+
+        The epoch's metric was taken before each step; the target is confirmed on the
+        weights as they are now before stopping (a last step can undo it).
+        """
+        task, target = self.data.task, self.config.target_metric
+        return _reached(metric, target, task) and _reached(
+            _evaluate_tensors(self.model, self.x_all, self.y_all, task), target, task
+        )
+
+    def _batch(self, order: Tensor | None, first: int, last: int) -> tuple[Tensor, Tensor]:
+        """Inputs and targets of one batch (the whole split without `order`), randomly shifted if configured."""
+        if order is None:
+            xb, yb = self.x_all, self.y_all
+        else:
+            idx = order[first:last]
+            xb, yb = self.x_all[idx], self.y_all[idx]
+        if self.config.max_shift:
+            xb = random_shift(xb, self.config.max_shift, self.generator)
+        return xb, yb
+
+    def _step(self, xb: Tensor, yb: Tensor, *, where: str) -> tuple[Tensor, Tensor]:
+        """One optimizer step on a batch (learning rate from the cosine schedule if configured); (outputs, loss)."""
+        config = self.config
+        if config.cosine:
+            total_steps = len(self.bounds) * config.epochs
+            _set_lr(self.optimizer, 0.5 * config.lr * (1.0 + math.cos(math.pi * self.step / total_steps)))
+        out = _match_output(self.model(xb), yb, self.data)
+        loss = _loss(out, yb, self.data.task)
+        checked_step(self.optimizer, loss, check_finite=self.check_finite, lr=config.lr, where=where,
+                     skip_with="check_finite=False to train()")
+        self.step += 1
+        return out, loss
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, task: Task, *, batch_size: int = 8192) -> dict[str, float]:

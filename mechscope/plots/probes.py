@@ -48,7 +48,7 @@ def plot_probe_report(report: ProbeReport) -> Figure:
             ax.text(p, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1.15)
-    ax.set_xlabel("probed target (head)")
+    ax.set_xlabel("probed label (head)")
     ax.set_ylabel("held-out accuracy")
     ax.set_title(
         f"Probe accuracy vs. controls (mean +/- std over {len(report.seeds)} seeds, split by {report.split})"
@@ -59,14 +59,14 @@ def plot_probe_report(report: ProbeReport) -> Figure:
 
 
 def plot_accuracy_by_layer(table: LayerProbeTable) -> Figure:
-    """One panel per target: held-out score by layer, with control, untrained copy and baseline."""
-    n = len(table.targets)
+    """One panel per label: held-out score by layer, with control, untrained copy and baseline."""
+    n = len(table.labels)
     panel_width = max(3.6, 1.5 + 0.6 * len(table.layers))
     fig, axes = plt.subplots(1, n, figsize=(panel_width * n, 4.2), squeeze=False, sharey=True)
     colours = plt.get_cmap(CATEGORICAL).colors  # type: ignore[attr-defined]
     x = np.arange(len(table.layers))
-    for ax, target in zip(axes[0], table.targets):
-        rows = [table.get(layer, target) for layer in table.layers]
+    for ax, label in zip(axes[0], table.labels):
+        rows = [table.get(layer, label) for layer in table.layers]
         # Small horizontal offsets keep coinciding series (e.g. all at 1.0) visible side by side.
         ax.errorbar(x - 0.1, [r.score for r in rows], yerr=[r.score_std for r in rows], marker="o", capsize=3,
                     color=colours[0], label="probe", zorder=4)
@@ -76,7 +76,7 @@ def plot_accuracy_by_layer(table: LayerProbeTable) -> Figure:
         ax.plot(x, [r.baseline for r in rows], "-", color="0.5", label="majority baseline", zorder=2)
         ax.set_xticks(x, table.layers, rotation=45, ha="right")
         ax.set_xlabel("layer")
-        ax.set_title(f"target {target!r}")
+        ax.set_title(f"label {label!r}")
         ax.set_ylim(min(0.0, *[r.baseline for r in rows]) - 0.02, 1.08)
         ax.grid(alpha=0.3)
     kind = table.rows[0].kind if table.rows else "categorical"

@@ -1,7 +1,7 @@
 """Probes: decode what a network's activations say about its inputs and outputs.
 
 A probe family with one scikit-learn-style interface (`LinearProbe`, `MLPProbe`,
-`ConvProbe`), target groups (several categorical heads and continuous targets),
+`ConvProbe`), label groups (several categorical heads and continuous values),
 activation images, the controls a probing claim needs (majority baseline, control task,
 selectivity, untrained copy, seeds), and one probing pipeline over a model's layers: layer
 by layer through a features hook (`probe_by_layer`), or several layers stacked as one
@@ -25,9 +25,9 @@ from mechscope.probes.control import Baseline, control_task, input_types, majori
 from mechscope.probes.conv import ConvProbe
 from mechscope.probes.linear import LinearProbe
 from mechscope.probes.mlp import MLPProbe
-from mechscope.probes.modular import hidden_layers, modular_targets, probe_modular_mlp
+from mechscope.probes.modular import hidden_layers, modular_labels, probe_modular_mlp
 from mechscope.probes.rigor import ProbeReport, SeedRun, Split, evaluate_probe, split_indices
-from mechscope.probes.targets import TargetGroup, Targets, TargetsLike, as_targets, categorical, continuous
+from mechscope.probes.labels import LabelGroup, Labels, LabelsLike, as_labels, categorical, continuous
 
 __all__ = [
     "ActivationImage",
@@ -45,12 +45,12 @@ __all__ = [
     "ProbeRun",
     "SeedRun",
     "Split",
-    "TargetGroup",
-    "Targets",
-    "TargetsLike",
+    "LabelGroup",
+    "Labels",
+    "LabelsLike",
     "activation_image",
     "all_heads_accuracy",
-    "as_targets",
+    "as_labels",
     "categorical",
     "clone",
     "continuous",
@@ -61,7 +61,7 @@ __all__ = [
     "hidden_layers",
     "input_types",
     "majority_baseline",
-    "modular_targets",
+    "modular_labels",
     "probe_activation_image",
     "probe_by_layer",
     "probe_modular_mlp",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,9 @@ class ActivationImage:
         decimals: Activations were rounded to this many decimals (None: not rounded).
     """
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"images", "pad_value", "decimals"})  # JSON: no pixel values
+    json_extra: ClassVar[tuple[str, ...]] = ("shape", "padded", "notes")
+
     images: Tensor
     layers: tuple[str, ...]
     widths: tuple[int, ...]
@@ -49,6 +52,11 @@ class ActivationImage:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(batch, height, width) of `images`."""
+        return tuple(self.images.shape)
 
     @property
     def padded(self) -> bool:
@@ -71,16 +79,6 @@ class ActivationImage:
         if self.decimals is not None:
             notes.append(f"activations rounded to {self.decimals} decimals")
         return tuple(notes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON summary: shape, layers, widths and notes (not the pixel values)."""
-        return {
-            "shape": list(self.images.shape),
-            "layers": list(self.layers),
-            "widths": list(self.widths),
-            "padded": self.padded,
-            "notes": list(self.notes),
-        }
 
 
 def stack_activations(

@@ -1,8 +1,8 @@
 """Probe: the shared scikit-learn-style base of every probe, and the gradient-trained template.
 
-A probe maps activations (batch, ...) to one head per target group: a softmax over the
+A probe maps activations (batch, ...) to one head per label group: a softmax over the
 classes of each categorical group, a linear read-out for each continuous group. The base
-owns validation, target encoding, `predict`, `score` and the parameter protocol
+owns validation, label encoding, `predict`, `score` and the parameter protocol
 (`get_params`/`set_params`); subclasses implement `_fit` and `_decision`.
 `NetworkProbe` adds one training loop for probes that are small torch networks; its
 subclasses override `_build_network` only.
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from mechscope.capture import model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError, NotFittedError
-from mechscope.probes.targets import GroupKind, Targets, TargetsLike, as_targets
+from mechscope.probes.labels import GroupKind, Labels, LabelsLike, as_labels
 
 __all__ = [
     "Probe",
@@ -46,7 +46,7 @@ ArrayLike = Tensor | np.ndarray
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """Where a target group's head lives in the probe's output columns.
+    """Where a label group's head lives in the probe's output columns.
 
     Attributes:
         name: Group name.
@@ -66,13 +66,13 @@ class HeadSpec:
 
 
 class Probe:
-    """Base class of all probes: decode target groups from activations.
+    """Base class of all probes: decode label groups from activations.
 
     Subclasses implement `_fit(x, y_index, y_value)` and `_decision(x) -> (batch, n_outputs)`
     (logits for categorical heads, values for continuous heads).
 
     Fitted attributes (after `fit`):
-        heads_: One HeadSpec per target group, in order.
+        heads_: One HeadSpec per label group, in order.
         classes_: Group name -> sorted class labels, for categorical groups.
         input_shape_: Shape of one example, e.g. (5, 5).
         n_features_in_: Values per example (product of `input_shape_`).
@@ -118,13 +118,13 @@ class Probe:
         return self
 
     # -- fitting ------------------------------------------------------------------------
-    def fit(self: ProbeT, x: ArrayLike, y: TargetsLike) -> ProbeT:
-        """Fit the probe to activations `x` and targets `y`; return `self`.
+    def fit(self: ProbeT, x: ArrayLike, y: LabelsLike) -> ProbeT:
+        """Fit the probe to activations `x` and labels `y`; return `self`.
 
         Args:
             x: Activations (batch, ...) (flattened by linear and MLP probes; an image
                 (batch, height, width) or (batch, channel, height, width) for ConvProbe).
-            y: Targets: a tensor (one group), a dict name -> tensor, or Targets.
+            y: Labels: a tensor (one group), a dict name -> tensor, or Labels.
 
         Returns:
             self, fitted.
@@ -135,13 +135,13 @@ class Probe:
             ConfigError: A hyperparameter is out of range.
         """
         x = check_activations(x, "x")
-        targets = as_targets(y)
-        if len(targets) != x.shape[0]:
+        labels = as_labels(y)
+        if len(labels) != x.shape[0]:
             raise DataError(
-                f"x has {x.shape[0]} examples but the targets have {len(targets)}; pass one target per example."
+                f"x has {x.shape[0]} examples but the labels have {len(labels)}; pass one label per example."
             )
         self._check_params()
-        heads, y_index, y_value = _encode_targets(targets, x.device)
+        heads, y_index, y_value = _encode_labels(labels, x.device)
         self._check_input_shape(tuple(x.shape[1:]))
         self._fit(x, heads, y_index, y_value)
         self.heads_ = heads
@@ -194,19 +194,19 @@ class Probe:
         out = self.decision_function(x)
         return {h.name: out[:, h.start : h.stop].softmax(dim=1) for h in self.heads_ if h.classes is not None}
 
-    def score_groups(self, x: ArrayLike, y: TargetsLike) -> dict[str, float]:
+    def score_groups(self, x: ArrayLike, y: LabelsLike) -> dict[str, float]:
         """Held-out score per group: accuracy (categorical) or R^2 (continuous)."""
-        targets = self._checked_targets(x, y)
-        return head_scores(self.predict_groups(x), targets)
+        labels = self._checked_labels(x, y)
+        return head_scores(self.predict_groups(x), labels)
 
-    def score(self, x: ArrayLike, y: TargetsLike) -> float:
+    def score(self, x: ArrayLike, y: LabelsLike) -> float:
         """One number: the fraction of examples with every head right if all groups are
         categorical, else the mean of `score_groups` (R^2 for continuous groups)."""
-        targets = self._checked_targets(x, y)
+        labels = self._checked_labels(x, y)
         predicted = self.predict_groups(x)
-        if targets.is_categorical:
-            return all_heads_accuracy(predicted, targets)
-        scores = head_scores(predicted, targets)
+        if labels.is_categorical:
+            return all_heads_accuracy(predicted, labels)
+        scores = head_scores(predicted, labels)
         return float(sum(scores.values()) / len(scores))
 
     # -- helpers ------------------------------------------------------------------------
@@ -226,16 +226,16 @@ class Probe:
             )
         return x
 
-    def _checked_targets(self, x: ArrayLike, y: TargetsLike) -> Targets:
+    def _checked_labels(self, x: ArrayLike, y: LabelsLike) -> Labels:
         self._check_is_fitted()
-        targets = as_targets(y)
+        labels = as_labels(y)
         n = int(x.shape[0])
-        if len(targets) != n:
-            raise DataError(f"x has {n} examples but the targets have {len(targets)}; pass one target per example.")
-        missing = [h.name for h in self.heads_ if h.name not in targets.names]
+        if len(labels) != n:
+            raise DataError(f"x has {n} examples but the labels have {len(labels)}; pass one label per example.")
+        missing = [h.name for h in self.heads_ if h.name not in labels.names]
         if missing:
-            raise DataError(f"targets lack the group(s) {missing} the probe was fitted on; got {targets.names}.")
-        return targets
+            raise DataError(f"labels lack the group(s) {missing} the probe was fitted on; got {labels.names}.")
+        return labels
 
 
 class NetworkProbe(Probe):
@@ -293,7 +293,7 @@ class NetworkProbe(Probe):
         y_std = (y_value - y_mean) / y_scale
         weights: Tensor | None = None
         if self.batch_size is None or self.batch_size >= n:
-            # Full batch: train on the distinct (example, target) rows weighted by their counts.
+            # Full batch: train on the distinct (example, label) rows weighted by their counts.
             # Loss and gradient equal the full batch's (dropout draws one mask per distinct row),
             # and the cost follows the number of distinct rows, e.g. 4 for mod-2 addition.
             inputs, y_index, y_std, weights = distinct_rows(inputs, y_index, y_std)
@@ -387,10 +387,10 @@ def check_activations(x: ArrayLike, name: str = "x") -> Tensor:
     )
 
 
-def head_scores(predicted: dict[str, Tensor], targets: Targets) -> dict[str, float]:
+def head_scores(predicted: dict[str, Tensor], labels: Labels) -> dict[str, float]:
     """Accuracy per categorical group and R^2 per continuous group."""
     scores: dict[str, float] = {}
-    for group in targets:
+    for group in labels:
         pred = predicted[group.name]
         if group.kind == "categorical":
             scores[group.name] = float((pred.cpu() == group.values.cpu()).float().mean())
@@ -402,31 +402,31 @@ def head_scores(predicted: dict[str, Tensor], targets: Targets) -> dict[str, flo
     return scores
 
 
-def all_heads_accuracy(predicted: dict[str, Tensor], targets: Targets) -> float:
+def all_heads_accuracy(predicted: dict[str, Tensor], labels: Labels) -> float:
     """Fraction of examples whose every categorical group is predicted right."""
     correct: Tensor | None = None
-    for group in targets:
+    for group in labels:
         if group.kind != "categorical":
             continue
         hit = predicted[group.name].cpu() == group.values.cpu()
         correct = hit if correct is None else correct & hit
     if correct is None:
-        raise DataError(f"all-heads accuracy needs a categorical group; groups are {targets.kinds}.")
+        raise DataError(f"all-heads accuracy needs a categorical group; groups are {labels.kinds}.")
     return float(correct.float().mean())
 
 
-def _encode_targets(targets: Targets, device: torch.device) -> tuple[tuple[HeadSpec, ...], Tensor, Tensor]:
+def _encode_labels(labels: Labels, device: torch.device) -> tuple[tuple[HeadSpec, ...], Tensor, Tensor]:
     """Head layout plus class indices (batch, n_categorical) and values (batch, n_continuous)."""
     heads: list[HeadSpec] = []
     indices: list[Tensor] = []
     values: list[Tensor] = []
     column = 0
-    for group in targets:
+    for group in labels:
         if group.kind == "categorical":
             classes, index = torch.unique(group.values.cpu(), sorted=True, return_inverse=True)
             if classes.numel() < 2:
                 raise DataError(
-                    f"target group {group.name!r} has a single class ({int(classes[0])}) in the training data; "
+                    f"label group {group.name!r} has a single class ({int(classes[0])}) in the training data; "
                     "a probe needs at least two classes per group: drop the group or add examples of other classes."
                 )
             heads.append(HeadSpec(group.name, "categorical", column, column + classes.numel(), classes))
@@ -437,7 +437,7 @@ def _encode_targets(targets: Targets, device: torch.device) -> tuple[tuple[HeadS
             heads.append(HeadSpec(group.name, "continuous", column, column + group.n_outputs, None, value.dim() == 1))
             values.append(value.reshape(value.shape[0], -1))
             column += group.n_outputs
-    n = len(targets)
+    n = len(labels)
     y_index = torch.stack(indices, dim=1) if indices else torch.zeros(n, 0, dtype=torch.long, device="cpu")
     y_value = torch.cat(values, dim=1) if values else torch.zeros(n, 0, device="cpu")
     return tuple(heads), y_index.to(device), y_value.to(device)
@@ -463,7 +463,7 @@ def _head_loss(
 
 
 def distinct_rows(inputs: Tensor, y_index: Tensor, y_value: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Merge repeated (input, target) rows: the distinct rows and their weights (count / batch).
+    """Merge repeated (input, label) rows: the distinct rows and their weights (count / batch).
 
     When fewer than half the rows are repeats, every row is kept with weight 1 / batch.
     Weights sum to 1, so a weighted mean over the result equals the mean over the input.

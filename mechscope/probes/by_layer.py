@@ -9,8 +9,8 @@ Every probing question here runs the same three steps:
 3. fit probes held-out with the controls of `evaluate_probe`: majority baseline,
    control task, selectivity, untrained copy, spread over seeds.
 
-`probe_by_layer` fits one probe per layer and target group (where in the network each
-target becomes decodable); `probe_activation_image` fits one probe on the image of
+`probe_by_layer` fits one probe per layer and label group (where in the network each
+label becomes decodable); `probe_activation_image` fits one probe on the image of
 several layers, all groups at once (what the layers say together, with one example per
 case to picture).
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +41,7 @@ from mechscope.probes.control import input_types, untrained_copy
 from mechscope.probes.conv import ConvProbe
 from mechscope.probes.linear import LinearProbe
 from mechscope.probes.rigor import ProbeReport, Split, evaluate_probe
-from mechscope.probes.targets import GroupKind, Targets, TargetsLike, as_targets
+from mechscope.probes.labels import GroupKind, Labels, LabelsLike, as_labels
 
 __all__ = [
     "Features",
@@ -87,11 +87,11 @@ def unit_means(model: nn.Module) -> Features:
 
 @dataclass(frozen=True)
 class LayerScore:
-    """Held-out score of one probe on one layer for one target group (means and stds over seeds).
+    """Held-out score of one probe on one layer for one label group (means and stds over seeds).
 
     Attributes:
         layer: Layer name.
-        target: Target group name.
+        label: Label group name.
         kind: "categorical" (scores are accuracies) or "continuous" (scores are R^2).
         score: Mean held-out score on the real task.
         score_std: Its standard deviation over seeds.
@@ -102,7 +102,7 @@ class LayerScore:
     """
 
     layer: str
-    target: str
+    label: str
     kind: GroupKind
     score: float
     score_std: float
@@ -111,53 +111,47 @@ class LayerScore:
     selectivity: float
     untrained: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly copy."""
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
 class LayerProbeTable:
-    """Scores for every (layer, target) pair; draw it with `mechscope.plots.probes.plot_accuracy_by_layer`.
+    """Scores for every (layer, label) pair; draw it with `mechscope.plots.probes.plot_accuracy_by_layer`.
 
     Attributes:
-        rows: One LayerScore per layer and target, layers in order.
+        rows: One LayerScore per layer and label, layers in order.
         layers: Layer names in order.
-        targets: Target group names in order.
+        labels: Label group names in order.
         probe: repr of the probe used.
         seeds: Seeds run.
     """
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"layers", "labels"})  # both are in the rows
+
     rows: tuple[LayerScore, ...]
     layers: tuple[str, ...]
-    targets: tuple[str, ...]
+    labels: tuple[str, ...]
     probe: str
     seeds: tuple[int, ...]
 
-    def get(self, layer: str, target: str) -> LayerScore:
-        """The row of `layer` and `target`."""
+    def get(self, layer: str, label: str) -> LayerScore:
+        """The row of `layer` and `label`."""
         for row in self.rows:
-            if row.layer == layer and row.target == target:
+            if row.layer == layer and row.label == label:
                 return row
         raise DataError(
-            f"no row for layer {layer!r} and target {target!r}; layers {self.layers}, targets {self.targets}."
+            f"no row for layer {layer!r} and label {label!r}; layers {self.layers}, labels {self.labels}."
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON: the probe, seeds, and one dict per row."""
-        return {"probe": self.probe, "seeds": list(self.seeds), "rows": [row.to_dict() for row in self.rows]}
-
     def format(self) -> str:
-        """A text table: one line per layer and target."""
+        """A text table: one line per layer and label."""
         width = max(len(r.layer) for r in self.rows)
         lines = [
-            f"{'layer':<{width}}  {'target':<10} {'score':>17} {'baseline':>9} {'control':>8} {'select.':>8} "
+            f"{'layer':<{width}}  {'label':<10} {'score':>17} {'baseline':>9} {'control':>8} {'select.':>8} "
             f"{'untrained':>9}"
         ]
         for r in self.rows:
             untrained = "-" if r.untrained is None else f"{r.untrained:.3f}"
             lines.append(
-                f"{r.layer:<{width}}  {r.target:<10} {r.score:>8.3f} +/- {r.score_std:.3f} {r.baseline:>9.3f} "
+                f"{r.layer:<{width}}  {r.label:<10} {r.score:>8.3f} +/- {r.score_std:.3f} {r.baseline:>9.3f} "
                 f"{r.control:>8.3f} {r.selectivity:>8.3f} {untrained:>9}"
             )
         return "\n".join(lines)
@@ -166,7 +160,7 @@ class LayerProbeTable:
 def probe_by_layer(
     model: nn.Module,
     inputs: Tensor,
-    targets: TargetsLike,
+    labels: LabelsLike,
     layers: LayerSpec,
     *,
     features: Features | None = None,
@@ -178,12 +172,12 @@ def probe_by_layer(
     use_untrained: bool = True,
     progress: bool = False,
 ) -> LayerProbeTable:
-    """Fit one probe per layer and per target group and score each held-out with controls.
+    """Fit one probe per layer and per label group and score each held-out with controls.
 
     Args:
         model: Any module.
         inputs: Model inputs (batch, ...).
-        targets: Target groups, one value per input.
+        labels: Label groups, one value per input.
         layers: Layers to probe.
         features: Turns a layer's activations into the probe's features; None uses
             `flat_features` (every value); `unit_means(model)` gives one feature per unit.
@@ -193,7 +187,7 @@ def probe_by_layer(
         test_fraction: Held-out share of each split.
         split: "examples" or "types" (hold out whole input types; see evaluate_probe).
         use_untrained: Also probe untrained copies (fresh weights per seed).
-        progress: Show a progress bar over layers and targets.
+        progress: Show a progress bar over layers and labels.
 
     Returns:
         LayerProbeTable (draw it with mechscope.plots.probes.plot_accuracy_by_layer).
@@ -202,12 +196,10 @@ def probe_by_layer(
         LayerNameError: A layer does not exist.
         DataError: Lengths differ, activations hold NaN/inf, or a group has one class.
     """
-    names, real = _layers_and_targets(model, inputs, targets, layers)
+    names, real = _layers_and_labels(model, inputs, labels, layers)
     probe = LinearProbe() if probe is None else probe
     to_features = flat_features if features is None else features
-    source = inputs if types is None else types
-    # Type ids once for all fits (distinct rows of the inputs, or the given types).
-    type_ids = source if source.dim() == 1 and not source.is_floating_point() else input_types(source)
+    type_ids = _type_ids(inputs if types is None else types)  # once for all fits
     trained = _record(model, names, inputs)
     copies: dict[int, ActivationStore] = {}
     if use_untrained:
@@ -227,29 +219,36 @@ def probe_by_layer(
                 report = evaluate_probe(
                     probe,
                     acts,
-                    Targets([group]),
+                    Labels([group]),
                     types=type_ids,
                     seeds=seeds,
                     test_fraction=test_fraction,
                     untrained=untrained if use_untrained else None,
                     split=split,
                 )
-                name = group.name
-                rows.append(
-                    LayerScore(
-                        layer=layer,
-                        target=name,
-                        kind=kinds[name],
-                        score=report.heads[name],
-                        score_std=report.heads_std[name],
-                        baseline=report.baseline_heads[name],
-                        control=report.control_heads[name],
-                        selectivity=report.selectivity_heads[name],
-                        untrained=None if report.untrained_heads is None else report.untrained_heads[name],
-                    )
-                )
+                rows.append(_layer_score(layer, group.name, kinds[group.name], report))
                 bar.update()
     return LayerProbeTable(tuple(rows), tuple(names), tuple(real.names), repr(probe), tuple(int(s) for s in seeds))
+
+
+def _type_ids(source: Tensor) -> Tensor:
+    """Type id per example for the control task: given ids (batch,) as they are, else the distinct rows of `source`."""
+    return source if source.dim() == 1 and not source.is_floating_point() else input_types(source)
+
+
+def _layer_score(layer: str, name: str, kind: GroupKind, report: ProbeReport) -> LayerScore:
+    """The row of one layer and label group, from the report of its probe."""
+    return LayerScore(
+        layer=layer,
+        label=name,
+        kind=kind,
+        score=report.heads[name],
+        score_std=report.heads_std[name],
+        baseline=report.baseline_heads[name],
+        control=report.control_heads[name],
+        selectivity=report.selectivity_heads[name],
+        untrained=None if report.untrained_heads is None else report.untrained_heads[name],
+    )
 
 
 @dataclass(frozen=True)
@@ -260,7 +259,7 @@ class ProbeRun:
         report: Accuracy per head, all heads, baseline, control, selectivity, untrained copy, seeds.
         image: The activation images the probe read (held-out and training examples together).
         probe: The probe fitted on the first seed's training split.
-        targets: The target groups that were decoded (one value per example of `image`).
+        labels: The label groups that were decoded (one value per example of `image`).
         case_indices: One representative example (index into `image`) per distinct case.
         case_titles: A title per case, e.g. "0 + 1 = 1".
         types: Input type per example used by the control task (None: distinct model inputs).
@@ -271,16 +270,16 @@ class ProbeRun:
     report: ProbeReport
     image: ActivationImage
     probe: Probe
-    targets: Targets
+    labels: Labels
     case_indices: Tensor
     case_titles: tuple[str, ...]
     types: Tensor | None = None
     target_accuracy: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report's JSON (see ProbeReport.to_dict)."""
-        return self.report.to_dict()
+    def __json__(self) -> ProbeReport:
+        """The report stands for the run in JSON (the image and probe are not JSON)."""
+        return self.report
 
 
 def representative_cases(cases: Tensor) -> Tensor:
@@ -298,7 +297,7 @@ def representative_cases(cases: Tensor) -> Tensor:
 def probe_activation_image(
     model: nn.Module,
     inputs: Tensor,
-    targets: TargetsLike,
+    labels: LabelsLike,
     layers: LayerSpec,
     *,
     probe: Probe | None = None,
@@ -315,7 +314,7 @@ def probe_activation_image(
     Args:
         model: Any module.
         inputs: Model inputs (batch, ...).
-        targets: What to decode (tensor, dict name -> tensor, or Targets), one per input.
+        labels: What to decode (tensor, dict name -> tensor, or Labels), one per input.
         layers: Image rows, in order.
         probe: Unfitted probe; default a ConvProbe, its 2 x 2 kernels clipped to the image
             when it has a single row or column (one layer), with a note.
@@ -328,13 +327,13 @@ def probe_activation_image(
         progress: Show progress bars.
 
     Returns:
-        ProbeRun; cases are the distinct combinations of the categorical targets.
+        ProbeRun; cases are the distinct combinations of the categorical labels.
 
     Raises:
         LayerNameError: A layer does not exist.
         DataError: Lengths differ, activations hold NaN/inf, or a group has one class.
     """
-    names, real = _layers_and_targets(model, inputs, targets, layers)
+    names, real = _layers_and_labels(model, inputs, labels, layers)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         image = _stacked(_record(model, names, inputs), names, decimals)
@@ -362,8 +361,8 @@ def probe_activation_image(
         progress=progress,
     )
     report = replace(report, notes=tuple(report.notes) + tuple(notes))
-    labels = [g.values for g in real if g.kind == "categorical"]
-    cases = torch.stack(labels, dim=1) if labels else torch.zeros(len(real), 1, dtype=torch.long)
+    classes = [g.values for g in real if g.kind == "categorical"]
+    cases = torch.stack(classes, dim=1) if classes else torch.zeros(len(real), 1, dtype=torch.long)
     indices = representative_cases(cases)
     titles = tuple(
         ", ".join(f"{g.name} {int(g.values[i])}" for g in real if g.kind == "categorical") for i in indices.tolist()
@@ -375,13 +374,13 @@ def probe_activation_image(
     return ProbeRun(report, image, fitted, real, indices, titles, types, None, info)
 
 
-def _layers_and_targets(
-    model: nn.Module, inputs: Tensor, targets: TargetsLike, layers: LayerSpec
-) -> tuple[list[str], Targets]:
+def _layers_and_labels(
+    model: nn.Module, inputs: Tensor, labels: LabelsLike, layers: LayerSpec
+) -> tuple[list[str], Labels]:
     names = resolve_layers(model, layers)
-    real = as_targets(targets)
+    real = as_labels(labels)
     if len(real) != inputs.shape[0]:
-        raise DataError(f"inputs hold {inputs.shape[0]} examples but the targets {len(real)}; pass one per input.")
+        raise DataError(f"inputs hold {inputs.shape[0]} examples but the labels {len(real)}; pass one per input.")
     return names, real
 
 

@@ -17,7 +17,6 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +25,7 @@ from mechscope.capture import model_device
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.models.registry import build_model, model_spec
 from mechscope.probes.base import all_heads_accuracy, head_scores
-from mechscope.probes.targets import TargetGroup, Targets, TargetsLike, as_targets
+from mechscope.probes.labels import LabelGroup, Labels, LabelsLike, as_labels
 
 __all__ = ["Baseline", "input_types", "control_task", "majority_baseline", "untrained_copy", "selectivity"]
 
@@ -45,10 +44,6 @@ class Baseline:
     heads: dict[str, float]
     all_heads_accuracy: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly copy."""
-        return {"heads": dict(self.heads), "all_heads_accuracy": self.all_heads_accuracy}
-
 
 def input_types(x: Tensor) -> Tensor:
     """Id of each example's distinct input value: equal rows of `x` (batch, ...) share an id.
@@ -64,8 +59,8 @@ def input_types(x: Tensor) -> Tensor:
     return torch.unique(flat, dim=0, return_inverse=True)[1]
 
 
-def control_task(types: Tensor, targets: TargetsLike, *, seed: int = 0) -> Targets:
-    """Hewitt & Liang control targets: one fixed random label per input type and group.
+def control_task(types: Tensor, labels: LabelsLike, *, seed: int = 0) -> Labels:
+    """Hewitt & Liang control labels: one fixed random label per input type and group.
 
     Each type's label is drawn independently from the group's empirical label distribution
     (over examples). Draws that leave a categorical group with a single class are redrawn.
@@ -74,20 +69,20 @@ def control_task(types: Tensor, targets: TargetsLike, *, seed: int = 0) -> Targe
     Args:
         types: (batch,) integer type ids (see `input_types`), or inputs (batch, ...) whose
             distinct rows are the types.
-        targets: The real targets (any number of groups).
+        labels: The real labels (any number of groups).
         seed: Seed of the private generator.
 
     Returns:
-        Targets with the same groups, names and kinds; equal types get equal labels.
+        Labels with the same groups, names and kinds; equal types get equal labels.
 
     Raises:
         DataError: Lengths differ, or there are fewer than two types (no control is possible).
     """
-    real = as_targets(targets)
+    real = as_labels(labels)
     ids = _type_ids(types)
     if ids.shape[0] != len(real):
         raise DataError(
-            f"types has {ids.shape[0]} entries but the targets have {len(real)}; pass one type per example."
+            f"types has {ids.shape[0]} entries but the labels have {len(real)}; pass one type per example."
         )
     n_types = int(ids.max()) + 1 if ids.numel() else 0
     if n_types < 2:
@@ -105,22 +100,22 @@ def control_task(types: Tensor, targets: TargetsLike, *, seed: int = 0) -> Targe
                 per_type = classes[torch.multinomial(probs, n_types, replacement=True, generator=generator)]
                 if classes.numel() < 2 or torch.unique(per_type[ids]).numel() > 1:
                     break
-            groups.append(TargetGroup(group.name, per_type[ids], "categorical"))
+            groups.append(LabelGroup(group.name, per_type[ids], "categorical"))
         else:
             pick = torch.randint(0, values.shape[0], (n_types,), generator=generator, device="cpu")
-            groups.append(TargetGroup(group.name, values[pick][ids], "continuous"))
-    return Targets(groups)
+            groups.append(LabelGroup(group.name, values[pick][ids], "continuous"))
+    return Labels(groups)
 
 
-def majority_baseline(train: TargetsLike, test: TargetsLike) -> Baseline:
+def majority_baseline(train: LabelsLike, test: LabelsLike) -> Baseline:
     """Score the predictor that outputs the most frequent training class (or the training mean).
 
     Raises:
-        DataError: The two target sets have different groups.
+        DataError: The two label sets have different groups.
     """
-    train_t, test_t = as_targets(train), as_targets(test)
+    train_t, test_t = as_labels(train), as_labels(test)
     if train_t.names != test_t.names:
-        raise DataError(f"train and test targets have different groups: {train_t.names} vs {test_t.names}.")
+        raise DataError(f"train and test labels have different groups: {train_t.names} vs {test_t.names}.")
     predicted: dict[str, Tensor] = {}
     for group, held_out in zip(train_t, test_t):
         if group.kind == "categorical":

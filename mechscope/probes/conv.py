@@ -3,7 +3,7 @@
 The article slides `k` kernels of `r x c` over the activation image (one row per hidden
 layer), keeps at each position the largest of the `k` responses ("max over kernels"),
 applies tanh, and reads the result with fully connected tanh layers ending in one
-softmax per target group. Here the sliding is one `F.conv2d` over the whole batch.
+softmax per label group. Here the sliding is one `F.conv2d` over the whole batch.
 `pooling="channels"` keeps the `k` response maps as ordinary channels instead.
 """
 

@@ -3,7 +3,7 @@
 Continuous groups are solved in closed form (`(X^T X / n + alpha I) W = X^T Y / n` on
 centred data). Categorical groups minimise the mean cross-entropy plus
 `alpha / 2 * ||coef||^2` with full-batch L-BFGS from zero weights: the problem is convex,
-so the result does not depend on a seed. Repeated (example, target) rows are merged
+so the result does not depend on a seed. Repeated (example, label) rows are merged
 into one weighted row first, which leaves the objective unchanged. Inputs are standardised internally
 (`standardize=True`); `coef_` and `intercept_` are always reported in the original
 activation units, so `x @ coef_.T + intercept_` reproduces `decision_function(x)`.
@@ -24,7 +24,7 @@ __all__ = ["LinearProbe"]
 
 
 class LinearProbe(Probe):
-    """A linear read-out per target group.
+    """A linear read-out per label group.
 
     Args:
         alpha: L2 penalty on the weights (per example: mean loss + alpha / 2 * ||coef||^2),
@@ -63,7 +63,7 @@ class LinearProbe(Probe):
             raise ConfigError(f"tol must be a positive number, got {self.tol!r}.")
 
     def _fit(self, x: Tensor, heads: tuple[HeadSpec, ...], y_index: Tensor, y_value: Tensor) -> None:
-        # Repeated (example, target) rows are merged into weighted rows: the objective is unchanged.
+        # Repeated (example, label) rows are merged into weighted rows: the objective is unchanged.
         x, y_index, y_value, weights = distinct_rows(x, y_index, y_value)
         flat = x.reshape(x.shape[0], -1).double()
         w = weights.double()[:, None]  # (batch, 1), sums to 1

@@ -21,7 +21,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "ge
 
 
 class MLPProbe(NetworkProbe):
-    """Fully connected hidden layers, then one linear head per target group.
+    """Fully connected hidden layers, then one linear head per label group.
 
     Args:
         hidden_sizes: Units of each hidden layer, e.g. (64,) or (256, 256).

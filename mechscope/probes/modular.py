@@ -1,7 +1,7 @@
 """Probing a ModularMLP: its hidden blocks as one activation image, decoding a, b and its own output.
 
 The image has one row per hidden block (`hidden.0`, `hidden.1`, ...) and one column per
-unit, read on the held-out pairs of the model's modular data; the targets are the operands
+unit, read on the held-out pairs of the model's modular data; the labels are the operands
 `a`, `b` and the class the model predicts, and the control task gives each distinct pair
 (a, b) its own random labels. Seed 000's probe reproduction (`mechscope.recipes`) runs this
 on its trained model.
@@ -27,9 +27,9 @@ from mechscope.models import ModularMLP
 from mechscope.probes.base import Probe
 from mechscope.probes.by_layer import ProbeRun, probe_activation_image
 from mechscope.probes.rigor import Split
-from mechscope.probes.targets import Targets, categorical
+from mechscope.probes.labels import Labels, categorical
 
-__all__ = ["hidden_layers", "modular_targets", "probe_modular_mlp"]
+__all__ = ["hidden_layers", "modular_labels", "probe_modular_mlp"]
 
 
 def hidden_layers(model: nn.Module) -> list[str]:
@@ -46,14 +46,14 @@ def hidden_layers(model: nn.Module) -> list[str]:
     return [f"hidden.{i}" for i in range(model.config.n_hidden_layers)]
 
 
-def modular_targets(pairs: Tensor, outputs: Tensor) -> Targets:
+def modular_labels(pairs: Tensor, outputs: Tensor) -> Labels:
     """Three groups: operand `a`, operand `b` and the network's `output` class."""
     if pairs.dim() != 2 or pairs.shape[1] != 2 or pairs.shape[0] != outputs.shape[0]:
         raise DataError(
             f"need pairs (batch, 2) and outputs (batch,) of equal length, got {tuple(pairs.shape)} and "
             f"{tuple(outputs.shape)}."
         )
-    return Targets([categorical("a", pairs[:, 0]), categorical("b", pairs[:, 1]), categorical("output", outputs)])
+    return Labels([categorical("a", pairs[:, 0]), categorical("b", pairs[:, 1]), categorical("output", outputs)])
 
 
 def probe_modular_mlp(
@@ -71,7 +71,7 @@ def probe_modular_mlp(
 ) -> ProbeRun:
     """Probe a trained ModularMLP's activation image over its held-out pairs (`probe_activation_image`).
 
-    Targets are `a`, `b` and the model's own predicted `output`; the control task gives
+    Labels are `a`, `b` and the model's own predicted `output`; the control task gives
     each distinct pair (a, b) its random labels. Cases are the distinct (a, b, output)
     triples, titled like "0 + 1 = 1".
 
@@ -106,7 +106,7 @@ def probe_modular_mlp(
     run = probe_activation_image(
         model,
         data.x_test,
-        modular_targets(pairs, outputs),
+        modular_labels(pairs, outputs),
         hidden_layers(model) if layers is None else layers,
         probe=probe,
         types=pairs,

@@ -1,6 +1,6 @@
 """Evaluate a probe with its controls over several seeds: the numbers a probing claim needs.
 
-For each seed: a fresh random train/test split, the probe on the real targets, the same
+For each seed: a fresh random train/test split, the probe on the real labels, the same
 probe on the control task (Hewitt & Liang, 2019), optionally the same probe on an
 untrained copy of the model, and the majority-class baseline. The report gives mean and
 standard deviation over seeds; selectivity = task accuracy - control accuracy.
@@ -16,7 +16,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from mechscope.errors import ConfigError, DataError
 from mechscope.probes.base import ArrayLike, Probe, all_heads_accuracy, check_activations, clone, head_scores
 from mechscope.probes.control import Baseline, control_task, input_types, majority_baseline, selectivity
-from mechscope.probes.targets import Targets, TargetsLike, as_targets
+from mechscope.probes.labels import Labels, LabelsLike, as_labels
 
 __all__ = [
     "SeedRun",
@@ -50,7 +50,7 @@ score counts a handful of inputs, each right or wrong as a whole, and jumps by 1
 seeds (a 4-type toy holds out one type: the score is 0 or 1)."""
 
 MIN_HELD_OUT_TYPES_PER_CLASS = 3
-"""Fewest held-out input types each class of a categorical target should have in a split
+"""Fewest held-out input types each class of a categorical label should have in a split
 by type; a class with fewer is scored on one or two inputs, or not at all."""
 
 
@@ -68,8 +68,11 @@ class SeedRun:
         untrained_accuracy: All-heads accuracy on the untrained copy (None when not run).
         baseline: Majority-class scores on this split.
         n_epochs: Epochs the task probe trained (0 for closed-form probes).
-        probe: The fitted task probe (not part of `to_dict`).
+        probe: The fitted task probe (not part of the JSON).
     """
+
+    json_skip: ClassVar[frozenset[str]] = frozenset({"probe", "baseline"})
+    json_extra: ClassVar[tuple[str, ...]] = ("baseline_heads", "baseline_accuracy")
 
     seed: int
     heads: dict[str, float]
@@ -82,20 +85,15 @@ class SeedRun:
     n_epochs: int = 0
     probe: Probe | None = field(default=None, compare=False, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly copy."""
-        return {
-            "seed": self.seed,
-            "heads": dict(self.heads),
-            "all_heads_accuracy": self.all_heads_accuracy,
-            "control_heads": dict(self.control_heads),
-            "control_accuracy": self.control_accuracy,
-            "untrained_heads": None if self.untrained_heads is None else dict(self.untrained_heads),
-            "untrained_accuracy": self.untrained_accuracy,
-            "baseline_heads": dict(self.baseline.heads),
-            "baseline_accuracy": self.baseline.all_heads_accuracy,
-            "n_epochs": self.n_epochs,
-        }
+    @property
+    def baseline_heads(self) -> dict[str, float]:
+        """Majority-class score per group on this split."""
+        return self.baseline.heads
+
+    @property
+    def baseline_accuracy(self) -> float:
+        """Majority-class all-heads accuracy on this split."""
+        return self.baseline.all_heads_accuracy
 
 
 @dataclass(frozen=True)
@@ -158,38 +156,38 @@ class ProbeReport:
     split: Split = "examples"
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON: the headline keys, with spread and per-seed detail under "seeds"."""
+    def __json__(self) -> dict[str, Any]:
+        """The headline keys, with the spread and per-seed detail under "seeds"."""
         return {
-            "heads": dict(self.heads),
+            "heads": self.heads,
             "all_heads_accuracy": self.all_heads_accuracy,
             "baseline_accuracy": self.baseline_accuracy,
             "control_accuracy": self.control_accuracy,
             "selectivity": self.selectivity,
             "untrained_accuracy": self.untrained_accuracy,
             "seeds": {
-                "values": list(self.seeds),
+                "values": self.seeds,
                 "std": {
-                    "heads": dict(self.heads_std),
+                    "heads": self.heads_std,
                     "all_heads_accuracy": self.all_heads_std,
                     "control_accuracy": self.control_std,
                     "selectivity": self.selectivity_std,
                     "untrained_accuracy": self.untrained_std,
                 },
                 "per_head": {
-                    "baseline": dict(self.baseline_heads),
-                    "control": dict(self.control_heads),
-                    "selectivity": dict(self.selectivity_heads),
-                    "untrained": None if self.untrained_heads is None else dict(self.untrained_heads),
+                    "baseline": self.baseline_heads,
+                    "control": self.control_heads,
+                    "selectivity": self.selectivity_heads,
+                    "untrained": self.untrained_heads,
                 },
-                "runs": [run.to_dict() for run in self.runs],
+                "runs": self.runs,
                 "probe": self.probe,
                 "n_train": self.n_train,
                 "n_test": self.n_test,
                 "n_types": self.n_types,
                 "split": self.split,
-                "notes": list(self.notes),
-                "warnings": list(self.warnings),
+                "notes": self.notes,
+                "warnings": self.warnings,
             },
         }
 
@@ -260,7 +258,7 @@ def fit_seeded(probe: Probe, seed: int) -> Probe:
 def evaluate_probe(
     probe: Probe,
     x: ArrayLike,
-    targets: TargetsLike,
+    labels: LabelsLike,
     *,
     types: Tensor | None = None,
     seeds: Sequence[int] = (0, 1, 2),
@@ -274,7 +272,7 @@ def evaluate_probe(
     Args:
         probe: An unfitted probe; it is cloned per seed and per condition (never fitted in place).
         x: Activations (batch, ...).
-        targets: Real targets (any groups).
+        labels: Real labels (any groups).
         types: Input type of each example for the control task: ids (batch,) or inputs
             (batch, ...) whose distinct rows are the types. Default: distinct rows of `x`.
         seeds: Seeds; use at least 3 to get a spread.
@@ -294,9 +292,9 @@ def evaluate_probe(
         ConfigError: No seed, or a bad test_fraction.
     """
     x = check_activations(x, "x")
-    real = as_targets(targets)
+    real = as_labels(labels)
     if len(real) != x.shape[0]:
-        raise DataError(f"x has {x.shape[0]} examples but the targets have {len(real)}; pass one target per example.")
+        raise DataError(f"x has {x.shape[0]} examples but the labels have {len(real)}; pass one label per example.")
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ConfigError("seeds is empty; pass at least one seed, e.g. seeds=(0, 1, 2).")
@@ -314,33 +312,7 @@ def evaluate_probe(
             )
             sizes.append((int(train_idx.numel()), int(test_idx.numel())))
             splits.append(test_idx)
-            task = fit_seeded(probe, seed).fit(x[train_idx], real.subset(train_idx))
-            heads, all_heads = _scores(task, x[test_idx], real.subset(test_idx))
-            bar.update()
-            control = _control_with_classes(type_ids, real, train_idx, seed)
-            control_probe = fit_seeded(probe, seed).fit(x[train_idx], control.subset(train_idx))
-            control_heads, control_all = _scores(control_probe, x[test_idx], control.subset(test_idx))
-            bar.update()
-            untrained_heads: dict[str, float] | None = None
-            untrained_all: float | None = None
-            if untrained is not None:
-                xu = check_activations(untrained(seed) if callable(untrained) else untrained, "untrained activations")
-                if xu.shape[0] != x.shape[0]:
-                    raise DataError(
-                        f"untrained activations hold {xu.shape[0]} examples, the trained ones {x.shape[0]}; "
-                        "record both on the same inputs."
-                    )
-                copy_probe = fit_seeded(probe, seed).fit(xu[train_idx], real.subset(train_idx))
-                untrained_heads, untrained_all = _scores(copy_probe, xu[test_idx], real.subset(test_idx))
-                bar.update()
-            runs.append(
-                SeedRun(
-                    seed, heads, all_heads, control_heads, control_all, untrained_heads, untrained_all,
-                    majority_baseline(real.subset(train_idx), real.subset(test_idx)),
-                    int(getattr(task, "n_epochs_", 0)),
-                    task,
-                )
-            )
+            runs.append(_seed_run(probe, x, real, type_ids, untrained, seed, (train_idx, test_idx), tick=bar.update))
     n_train = round(statistics.fmean(a for a, _ in sizes))
     n_test = round(statistics.fmean(b for _, b in sizes))
     report = _aggregate(repr(probe), runs, n_train, n_test, int(type_ids.max()) + 1)
@@ -348,7 +320,73 @@ def evaluate_probe(
     return replace(report, split=split, warnings=warnings)
 
 
-def _type_split_warnings(type_ids: Tensor, real: Targets, tests: Sequence[Tensor]) -> tuple[str, ...]:
+def _seed_run(
+    probe: Probe,
+    x: Tensor,
+    real: Labels,
+    type_ids: Tensor,
+    untrained: UntrainedActivations | None,
+    seed: int,
+    split: tuple[Tensor, Tensor],
+    *,
+    tick: Callable[[], object],
+) -> SeedRun:
+    """Fit and score one seed's probes on the real labels, the control task and the untrained copy.
+
+    Args:
+        probe: The unfitted probe, cloned for each fit.
+        x: Activations (batch, ...).
+        real: The real labels.
+        type_ids: Input type per example, for the control task.
+        untrained: Activations of an untrained copy (tensor or seed -> tensor); None skips it.
+        seed: The seed of the fits and of the control labels.
+        split: (train, test) example indices.
+        tick: Called after each fit (a progress bar's update).
+
+    Returns:
+        The SeedRun, holding the fitted task probe.
+    """
+    train_idx, test_idx = split
+    task = fit_seeded(probe, seed).fit(x[train_idx], real.subset(train_idx))
+    heads, all_heads = _scores(task, x[test_idx], real.subset(test_idx))
+    tick()
+    control = _control_with_classes(type_ids, real, train_idx, seed)
+    control_probe = fit_seeded(probe, seed).fit(x[train_idx], control.subset(train_idx))
+    control_heads, control_all = _scores(control_probe, x[test_idx], control.subset(test_idx))
+    tick()
+    untrained_heads: dict[str, float] | None = None
+    untrained_all: float | None = None
+    if untrained is not None:
+        untrained_heads, untrained_all = _untrained_scores(probe, untrained, x.shape[0], real, seed, split)
+        tick()
+    return SeedRun(
+        seed, heads, all_heads, control_heads, control_all, untrained_heads, untrained_all,
+        majority_baseline(real.subset(train_idx), real.subset(test_idx)),
+        int(getattr(task, "n_epochs_", 0)),
+        task,
+    )
+
+
+def _untrained_scores(
+    probe: Probe, untrained: UntrainedActivations, n: int, real: Labels, seed: int, split: tuple[Tensor, Tensor]
+) -> tuple[dict[str, float], float]:
+    """Held-out scores (per head, all heads) of the probe fitted on an untrained copy's activations.
+
+    Raises:
+        DataError: the untrained activations hold NaN/inf or a number of examples other than `n`.
+    """
+    train_idx, test_idx = split
+    xu = check_activations(untrained(seed) if callable(untrained) else untrained, "untrained activations")
+    if xu.shape[0] != n:
+        raise DataError(
+            f"untrained activations hold {xu.shape[0]} examples, the trained ones {n}; "
+            "record both on the same inputs."
+        )
+    copy_probe = fit_seeded(probe, seed).fit(xu[train_idx], real.subset(train_idx))
+    return _scores(copy_probe, xu[test_idx], real.subset(test_idx))
+
+
+def _type_split_warnings(type_ids: Tensor, real: Labels, tests: Sequence[Tensor]) -> tuple[str, ...]:
     """Say when a split by type holds out too few types overall, or of some class (worst seed)."""
     out = []
     held_out = min(int(torch.unique(type_ids[test]).numel()) for test in tests)
@@ -377,8 +415,8 @@ def _type_split_warnings(type_ids: Tensor, real: Targets, tests: Sequence[Tensor
     return tuple(out)
 
 
-def _control_with_classes(type_ids: Tensor, real: Targets, train_idx: Tensor, seed: int) -> Targets:
-    """Control targets whose training split keeps at least two classes per categorical group.
+def _control_with_classes(type_ids: Tensor, real: Labels, train_idx: Tensor, seed: int) -> Labels:
+    """Control labels whose training split keeps at least two classes per categorical group.
 
     With few types and a split by type, a draw can leave one class in training; redraw then.
     """
@@ -390,11 +428,11 @@ def _control_with_classes(type_ids: Tensor, real: Targets, train_idx: Tensor, se
     return control
 
 
-def _scores(probe: Probe, x: Tensor, targets: Targets) -> tuple[dict[str, float], float]:
+def _scores(probe: Probe, x: Tensor, labels: Labels) -> tuple[dict[str, float], float]:
     predicted = probe.predict_groups(x)
-    heads = head_scores(predicted, targets)
-    has_categorical = any(g.kind == "categorical" for g in targets)
-    return heads, all_heads_accuracy(predicted, targets) if has_categorical else float("nan")
+    heads = head_scores(predicted, labels)
+    has_categorical = any(g.kind == "categorical" for g in labels)
+    return heads, all_heads_accuracy(predicted, labels) if has_categorical else float("nan")
 
 
 def _checked_types(types: Tensor, n: int) -> Tensor:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from mechscope.data import DataBundle, digits_data, function_data, modular_data
+from mechscope.data.functions import FunctionName
+from mechscope.data.modular import Operation
 from mechscope.models import (
     DigitCNN,
     DigitCNNConfig,
@@ -32,6 +34,7 @@ from mechscope.models import (
 )
 from mechscope.devices import resolve_device
 from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
+from mechscope.models.modular_mlp import Activation
 from mechscope.models.train import TrainConfig
 
 __all__ = ["TrainedModel", "train_modular_mlp", "train_tiny_relu", "train_digit_cnn", "fit_and_save"]
@@ -49,10 +52,10 @@ class TrainedModel:
     epochs_run: int  # epochs until the stop
     seconds: float  # wall time of the optimisation
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary: metrics flattened beside `checkpoint` (the name under "target")."""
-        return {"target": self.name, "checkpoint": str(self.checkpoint), **self.metrics,
-                "epochs_run": self.epochs_run, "seconds": round(self.seconds, 3)}
+    def __json__(self) -> dict[str, Any]:
+        """The `mechscope model train` summary: metrics flattened beside `checkpoint`, the name under "target"."""
+        return {"target": self.name, "checkpoint": self.checkpoint, **self.metrics,
+                "epochs_run": self.epochs_run, "seconds": self.seconds}
 
 
 def fit_and_save(
@@ -84,10 +87,10 @@ def train_modular_mlp(
     out: PathLike,
     *,
     modulus: int = 2,
-    operation: Literal["+", "-", "*"] = "+",
+    operation: Operation = "+",
     n_layers: int = 7,
     hidden: int = 5,
-    activation: Literal["tanh", "relu"] = "tanh",
+    activation: Activation = "tanh",
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
@@ -103,7 +106,7 @@ def train_modular_mlp(
 def train_tiny_relu(
     out: PathLike,
     *,
-    function: Literal["sum", "weighted", "product"] = "sum",
+    function: FunctionName = "sum",
     n_inputs: int = 5,
     hidden: int = 1,
     seed: int = 0,

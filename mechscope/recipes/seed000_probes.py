@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 from mechscope.data import modular_data
+from mechscope.data.modular import Operation
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, evaluate, train
 from mechscope.probes import Probe, ProbeRun, Split, probe_modular_mlp
 from mechscope.recipes.builtin import PathLike
@@ -41,7 +41,7 @@ def article_hidden(modulus: int) -> int:
 
 def reproduce_article(
     modulus: int = 2,
-    operation: Literal["+", "-", "*"] = "+",
+    operation: Operation = "+",
     *,
     hidden: int | None = None,
     probe: Probe | None = None,

@@ -43,7 +43,7 @@ _ACTIVATION_WORDS = ("gelu", "relu", "silu", "swish", "mish", "activation")
 
 @dataclass
 class ReportContext:
-    """The model under report, its data and metadata, the site, and results shared by sections."""
+    """The model under report, its data and metadata, and the site: what every section reads."""
 
     model: nn.Module  # in eval mode
     data: DataBundle | None  # train/test split, or None when none is known
@@ -59,7 +59,6 @@ class ReportContext:
     progress: bool  # show progress bars
     layers: list[LayerInfo] = field(default_factory=list)  # every named layer with its output shape
     unit_layers: list[str] = field(default_factory=list)  # layers whose units get pages, shallow first
-    results: dict[str, Any] = field(default_factory=dict)  # section key -> JSON summary (report.json)
 
     @property
     def example(self) -> Tensor | None:

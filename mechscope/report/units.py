@@ -56,20 +56,20 @@ class LayerUnits:
     outbound: dict[int, list[Connection]] = field(default_factory=dict)  # unit -> strongest outputs
     notes: list[str] = field(default_factory=list)  # what was skipped and why
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary (no pixels)."""
+    def __json__(self) -> dict[str, Any]:
+        """Summary for `mechscope.serialize.to_json`: no pixels, no dataset examples, no per-class ablation."""
         return {
             "layer": self.layer,
             "n_units": self.n_units,
             "shown": self.shown,
-            "featurevis": None if self.featurevis is None else self.featurevis.to_dict(),
+            "featurevis": self.featurevis,
             "featurevis_reason": self.featurevis_reason,
-            "polysemanticity": None if self.poly is None else self.poly.to_dict(),
+            "polysemanticity": self.poly,
             "ablation_metric": self.ablation_metric,
-            "ablation": None if self.ablation is None else self.ablation.tolist(),
-            "inbound": {u: [c.to_dict() for c in cs] for u, cs in self.inbound.items()},
-            "outbound": {u: [c.to_dict() for c in cs] for u, cs in self.outbound.items()},
-            "notes": list(self.notes),
+            "ablation": self.ablation,
+            "inbound": self.inbound,
+            "outbound": self.outbound,
+            "notes": self.notes,
         }
 
 

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import sympy
@@ -50,6 +50,9 @@ class SimplifiedFormula:
         n_points: Points the error was measured on.
     """
 
+    json_skip: ClassVar[frozenset[str]] = frozenset({"text"})
+    json_extra: ClassVar[tuple[str, ...]] = ("formula",)
+
     expressions: tuple[str, ...]
     text: str
     tolerance: float
@@ -57,16 +60,10 @@ class SimplifiedFormula:
     space: str
     n_points: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
-            "formula": self.text,
-            "expressions": list(self.expressions),
-            "tolerance": self.tolerance,
-            "max_abs_error": self.max_abs_error,
-            "space": self.space,
-            "n_points": self.n_points,
-        }
+    @property
+    def formula(self) -> str:
+        """The formula as printed (`text`): the name it goes by in JSON, beside a region's `formula`."""
+        return self.text
 
 
 def variable_names(n_features: int) -> list[str]:

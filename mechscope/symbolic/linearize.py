@@ -69,20 +69,20 @@ class LocalLinearization:
             formulas.append(f"near x0 = {[round(v, digits) for v in self.points[i].tolist()]}:\n{tangent}")
         return formulas
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form; the label travels with the numbers."""
+    def __json__(self) -> dict[str, Any]:
+        """One entry per expansion point (its map, formula and errors); the label travels with the numbers."""
         single = self.coefficients.shape[1] == 1
         return {
             "label": self.label,
             "near_fraction": self.near_fraction,
             "points": [
                 {
-                    "point": self.points[i].tolist(),
-                    "coefficients": self.coefficients[i, 0].tolist() if single else self.coefficients[i].tolist(),
-                    "intercept": float(self.intercepts[i, 0]) if single else self.intercepts[i].tolist(),
+                    "point": self.points[i],
+                    "coefficients": self.coefficients[i, 0] if single else self.coefficients[i],
+                    "intercept": self.intercepts[i, 0] if single else self.intercepts[i],
                     "formula": formula,
-                    "near_max_abs_error": _finite_or_none(float(self.near_max_abs_error[i])),
-                    "data_max_abs_error": _finite_or_none(float(self.data_max_abs_error[i])),
+                    "near_max_abs_error": self.near_max_abs_error[i],
+                    "data_max_abs_error": self.data_max_abs_error[i],
                 }
                 for i, formula in enumerate(self.formulas())
             ],
@@ -163,7 +163,3 @@ def _jacobians(model: nn.Module, points: Tensor) -> tuple[Tensor, Tensor]:
             rows.append(grad.reshape(grad.shape[0], -1))
     jacobians = torch.stack(rows, dim=1).to(torch.float64).cpu()
     return jacobians, out.detach().to(torch.float64).cpu()
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -16,21 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from mechscope.data.bundle import DataBundle
+from mechscope.data.bundle import DataBundle, DataPart
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
+from mechscope.serialize import to_json
 from mechscope.symbolic.formula import SimplifiedFormula, article_formula, simplify_formula
 from mechscope.symbolic.regions import AffineRegion, RegionMap, extract_regions
 from mechscope.symbolic.relations import Relation, article_relations
 from mechscope.symbolic.transforms import Transforms
 
-__all__ = ["RegionFormula", "FormulaReport", "read_formula", "Split"]
-
-Split = Literal["test", "train", "all"]
+__all__ = ["RegionFormula", "FormulaReport", "read_formula"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,13 @@ class RegionFormula:
     network_formula: str
     simplified: SimplifiedFormula
 
-    def to_dict(self) -> dict[str, Any]:
-        """Region fields plus `formula`, `network_formula` and `simplified`."""
+    def __json__(self) -> dict[str, Any]:
+        """The region's JSON, flat, plus `formula`, `network_formula` and `simplified`."""
         return {
-            **self.region.to_dict(),
+            **to_json(self.region),
             "formula": self.formula,
             "network_formula": self.network_formula,
-            "simplified": self.simplified.to_dict(),
+            "simplified": self.simplified,
         }
 
 
@@ -118,16 +117,16 @@ class FormulaReport:
             f"fall in {len(self.region_map.regions) - 1} other region(s) with their own formulas."
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able report: `regions`, `affine_on_data`, `relations` and the rest."""
+    def __json__(self) -> dict[str, Any]:
+        """The headline (`affine_on_data`, `formula`, `holds_on`), the listed regions, then the counts."""
         rm = self.region_map
         return {
             "affine_on_data": self.affine_on_data,
             "formula": self.formula,
             "simplified_formula": self.formulas[0].simplified.text if self.affine_on_data else None,
             "holds_on": self.holds_on(),
-            "regions": [f.to_dict() for f in self.formulas],
-            "relations": {name: r.to_dict() for name, r in self.relations.items()},
+            "regions": self.formulas,
+            "relations": self.relations,
             "n_points": rm.n_points,
             "n_patterns": rm.n_patterns,
             "n_regions": len(rm.regions),
@@ -135,10 +134,10 @@ class FormulaReport:
             "affine_threshold": rm.affine_threshold,
             "max_abs_error": rm.max_abs_error,
             "unit_active_fraction": dict(zip(rm.unit_names, rm.unit_active_fraction.tolist())),
-            "transforms": self.transforms.to_dict(),
+            "transforms": self.transforms,
             "target": self.target,
             "metrics": self.metrics,
-            "notes": list(self.notes),
+            "notes": self.notes,
         }
 
     def to_text(self) -> str:
@@ -188,7 +187,7 @@ def read_formula(
     model: nn.Module,
     data: DataBundle | Tensor,
     *,
-    split: Split = "test",
+    split: DataPart = "test",
     transforms: Transforms | None = None,
     target: Mapping[str, Any] | None = None,
     tolerance: float = 0.01,
@@ -229,6 +228,44 @@ def read_formula(
         target = _target_from(data)
     region_map = extract_regions(model, x, affine_threshold=affine_threshold)
     flat = x.reshape(x.shape[0], -1).to(torch.float64)
+    formulas = _region_formulas(region_map, flat, transforms, tolerance=tolerance, max_regions=max_regions)
+    notes: list[str] = []
+    relations: dict[str, Relation] = {}
+    target_dict = None
+    metrics = _fit_metrics(region_map, y, y_original, transforms)
+    if target is not None:
+        coefficients, constant = _check_target(target, flat.shape[1], region_map.network_output.shape[1])
+        target_dict = {"coefficients": coefficients, "constant": constant}
+        metrics.update(_coefficient_errors(region_map.dominant, coefficients, constant))
+        try:
+            relations = article_relations(
+                model, x[:4], coefficients=coefficients, constant=constant, tolerance=relation_tolerance
+            )
+        except UnsupportedModelError as err:
+            notes.append(f"Relations skipped: {err}")
+    return FormulaReport(
+        region_map=region_map,
+        formulas=formulas,
+        transforms=transforms,
+        relations=relations,
+        target=target_dict,
+        metrics=metrics,
+        notes=tuple(notes),
+    )
+
+
+def _region_formulas(
+    region_map: RegionMap, flat: Tensor, transforms: Transforms, *, tolerance: float, max_regions: int
+) -> tuple[RegionFormula, ...]:
+    """The formulas of the `max_regions` largest regions, each simplified on the points it covers.
+
+    Args:
+        region_map: The regions, largest first.
+        flat: The inputs, (batch, n_features) float64.
+        transforms: Declared input/output transforms.
+        tolerance: Largest change the simplified formula may make to any displayed parameter.
+        max_regions: Regions to write formulas for.
+    """
     formulas = []
     for index, region in enumerate(region_map.regions[:max_regions]):
         covered = region_map.region_index == index
@@ -247,29 +284,7 @@ def read_formula(
                 ),
             )
         )
-    notes: list[str] = []
-    relations: dict[str, Relation] = {}
-    target_dict = None
-    metrics = _fit_metrics(region_map, y, y_original, transforms)
-    if target is not None:
-        coefficients, constant = _check_target(target, flat.shape[1], region_map.network_output.shape[1])
-        target_dict = {"coefficients": coefficients, "constant": constant}
-        metrics.update(_coefficient_errors(region_map.dominant, coefficients, constant))
-        try:
-            relations = article_relations(
-                model, x[:4], coefficients=coefficients, constant=constant, tolerance=relation_tolerance
-            )
-        except UnsupportedModelError as err:
-            notes.append(f"Relations skipped: {err}")
-    return FormulaReport(
-        region_map=region_map,
-        formulas=tuple(formulas),
-        transforms=transforms,
-        relations=relations,
-        target=target_dict,
-        metrics=metrics,
-        notes=tuple(notes),
-    )
+    return tuple(formulas)
 
 
 def _indent(text: str) -> str:

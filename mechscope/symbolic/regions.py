@@ -56,14 +56,14 @@ class AffineRegion:
         """A x + b for inputs (batch, n_features) -> (batch, n_outputs) float64."""
         return x.reshape(x.shape[0], -1).to(torch.float64) @ self.coefficients.T + self.intercept
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary; a single output gives flat `coefficients` and a float `intercept`."""
+    def __json__(self) -> dict[str, Any]:
+        """Map, coverage and main pattern; a single output gives flat `coefficients` and a float `intercept`."""
         single = self.coefficients.shape[0] == 1
         return {
             "coverage": self.coverage,
             "n_points": self.n_points,
-            "coefficients": self.coefficients[0].tolist() if single else self.coefficients.tolist(),
-            "intercept": float(self.intercept[0]) if single else self.intercept.tolist(),
+            "coefficients": self.coefficients[0] if single else self.coefficients,
+            "intercept": self.intercept[0] if single else self.intercept,
             "max_abs_error": self.max_abs_error,
             "pattern": self.patterns[0],
             "n_patterns": len(self.patterns),
@@ -114,8 +114,8 @@ class RegionMap:
         """Largest error of any region's formula on the points it covers."""
         return max(region.max_abs_error for region in self.regions)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary (per-point tensors are left out)."""
+    def __json__(self) -> dict[str, Any]:
+        """Counts, errors and regions; the per-point tensors are left out."""
         return {
             "n_points": self.n_points,
             "n_patterns": self.n_patterns,
@@ -124,7 +124,7 @@ class RegionMap:
             "affine_threshold": self.affine_threshold,
             "max_abs_error": self.max_abs_error,
             "unit_active_fraction": dict(zip(self.unit_names, self.unit_active_fraction.tolist())),
-            "regions": [region.to_dict() for region in self.regions],
+            "regions": self.regions,
         }
 
 
@@ -157,71 +157,27 @@ def extract_regions(
             weights hold NaN/inf.
         ConfigError: A threshold or tolerance is out of range.
     """
-    if not 0.0 < affine_threshold <= 1.0:
-        raise ConfigError(f"affine_threshold must be in (0, 1], got {affine_threshold!r}; e.g. 0.99.")
-    if not merge_tolerance >= 0.0:
-        raise ConfigError(f"merge_tolerance must be >= 0, got {merge_tolerance!r}.")
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise DataError(f"x must be a non-empty batch of inputs (batch, n_features), got {shape}.")
+    _check_options(affine_threshold, merge_tolerance, x)
     check_finite(x, "x")
     x = x.detach().cpu()  # the chain's maps are composed on the CPU; network_outputs moves batches to the model
     chain = trace_chain(model, x[:8])
     network = network_outputs(model, x, chain.n_outputs, batch_size=batch_size)
     bits = torch.cat([chain.forward(x[i : i + batch_size])[1] for i in range(0, x.shape[0], batch_size)])
-    if bits.shape[1] == 0:  # no activation units: the whole network is one affine map
-        patterns = bits[:1]
-        inverse = torch.zeros(bits.shape[0], dtype=torch.long, device=bits.device)
-        counts = torch.tensor([bits.shape[0]], device=bits.device)
-    else:
-        patterns, inverse, counts = torch.unique(bits, dim=0, return_inverse=True, return_counts=True)
+    patterns, inverse, counts = _unique_patterns(bits)
     maps_a, maps_b = _compose(chain, patterns)
     group, n_groups = _merge(maps_a, maps_b, merge_tolerance)
-
-    region_of_point = group[inverse]
-    region_counts = torch.bincount(region_of_point, minlength=n_groups)
-    order = torch.argsort(region_counts, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(n_groups, device=order.device)
-    region_index = rank[region_of_point]
-    pattern_rank = rank[group]  # (n_patterns,) region of each pattern
-
-    by_count = torch.argsort(counts, descending=True, stable=True)
-    by_region = by_count[torch.argsort(pattern_rank[by_count], stable=True)]  # grouped by region, frequent first
-    sizes = torch.bincount(pattern_rank, minlength=n_groups)
-    representative = by_region[torch.cumsum(sizes, 0) - sizes]  # each region's most frequent pattern
+    ranking = _rank_regions(group, n_groups, inverse, counts)
+    representative = ranking.by_region[ranking.starts]  # each region's most frequent pattern
     a = maps_a[representative]  # (region, n_outputs, n_features)
     b = maps_b[representative]  # (region, n_outputs)
-    flat = x.reshape(x.shape[0], -1).to(torch.float64)
-    formula = torch.cat(
-        [
-            torch.einsum("bon,bn->bo", a[region_index[i : i + batch_size]], flat[i : i + batch_size])
-            + b[region_index[i : i + batch_size]]
-            for i in range(0, flat.shape[0], batch_size)
-        ]
-    )
+    formula = _formula_outputs(a, b, ranking.region_index, x.reshape(x.shape[0], -1).to(torch.float64), batch_size)
     point_error = (formula - network).abs().amax(dim=1)
     region_error = torch.zeros(n_groups, dtype=torch.float64, device=point_error.device).scatter_reduce(
-        0, region_index, point_error, reduce="amax", include_self=True
+        0, ranking.region_index, point_error, reduce="amax", include_self=True
     )
-    n = x.shape[0]
-    bit_strings = _bit_strings(patterns)
-    order_list, starts = by_region.tolist(), (torch.cumsum(sizes, 0) - sizes).tolist()
-    n_points, errors = region_counts[order].tolist(), region_error.tolist()
-    regions = [
-        AffineRegion(
-            coefficients=coefficients,
-            intercept=intercept,
-            coverage=n_points[r] / n,
-            n_points=n_points[r],
-            max_abs_error=errors[r],
-            patterns=tuple(bit_strings[p] for p in order_list[starts[r] : starts[r] + n_points_patterns]),
-        )
-        for r, (coefficients, intercept, n_points_patterns) in enumerate(zip(a.unbind(0), b.unbind(0), sizes.tolist()))
-    ]
     return RegionMap(
-        regions=tuple(regions),
-        region_index=region_index,
+        regions=_regions(a, b, ranking, region_error, _bit_strings(patterns), n=x.shape[0]),
+        region_index=ranking.region_index,
         network_output=network,
         formula_output=formula,
         unit_active_fraction=bits.to(torch.float64).mean(dim=0),
@@ -245,6 +201,96 @@ def network_outputs(model: nn.Module, x: Tensor, n_outputs: int, *, batch_size: 
     if out.shape[1] != n_outputs:
         raise DataError(f"the model returned {out.shape[1]} values per example, expected {n_outputs}.")
     return out
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """Regions numbered by the points they cover (largest first), with their points and patterns."""
+
+    region_index: Tensor  # (batch,) region of each point
+    n_points: Tensor  # (region,) points each region covers
+    by_region: Tensor  # (n_patterns,) pattern indices grouped by region, most frequent first within each
+    sizes: Tensor  # (region,) patterns each region merges
+
+    @property
+    def starts(self) -> Tensor:
+        """(region,) where each region's patterns begin in `by_region`."""
+        return torch.cumsum(self.sizes, 0) - self.sizes
+
+
+def _check_options(affine_threshold: float, merge_tolerance: float, x: Any) -> None:
+    """Raise ConfigError for a threshold or tolerance out of range, DataError unless x is a non-empty batch."""
+    if not 0.0 < affine_threshold <= 1.0:
+        raise ConfigError(f"affine_threshold must be in (0, 1], got {affine_threshold!r}; e.g. 0.99.")
+    if not merge_tolerance >= 0.0:
+        raise ConfigError(f"merge_tolerance must be >= 0, got {merge_tolerance!r}.")
+    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise DataError(f"x must be a non-empty batch of inputs (batch, n_features), got {shape}.")
+
+
+def _unique_patterns(bits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(distinct patterns, pattern of each point, points per pattern) of the points' activation bits."""
+    if bits.shape[1] == 0:  # no activation units: the whole network is one affine map
+        patterns = bits[:1]
+        inverse = torch.zeros(bits.shape[0], dtype=torch.long, device=bits.device)
+        counts = torch.tensor([bits.shape[0]], device=bits.device)
+        return patterns, inverse, counts
+    patterns, inverse, counts = torch.unique(bits, dim=0, return_inverse=True, return_counts=True)
+    return patterns, inverse, counts
+
+
+def _rank_regions(group: Tensor, n_groups: int, inverse: Tensor, counts: Tensor) -> _Ranking:
+    """Number the merged groups by coverage (stable) and list each one's patterns, most frequent first.
+
+    Args:
+        group: (n_patterns,) merged group of each pattern.
+        n_groups: Number of groups.
+        inverse: (batch,) pattern of each point.
+        counts: (n_patterns,) points per pattern.
+    """
+    region_of_point = group[inverse]
+    region_counts = torch.bincount(region_of_point, minlength=n_groups)
+    order = torch.argsort(region_counts, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n_groups, device=order.device)
+    pattern_rank = rank[group]  # (n_patterns,) region of each pattern
+    by_count = torch.argsort(counts, descending=True, stable=True)
+    by_region = by_count[torch.argsort(pattern_rank[by_count], stable=True)]  # grouped by region, frequent first
+    sizes = torch.bincount(pattern_rank, minlength=n_groups)
+    return _Ranking(rank[region_of_point], region_counts[order], by_region, sizes)
+
+
+def _formula_outputs(a: Tensor, b: Tensor, region_index: Tensor, flat: Tensor, batch_size: int) -> Tensor:
+    """Each point's region map applied to it, `a[r] x + b[r]`: (batch, n_outputs) float64, in batches."""
+    return torch.cat(
+        [
+            torch.einsum("bon,bn->bo", a[region_index[i : i + batch_size]], flat[i : i + batch_size])
+            + b[region_index[i : i + batch_size]]
+            for i in range(0, flat.shape[0], batch_size)
+        ]
+    )
+
+
+def _regions(
+    a: Tensor, b: Tensor, ranking: _Ranking, region_error: Tensor, bit_strings: list[str], *, n: int
+) -> tuple[AffineRegion, ...]:
+    """One AffineRegion per region, in rank order, from its map, coverage of `n` points, error and patterns."""
+    order_list, starts = ranking.by_region.tolist(), ranking.starts.tolist()
+    n_points, errors = ranking.n_points.tolist(), region_error.tolist()
+    return tuple(
+        AffineRegion(
+            coefficients=coefficients,
+            intercept=intercept,
+            coverage=n_points[r] / n,
+            n_points=n_points[r],
+            max_abs_error=errors[r],
+            patterns=tuple(bit_strings[p] for p in order_list[starts[r] : starts[r] + n_points_patterns]),
+        )
+        for r, (coefficients, intercept, n_points_patterns) in enumerate(
+            zip(a.unbind(0), b.unbind(0), ranking.sizes.tolist())
+        )
+    )
 
 
 def _compose(chain: PiecewiseLinearChain, patterns: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,8 @@ __all__ = ["Relation", "article_relations", "OneUnitWeights", "one_unit_weights"
 class Relation:
     """One equation between learned weights, checked at a stated tolerance."""
 
+    json_extra: ClassVar[tuple[str, ...]] = ("holds",)
+
     statement: str  # e.g. "w2 * W1_1 = 1"
     value: float  # left-hand side from the weights
     expected: float  # right-hand side
@@ -39,16 +41,6 @@ class Relation:
     def holds(self) -> bool:
         """True when |value - expected| <= tolerance."""
         return abs(self.value - self.expected) <= self.tolerance
-
-    def to_dict(self) -> dict[str, Any]:
-        """{"value", "expected", "holds", "tolerance", "statement"}."""
-        return {
-            "value": self.value,
-            "expected": self.expected,
-            "holds": self.holds,
-            "tolerance": self.tolerance,
-            "statement": self.statement,
-        }
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,6 @@ class Transforms:
         """True when the network works in the original space."""
         return self.input == "identity" and self.output == "identity"
 
-    def to_dict(self) -> dict[str, str]:
-        """{"input": ..., "output": ...}."""
-        return {"input": self.input, "output": self.output}
-
     def original_inputs(self, x_net: Tensor) -> Tensor:
         """Undo the input transform: the original x whose transform is `x_net`."""
         return _TORCH[_INVERSE[self.input]](x_net)

@@ -16,6 +16,7 @@ from mechscope.attribution import (
     perturbation_curves,
 )
 from mechscope.errors import ConfigError, DataError
+from mechscope.serialize import to_json
 
 
 class OnePixel(nn.Module):
@@ -81,7 +82,7 @@ def test_faithfulness_reports_methods_and_random_baseline(gap_cnn, x8):
     assert set(result.random_baseline) == {"deletion_auc", "insertion_auc"}
     assert len(result.fractions) == 9 and all(len(v) == 9 for v in result.insertion.values())
     assert all(0.0 <= v <= 1.0 for v in result.deletion_auc.values())
-    data = json.loads(json.dumps(result.to_dict()))
+    data = json.loads(json.dumps(to_json(result)))
     assert data["random_baseline"] == result.random_baseline and data["n_images"] == 6
 
 
@@ -132,4 +133,4 @@ def test_faithfulness_on_a_tuple_model_with_output_equals_the_wrapper():
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     ours = faithfulness(model, [Saliency(model, output=0)], x, n_steps=4, output=0)
     theirs = faithfulness(wrapped, [Saliency(wrapped)], x, n_steps=4)
-    assert ours.to_dict() == theirs.to_dict()
+    assert to_json(ours) == to_json(theirs)

@@ -17,6 +17,7 @@ from mechscope.attribution import (
     spearman,
 )
 from mechscope.errors import ConfigError, DataError, LayerNameError
+from mechscope.serialize import to_json
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -47,7 +48,7 @@ def test_cascading_randomization_leaves_model_untouched_and_is_seeded(gap_cnn, x
     assert first.steps == ["fc", "conv3", "conv2", "conv1"]
     assert set(first.spearman) == {"Saliency", "Grad-CAM"}
     assert all(len(v) == 4 and all(-1 <= r <= 1 for r in v) for v in first.spearman.values())
-    assert json.loads(json.dumps(first.to_dict()))["passes"].keys() == {"Saliency", "Grad-CAM"}
+    assert json.loads(json.dumps(to_json(first)))["passes"].keys() == {"Saliency", "Grad-CAM"}
 
 
 def test_cascading_randomization_custom_layers_and_labels(gap_cnn, x8):

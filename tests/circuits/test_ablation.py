@@ -14,6 +14,7 @@ from mechscope.circuits import (
     unit_ablation_effect,
 )
 from mechscope.errors import ConfigError, DataError
+from mechscope.serialize import to_json
 
 
 def _hooks(model: torch.nn.Module) -> int:
@@ -82,7 +83,7 @@ def test_ablation_effect_per_class_numbers(gap_cnn, images):
     torch.testing.assert_close(effect.logit_change[:3], torch.stack([change[labels == c].mean() for c in range(3)]))
     assert effect.class_counts.tolist() == [2, 2, 1] + [0] * 7
     assert effect.logit_change[3:].abs().sum() == 0  # classes without inputs report no change
-    assert effect.to_dict()["channels"] == list(range(32))
+    assert to_json(effect)["channels"] == list(range(32))
 
 
 def test_causal_check_errors(gap_cnn, images):

@@ -6,6 +6,7 @@ from torch import nn
 
 from mechscope.circuits import DepthStatistics, LayerStatistics, activation_maps, depth_statistics
 from mechscope.errors import DataError
+from mechscope.serialize import to_json
 
 
 def _scaling_net() -> nn.Sequential:
@@ -39,7 +40,7 @@ def test_depth_statistics_claim_logic():
     assert holds.claim_holds and "' holds" in holds.verdict()
     fails = DepthStatistics((layer("a", 1.0, 0.5), layer("b", 2.0, 0.1)), n_inputs=4)
     assert not fails.sparser_deeper and not fails.larger_early
-    assert fails.to_dict()["claim_holds"] is False
+    assert to_json(fails)["claim_holds"] is False
 
 
 def test_depth_statistics_default_layers_and_batch_invariance(gap_cnn, images):
@@ -56,7 +57,7 @@ def test_activation_maps_shapes_and_no_hooks_left(gap_cnn, images):
     assert {name: tuple(v.shape) for name, v in maps.maps.items()} == {
         "relu1": (8, 8, 8), "relu2": (16, 4, 4), "relu3": (32, 2, 2)
     }
-    assert maps.to_dict()["layers"]["relu2"]["shape"] == [16, 4, 4]
+    assert to_json(maps)["layers"]["relu2"]["shape"] == [16, 4, 4]
     assert sum(len(m._forward_hooks) for m in gap_cnn.modules()) == 0
 
 
@@ -91,6 +92,6 @@ def test_activation_maps_of_a_sequence_are_units_first():
         model(tokens)
     torch.testing.assert_close(grid.maps["gru"], store.act("gru")[0].T)  # (d_model, pos)
     assert grid.unit_axes["gru"].kind == "sequence"
-    summary = grid.to_dict()["layers"]["gru"]
+    summary = to_json(grid)["layers"]["gru"]
     assert summary["shape"] == [8, 6]
     torch.testing.assert_close(torch.tensor(summary["max"]), store.act("gru")[0].amax(dim=0))

@@ -8,6 +8,7 @@ import torch
 from mechscope.circuits import class_circuits
 from mechscope.data import DataBundle, modular_data
 from mechscope.errors import DataError
+from mechscope.serialize import to_json
 
 
 def _small(digits: DataBundle) -> DataBundle:
@@ -17,7 +18,7 @@ def _small(digits: DataBundle) -> DataBundle:
 
 def test_class_circuits_json_has_the_documented_keys(gap_cnn, digits):
     found = class_circuits(gap_cnn, _small(digits), n_random=2)
-    data = json.loads(json.dumps(found.to_dict(), allow_nan=True))
+    data = json.loads(json.dumps(to_json(found), allow_nan=True))
     assert {"classes", "connections"} <= data.keys()
     assert list(data["classes"]) == [str(c) for c in range(10)]
     for entry in data["classes"].values():
@@ -47,7 +48,7 @@ def test_class_circuits_on_a_dense_model(two_layer_net):
     # fc2 reads `act` linearly, so the exact head-weight contribution applies here too
     assert (found.contributions.method, found.contributions.head) == ("gap", "fc2")
     assert found.connections == () and found.source_layer is None and found.feeding() is None
-    assert set(found.to_dict()["classes"]) == {"low", "high"}
+    assert set(to_json(found)["classes"]) == {"low", "high"}
     assert found.contributions.mean_maps.shape == (2, 3)
 
 

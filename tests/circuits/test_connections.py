@@ -7,6 +7,7 @@ from torch import nn
 from mechscope.circuits import connection_strengths, connections_into, conv_connections
 from mechscope.circuits._modules import conv_feeding
 from mechscope.errors import ConfigError, UnsupportedModelError
+from mechscope.serialize import to_json
 
 
 def test_connection_strengths_hand_set_pair(conv_pair):
@@ -20,7 +21,7 @@ def test_conv_connections_top_inbound_and_outbound(conv_pair):
     assert (pair.source, pair.target) == ("conv_a", "conv_b")
     assert pair.top_inbound.tolist() == [[0, 1], [1, 0], [0, 1]]
     assert pair.top_outbound.tolist() == [[0, 1], [1, 2]]  # ties (2.0, 2.0) keep channel order
-    data = pair.to_dict()
+    data = to_json(pair)
     assert data["signed_sum"][2] == [-4.0, 1.0] and data["top_outbound"] == [[0, 1], [1, 2]]
     assert connections_into(conv_pair, "conv_b", top=1).top_inbound.tolist() == [[0], [1], [0]]
 
@@ -42,7 +43,7 @@ def test_digit_cnn_pairs_and_mismatch_skipped(gap_cnn):
     assert connections_into(gap_cnn, "relu3").source == "conv2"
     assert connections_into(gap_cnn, "relu1") is None
     read = conv_connections(gap_cnn, example=torch.zeros(2, 1, 8, 8))  # from one forward pass, as without
-    assert [p.to_dict() for p in read] == [p.to_dict() for p in pairs]
+    assert [to_json(p) for p in read] == [to_json(p) for p in pairs]
     mismatch = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Conv2d(5, 2, 3))
     assert conv_connections(mismatch) == ()  # 3 channels cannot feed 5: no guessed pairing
 
@@ -74,7 +75,7 @@ def test_concatenated_sources_read_their_slice_of_the_kernel():
     l2, signed = connection_strengths(model.c)
     assert (pairs["a"].offset, pairs["b"].offset) == (0, 3)
     assert torch.equal(pairs["a"].l2, l2[:, :3]) and torch.equal(pairs["b"].signed_sum, signed[:, 3:])
-    assert pairs["b"].to_dict()["offset"] == 3
+    assert to_json(pairs["b"])["offset"] == 3
 
 
 def test_vgg_connections_are_sequential():
@@ -132,7 +133,7 @@ def test_unit_connections_label_the_input_features_and_the_outputs():
     assert [(c.label, c.strength, c.signed) for c in found["1"].inbound[0]] == [("q", 3.0, -3.0), ("r", 2.0, 2.0)]
     assert [(c.label, c.signed) for c in found["1"].outbound[1]] == [("logit of class dog", 4.0),
                                                                     ("logit of class cat", 0.0)]
-    assert found["1"].outbound[0][0].to_dict() == {"layer": None, "unit": 0, "label": "logit of class cat",
+    assert to_json(found["1"].outbound[0][0]) == {"layer": None, "unit": 0, "label": "logit of class cat",
                                                    "strength": 2.0, "signed": 2.0}
     unnamed = unit_connections(model, {"1": 2}, example=torch.zeros(2, 3), max_units=1)
     assert list(unnamed["1"].inbound) == [0] and unnamed["1"].inbound[0][0].label == "input x2"

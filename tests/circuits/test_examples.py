@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from mechscope.capture import UnitAxes, capture
 from mechscope.circuits import StreamingTopK, dataset_examples, unit_scores
 from mechscope.errors import ConfigError, DataError
+from mechscope.serialize import to_json
 
 
 def _brute_force(scores: torch.Tensor, k: int, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,8 +89,8 @@ def test_crops_pad_outside_the_image(gap_cnn, images):
     assert crops[0, 0].sum() == pytest.approx(float(images[int(found.top.indices[0, 0])].sum()), rel=1e-5)
 
 
-def test_dataset_examples_to_dict_round_numbers(gap_cnn, images):
-    data = dataset_examples(gap_cnn, images, "relu2", k=2, progress=False).to_dict()["layers"]["relu2"]
+def test_dataset_examples_to_json_round_numbers(gap_cnn, images):
+    data = to_json(dataset_examples(gap_cnn, images, "relu2", k=2, progress=False))["layers"]["relu2"]
     assert data["k"] == 2 and data["receptive_field"]["size"] == [8, 8]
     assert len(data["units"]) == 16 and len(data["units"][0]["top"]["positions"][0]) == 2
 

@@ -5,6 +5,7 @@ import torch
 
 from mechscope.circuits import conv_kernels
 from mechscope.errors import LayerNameError, UnsupportedModelError
+from mechscope.serialize import to_json
 
 
 def test_conv_kernels_default_first_layer_copies_weights(gap_cnn):
@@ -13,7 +14,7 @@ def test_conv_kernels_default_first_layer_copies_weights(gap_cnn):
     torch.testing.assert_close(kernels.weight, gap_cnn.conv1.weight.detach())
     kernels.weight.zero_()  # a copy: the model keeps its weights
     assert gap_cnn.conv1.weight.abs().sum() > 0
-    assert kernels.to_dict()["shape"] == [8, 1, 3, 3]
+    assert to_json(kernels)["shape"] == [8, 1, 3, 3]
 
 
 def test_conv_kernels_norms(conv_pair):

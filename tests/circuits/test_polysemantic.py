@@ -7,6 +7,7 @@ import torch
 
 from mechscope.circuits import LayerExamples, RankedExamples, classes_covering, label_entropy, polysemanticity
 from mechscope.errors import ConfigError, DataError
+from mechscope.serialize import to_json
 
 
 def _examples(top_indices: list[list[int]], n_inputs: int, dead: tuple[int, ...] = ()) -> LayerExamples:
@@ -61,7 +62,7 @@ def test_polysemanticity_on_constructed_units():
     assert poly.is_dead.tolist() == [False, False, False, True]
     assert poly.ranking.tolist() == [2, 1, 0, 3]
     assert poly.label_counts[1].tolist() == [2, 2, 0, 0, 0]
-    data = poly.to_dict()
+    data = to_json(poly)
     assert data["n_polysemantic"] == 1 and data["n_dead"] == 1
     assert data["units"][0] == {
         "unit": 2, "entropy_bits": 2.0, "n_covering": 4, "is_polysemantic": True, "is_dead": False,

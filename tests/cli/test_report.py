@@ -27,12 +27,14 @@ def test_report_cli_prints_the_index_and_sections(tmp_path, capsys):
 
 
 def _failing(monkeypatch, keys):
-    from mechscope.report import build
+    from mechscope.report import SECTIONS
 
-    def boom(ctx):
+    def boom(self, ctx):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(build, "BUILDERS", tuple((k, t, boom if k in keys else fn) for k, t, fn in build.BUILDERS))
+    for section in SECTIONS:
+        if section.key in keys:
+            monkeypatch.setattr(section, "applies", boom)
 
 
 def test_report_cli_lists_a_failed_section_and_exits_0(tmp_path, capsys, monkeypatch):
@@ -45,9 +47,9 @@ def test_report_cli_lists_a_failed_section_and_exits_0(tmp_path, capsys, monkeyp
 
 
 def test_report_cli_exits_1_when_every_section_failed(tmp_path, capsys, monkeypatch):
-    from mechscope.report.build import BUILDERS
+    from mechscope.report import SECTIONS
 
-    _failing(monkeypatch, {k for k, _, _ in BUILDERS})
+    _failing(monkeypatch, {section.key for section in SECTIONS})
     code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--format", "json"])
     out = capsys.readouterr()
     assert code == 1

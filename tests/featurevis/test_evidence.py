@@ -22,6 +22,7 @@ from mechscope.featurevis import (
     visualize,
 )
 from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, default_train_config, train
+from mechscope.serialize import to_json
 
 
 def _plus_minus() -> nn.Module:
@@ -65,9 +66,9 @@ def test_units_never_active_on_the_data_have_no_ratio():
     ev = evidence(_plus_minus(), channel("1", [0, 1]), images, data)
     assert math.isnan(ev.ratio[1]) and ev.defined == (True, False)
     assert ev.fraction_reached() == 0.0  # only unit 0 counts: 0.5 < 0.9
-    row = ev.to_dict()["units"][1]
-    assert row["ratio"] is None and json.dumps(ev.to_dict())
-    assert ev.to_dict()["n_never_active"] == 1
+    row = to_json(ev)["units"][1]
+    assert row["ratio"] is None and json.dumps(to_json(ev))
+    assert to_json(ev)["n_never_active"] == 1
 
 
 def test_evidence_normalizes_images_and_data_alike():

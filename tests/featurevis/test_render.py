@@ -21,6 +21,7 @@ from mechscope.featurevis import (
     row_seeds,
     standard_transforms,
 )
+from mechscope.serialize import to_json
 
 FAST = RenderConfig(steps=24)
 
@@ -128,9 +129,9 @@ def test_render_works_for_colour_models():
     assert torch.all(result.trace[-1] > result.trace[0])
 
 
-def test_result_to_dict_is_json(cnn, space):
+def test_result_json_is_plain(cnn, space):
     result = render(cnn, logit([0, 1]), space, config=RenderConfig(steps=2), progress=False)
-    data = json.loads(json.dumps(result.to_dict()))
+    data = json.loads(json.dumps(to_json(result)))
     assert data["units"] == [0, 1] and data["steps"] == 2 and len(data["images"]) == 2
 
 

@@ -8,6 +8,7 @@ import torch
 
 from mechscope.errors import ConfigError, DataError, LayerNameError
 from mechscope.featurevis import RenderConfig, count_units, jitter, unit_objective, visualize
+from mechscope.serialize import to_json
 
 FAST = RenderConfig(steps=16)
 
@@ -48,7 +49,7 @@ def test_visualize_renders_and_measures_every_unit(cnn, digits):
                     progress=False)
     assert vis.result.images.shape == (8, 1, 8, 8)
     assert vis.evidence.units == tuple(range(8))
-    summary = json.loads(json.dumps(vis.to_dict()))
+    summary = json.loads(json.dumps(to_json(vis)))
     assert summary["steps"] == 16 and len(summary["units"]) == 8
     assert set(summary["units"][0]) == {"unit", "activation", "dataset_max", "dataset_argmax", "ratio"}
 
@@ -67,7 +68,9 @@ def test_visualize_accepts_transforms_and_rejects_other_values(cnn, digits):
     assert vis.result.images.shape == (1, 1, 8, 8)
     vis = visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms="standard", progress=False)
     assert vis.result.images.shape == (1, 1, 8, 8)
-    with pytest.raises(ConfigError, match="transforms must be 'standard'"):
+    vis = visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms="none", progress=False)
+    assert vis.result.images.shape == (1, 1, 8, 8)
+    with pytest.raises(ConfigError, match="transforms must be 'none', 'standard'"):
         visualize(cnn, unit_objective("logit", None, 0), x, config=FAST, transforms="jitter")  # type: ignore[arg-type]
 
 
@@ -117,5 +120,5 @@ def test_visualize_logit_objective_on_a_dict_model_equals_the_wrapper():
     theirs = visualize(SelectOutput(model, lambda out: out["logits"]), unit_objective("logit", None, [0, 2]), data,
                        config=config, progress=False)
     assert torch.equal(ours.result.images, theirs.result.images)
-    assert ours.to_dict()["units"] == theirs.to_dict()["units"]
+    assert to_json(ours)["units"] == to_json(theirs)["units"]
     assert "of output 'logits'" in unit_objective("prob", None, [1], output="logits").description

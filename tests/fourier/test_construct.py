@@ -67,7 +67,7 @@ def test_wide_gromov_network_is_perfectly_accurate_and_lives_in_the_planted_freq
     assert restricted_loss(logits, PLANTED) < 1e-10
     assert table_loss(logits) < 1e-5
     assert excluded_loss(logits, PLANTED) > 10.0
-    diagonal = logit_spectrum_2d(logits).diagonal_share()
+    diagonal = logit_spectrum_2d(logits).diagonal_share
     assert sum(diagonal[k] for k in PLANTED) > 0.9
 
 

@@ -7,6 +7,7 @@ import torch
 
 from mechscope.errors import ConfigError, DataError
 from mechscope.fourier.energy import frequency_spectrum, key_frequencies, logit_spectrum_2d
+from mechscope.serialize import to_json
 
 
 def _planted(p: int, amplitudes: dict[int, float], d: int = 6, seed: int = 0) -> torch.Tensor:
@@ -52,8 +53,8 @@ def test_frequency_spectrum_reads_any_axis_and_one_hot_blocks():
     assert frequency_spectrum(two_blocks, axis=1, modulus=11).key_frequencies(0.999) == [4]
 
 
-def test_frequency_spectrum_to_dict_uses_string_keys():
-    result = frequency_spectrum(_planted(7, {1: 1.0})).to_dict()
+def test_frequency_spectrum_to_json_uses_string_keys():
+    result = to_json(frequency_spectrum(_planted(7, {1: 1.0})))
     assert set(result["energy_share"]) == {"1", "2", "3"}
     assert result["top_k_energy"]["1"] == pytest.approx(1.0)
 
@@ -81,7 +82,7 @@ def test_logit_spectrum_2d_of_a_clock_table_sits_on_the_diagonal():
     assert grid.shape == (7, 7)
     off_diagonal = grid.sum() - grid.diagonal().sum()
     assert float(off_diagonal) < 1e-18 * float(grid.sum())
-    share = spectrum.diagonal_share()
+    share = spectrum.diagonal_share
     assert share[2] == pytest.approx(0.5) and share[5] == pytest.approx(0.5)
     assert spectrum.component_energy.shape == (p, p)
 

@@ -7,6 +7,7 @@ import torch
 
 from mechscope.errors import ConfigError, DataError
 from mechscope.fourier.neurons import neuron_frequencies
+from mechscope.serialize import to_json
 
 
 def _grid(p: int, k: int, phase: float = 0.3) -> torch.Tensor:
@@ -46,8 +47,8 @@ def test_neuron_frequencies_on_weights_and_dead_units():
     assert result.clusters() == {2: [0]}
 
 
-def test_neuron_frequencies_to_dict_is_plain_json():
-    result = neuron_frequencies(torch.stack([_grid(5, 1)], dim=-1)).to_dict()
+def test_neuron_frequencies_json_is_plain():
+    result = to_json(neuron_frequencies(torch.stack([_grid(5, 1)], dim=-1)))
     assert result["clusters"] == {"1": [0]}
     assert result["cluster_sizes"] == {"1": 1}
 

@@ -97,17 +97,17 @@ def test_plot_probe_report_has_all_series():
 
 
 def test_plot_accuracy_by_layer_draws_one_panel_per_target_with_its_controls():
-    def row(layer, target, score, untrained):
-        return LayerScore(layer, target, "categorical", score, 0.1, 0.5, 0.4, score - 0.4, untrained)
+    def row(layer, label, score, untrained):
+        return LayerScore(layer, label, "categorical", score, 0.1, 0.5, 0.4, score - 0.4, untrained)
 
     table = LayerProbeTable(
         rows=(row("fc1", "a", 0.6, 0.5), row("fc1", "b", 0.7, None), row("fc2", "a", 0.9, 0.55),
               row("fc2", "b", 1.0, None)),
-        layers=("fc1", "fc2"), targets=("a", "b"), probe="LinearProbe()", seeds=(0, 1, 2),
+        layers=("fc1", "fc2"), labels=("a", "b"), probe="LinearProbe()", seeds=(0, 1, 2),
     )
     fig = plot_accuracy_by_layer(table)
     left, right = fig.axes
-    assert (left.get_title(), right.get_title()) == ("target 'a'", "target 'b'")
+    assert (left.get_title(), right.get_title()) == ("label 'a'", "label 'b'")
     assert left.get_ylabel() == "held-out accuracy"
     assert fig._suptitle.get_text() == "Probe accuracy by layer (LinearProbe(), mean +/- std over 3 seeds)"
     probe = left.containers[0].lines[0]

@@ -7,6 +7,7 @@ from mechscope.capture import capture
 from mechscope.errors import DataError, LayerNameError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.probes import activation_image, stack_activations
+from mechscope.serialize import to_json
 
 
 def test_stack_activations_rows_follow_layer_order():
@@ -24,7 +25,7 @@ def test_stack_activations_pads_unequal_widths_and_says_so():
     assert image.padded and image.widths == (4, 2)
     assert image.images[0, 1].tolist() == [1.0, 1.0, -1.0, -1.0]
     assert image.mask.tolist() == [[True, True, True, True], [True, True, False, False]]
-    assert "padded" in image.notes[0] and image.to_dict()["padded"] is True
+    assert "padded" in image.notes[0] and to_json(image)["padded"] is True
 
 
 def test_stack_activations_nan_names_the_layer():

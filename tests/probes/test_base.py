@@ -92,7 +92,7 @@ def test_probe_same_seed_same_predictions(probe, blobs):
 
 def test_probe_length_mismatch_raises(probe, blobs):
     x, a, _ = blobs
-    with pytest.raises(DataError, match="x has 120 examples but the targets have 119"):
+    with pytest.raises(DataError, match="x has 120 examples but the labels have 119"):
         probe.fit(x, a[:119])
 
 
@@ -107,7 +107,7 @@ def test_probe_nan_activations_raise(probe, blobs):
 
 def test_probe_single_class_group_raises(probe, blobs):
     x, a, _ = blobs
-    with pytest.raises(DataError, match="target group 'b' has a single class \\(4\\)"):
+    with pytest.raises(DataError, match="label group 'b' has a single class \\(4\\)"):
         probe.fit(x, {"a": a, "b": torch.full_like(a, 4)})
 
 
@@ -165,5 +165,5 @@ def test_probe_score_checks_held_out_activations_and_targets(blobs):
         probe.score(held_out, a[90:])
     values = torch.rand(120)
     values[100] = float("inf")
-    with pytest.raises(DataError, match=r"continuous target group 'v': .*the first is inf at index \(100,\)"):
+    with pytest.raises(DataError, match=r"continuous label group 'v': .*the first is inf at index \(100,\)"):
         LinearProbe().fit(x, {"v": values})

@@ -6,6 +6,7 @@ import torch
 from mechscope.errors import ConfigError, LayerNameError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.probes import ConvProbe, probe_activation_image, probe_by_layer, representative_cases, unit_means
+from mechscope.serialize import to_json
 
 
 def _model_and_inputs() -> tuple[ModularMLP, torch.Tensor, torch.Tensor]:
@@ -20,14 +21,14 @@ def test_probe_by_layer_scores_every_layer_and_target():
     table = probe_by_layer(
         model, x, {"a": pairs[:, 0], "b": pairs[:, 1]}, ["hidden.0", "hidden.4"], types=pairs, seeds=(0, 1)
     )
-    assert [(r.layer, r.target) for r in table.rows] == [
+    assert [(r.layer, r.label) for r in table.rows] == [
         ("hidden.0", "a"), ("hidden.0", "b"), ("hidden.4", "a"), ("hidden.4", "b"),
     ]
     first = table.get("hidden.0", "a")
     assert first.score == pytest.approx(1.0)  # the first layer is an injective map of the one-hot input
     assert first.untrained is not None and 0.0 <= first.baseline <= 1.0
     assert first.selectivity == pytest.approx(first.score - first.control)
-    assert "hidden.4" in table.format() and len(table.to_dict()["rows"]) == 4
+    assert "hidden.4" in table.format() and len(to_json(table)["rows"]) == 4
 
 
 def test_probe_by_layer_unknown_layer_raises():
@@ -61,7 +62,7 @@ def test_probe_activation_image_pads_unequal_layers_and_reports_it(mod2):
         )
     assert run.image.widths == (5, 2)
     assert any("padded" in note for note in run.report.notes)
-    assert run.report.to_dict()["seeds"]["notes"] == list(run.report.notes)
+    assert to_json(run.report)["seeds"]["notes"] == list(run.report.notes)
 
 
 def test_probe_activation_image_keeps_an_explicit_kernel_that_does_not_fit(mod2):

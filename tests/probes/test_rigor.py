@@ -5,6 +5,7 @@ import torch
 
 from mechscope.errors import ConfigError, DataError
 from mechscope.probes import LinearProbe, evaluate_probe, split_indices
+from mechscope.serialize import to_json
 
 SPEC_KEYS = {
     "heads", "all_heads_accuracy", "baseline_accuracy", "control_accuracy", "selectivity", "untrained_accuracy",
@@ -21,9 +22,9 @@ def _data() -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
 
 
 def test_evaluate_probe_reports_every_control_and_seed():
-    x, targets, types = _data()
+    x, labels, types = _data()
     probe = LinearProbe()
-    report = evaluate_probe(probe, x, targets, types=types, seeds=(0, 1, 2), untrained=torch.randn(240, 12))
+    report = evaluate_probe(probe, x, labels, types=types, seeds=(0, 1, 2), untrained=torch.randn(240, 12))
     assert not hasattr(probe, "heads_")  # cloned per fit, never fitted in place
     assert report.heads.keys() == {"a", "b"} and report.seeds == (0, 1, 2) and len(report.runs) == 3
     assert report.all_heads_accuracy == pytest.approx(1.0)
@@ -31,16 +32,16 @@ def test_evaluate_probe_reports_every_control_and_seed():
     assert report.selectivity == pytest.approx(report.all_heads_accuracy - report.control_accuracy)
     assert report.untrained_accuracy is not None and report.untrained_accuracy < 0.6
     assert report.n_types == 12 and report.n_test == 24
-    data = report.to_dict()
+    data = to_json(report)
     assert set(data) == SPEC_KEYS
     assert data["seeds"]["values"] == [0, 1, 2] and set(data["seeds"]["std"]) >= {"all_heads_accuracy", "heads"}
     assert "all heads right" in report.summary()
 
 
 def test_evaluate_probe_without_untrained_reports_none():
-    x, targets, types = _data()
-    report = evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0,))
-    assert report.untrained_accuracy is None and report.to_dict()["untrained_accuracy"] is None
+    x, labels, types = _data()
+    report = evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0,))
+    assert report.untrained_accuracy is None and to_json(report)["untrained_accuracy"] is None
     assert report.all_heads_std == 0.0
 
 
@@ -53,8 +54,8 @@ def test_split_by_types_holds_out_whole_types():
 
 
 def test_evaluate_probe_type_split_scores_unseen_types():
-    x, targets, types = _data()
-    report = evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0, 1), split="types", test_fraction=0.25)
+    x, labels, types = _data()
+    report = evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0, 1), split="types", test_fraction=0.25)
     assert report.split == "types" and report.n_test < 240
     assert report.control_accuracy < 0.9  # random labels of unseen types cannot be memorised
 
@@ -65,21 +66,21 @@ def test_split_indices_bad_fraction_raises():
 
 
 def test_evaluate_probe_no_seed_raises():
-    x, targets, types = _data()
+    x, labels, types = _data()
     with pytest.raises(ConfigError, match="seeds is empty"):
-        evaluate_probe(LinearProbe(), x, targets, types=types, seeds=())
+        evaluate_probe(LinearProbe(), x, labels, types=types, seeds=())
 
 
 def test_evaluate_probe_untrained_length_mismatch_raises():
-    x, targets, types = _data()
+    x, labels, types = _data()
     with pytest.raises(DataError, match="untrained activations hold 10 examples, the trained ones 240"):
-        evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0,), untrained=torch.zeros(10, 12))
+        evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0,), untrained=torch.zeros(10, 12))
 
 
 def test_evaluate_probe_bad_split_raises():
-    x, targets, types = _data()
+    x, labels, types = _data()
     with pytest.raises(ConfigError, match="split must be 'examples' or 'types', got 'rows'"):
-        evaluate_probe(LinearProbe(), x, targets, types=types, split="rows")  # type: ignore[arg-type]
+        evaluate_probe(LinearProbe(), x, labels, types=types, split="rows")  # type: ignore[arg-type]
 
 
 def _many_types(n_types: int, n_per_type: int = 2) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
@@ -91,25 +92,25 @@ def _many_types(n_types: int, n_per_type: int = 2) -> tuple[torch.Tensor, dict[s
 
 
 def test_evaluate_probe_warns_when_a_type_split_holds_out_too_few_types():
-    x, targets, types = _data()  # 12 types: a tenth held out is one type
-    report = evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0, 1), split="types")
+    x, labels, types = _data()  # 12 types: a tenth held out is one type
+    report = evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0, 1), split="types")
     assert len(report.warnings) == 2
     assert report.warnings[0].startswith("only 1 distinct input type(s) were held out")
     assert "below 10" in report.warnings[0]
     assert "held-out input type(s) in some split (fewer than 3 per class)" in report.warnings[1]
-    assert report.to_dict()["seeds"]["warnings"] == list(report.warnings)
+    assert to_json(report)["seeds"]["warnings"] == list(report.warnings)
     assert "warning: only 1 distinct input type(s)" in report.summary()
-    assert set(report.to_dict()) == SPEC_KEYS  # the headline keys stay as they are
+    assert set(to_json(report)) == SPEC_KEYS  # the headline keys stay as they are
 
 
 def test_evaluate_probe_type_split_of_enough_types_has_no_warning():
-    x, targets, types = _many_types(120)
-    report = evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0, 1), test_fraction=0.25, split="types")
+    x, labels, types = _many_types(120)
+    report = evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0, 1), test_fraction=0.25, split="types")
     assert report.warnings == ()  # 30 held-out types, at least 3 of every class of a and b
 
 
 def test_evaluate_probe_warns_about_a_class_with_too_few_held_out_types():
-    x, targets, types = _many_types(120)
+    x, labels, types = _many_types(120)
     rare = torch.where(types < 4, torch.tensor(7), types % 3)  # class 7 of "a": only 4 types of 120
     report = evaluate_probe(LinearProbe(), x, {"a": rare}, types=types, seeds=(0,), test_fraction=0.25, split="types")
     assert len(report.warnings) == 1
@@ -117,5 +118,5 @@ def test_evaluate_probe_warns_about_a_class_with_too_few_held_out_types():
 
 
 def test_evaluate_probe_example_split_never_warns_about_types():
-    x, targets, types = _data()
-    assert evaluate_probe(LinearProbe(), x, targets, types=types, seeds=(0,)).warnings == ()
+    x, labels, types = _data()
+    assert evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0,)).warnings == ()

@@ -15,7 +15,8 @@ from mechscope.models import ModularMLP, ModularMLPConfig, TinyReLU, TinyReLUCon
 from mechscope.models.checkpoint import save_checkpoint
 from mechscope.data import function_data, modular_data
 from mechscope.plots._style import plt
-from mechscope.report import REPORT_FILE, build_report
+from mechscope.report import build_report
+from mechscope.report.build import REPORT_FILE
 from mechscope.report.site import SLUG_MAX, slugify
 from tests.report.conftest import TINY
 
@@ -170,7 +171,7 @@ def test_build_report_probes_a_modular_mlp_with_one_hidden_layer(tmp_path):
     probes = _sections(index.parent)["probes"]
     assert probes["page"] == "probes.html" and probes["reason"] is None
     rows = probes["by_layer"]["rows"]
-    assert {r["layer"] for r in rows} == {"hidden.0"} and {r["target"] for r in rows} == {"a", "b", "output"}
+    assert {r["layer"] for r in rows} == {"hidden.0"} and {r["label"] for r in rows} == {"a", "b", "output"}
     assert all(0.0 <= r["score"] <= 1.0 for r in rows)
     article = probes["article_probe"]  # the convolutional probe over a 1 x 3 activation image
     assert all(0.0 <= v <= 1.0 for v in article["heads"].values()) and not math.isnan(article["all_heads_accuracy"])
@@ -282,23 +283,22 @@ def test_build_report_killed_at_any_rename_leaves_the_old_or_the_new_report(tmp_
 
 
 def _raise(error: BaseException):
-    def builder(ctx):
+    def analyse(self, ctx, deps):
         raise error
-    return builder
+    return analyse
 
 
-def _with_builder(monkeypatch, key: str, builder) -> None:
-    from mechscope.report import build
+def _with_analyse(monkeypatch, key: str, analyse) -> None:
+    from mechscope.report import SECTIONS
 
-    monkeypatch.setattr(build, "BUILDERS", tuple(
-        (k, title, builder if k == key else fn) for k, title, fn in build.BUILDERS
-    ))
+    (section,) = [s for s in SECTIONS if s.key == key]
+    monkeypatch.setattr(section, "analyse", analyse)
 
 
 def test_build_report_records_a_failed_section_and_builds_the_rest(tmp_path, monkeypatch):
     from tests.report.conftest import EvilNet, evil_data
 
-    _with_builder(monkeypatch, "attribution", _raise(RuntimeError("boom\nsecond line")))
+    _with_analyse(monkeypatch, "attribution", _raise(RuntimeError("boom\nsecond line")))
     open_figures = set(plt.get_fignums())
     with pytest.warns(RuntimeWarning, match="report section 'attribution' .* failed: RuntimeError: boom second line"):
         index = build_report(EvilNet().eval(), tmp_path / "out", data=evil_data(), config=TINY, progress=False)
@@ -316,7 +316,7 @@ def test_build_report_records_a_failed_section_and_builds_the_rest(tmp_path, mon
 def test_build_report_lets_keyboard_interrupt_through(tmp_path, monkeypatch):
     from tests.report.conftest import EvilNet, evil_data
 
-    _with_builder(monkeypatch, "depth", _raise(KeyboardInterrupt()))
+    _with_analyse(monkeypatch, "depth", _raise(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_report(EvilNet().eval(), tmp_path / "out", data=evil_data(), config=TINY, progress=False)
     assert not (tmp_path / "out" / REPORT_FILE).exists()

@@ -38,7 +38,8 @@ def test_report_config_validates_sizes():
     with pytest.raises(ConfigError, match="featurevis_steps"):
         ReportConfig(featurevis_steps=0)
     assert ReportConfig.quick().featurevis_steps < ReportConfig().featurevis_steps
-    for bad in ((), [], ("relu", ""), "relu"):
+    bads: tuple[object, ...] = ((), [], ("relu", ""), "relu")
+    for bad in bads:
         with pytest.raises(ConfigError, match="ReportConfig.layers must be None or a non-empty tuple"):
             ReportConfig(layers=bad)  # type: ignore[arg-type]
 
@@ -72,7 +73,7 @@ def test_context_reads_the_explained_output_of_dict_and_tuple_models(tmp_path):
 
 def test_report_config_output_is_a_key_an_index_or_a_callable():
     assert ReportConfig.quick(output="logits").output == "logits"
-    assert ReportConfig(output=len).output is len
+    assert ReportConfig(output=len).output is len  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ReportConfig.output"):
         ReportConfig(output=True)
     with pytest.raises(ConfigError, match="ReportConfig.output"):

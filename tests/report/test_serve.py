@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 
 from mechscope.errors import ConfigError, OutputError
-from mechscope.report import HOST, make_server
+from mechscope.report import make_server
+from mechscope.report.serve import HOST
 
 
 def test_make_server_serves_the_folder_on_localhost_only(site):

@@ -19,5 +19,6 @@ def test_analyse_units_names_modular_inputs_and_class_logits_and_ablates_every_s
     assert labels and labels <= {f"input {v} = {i}" for v in "ab" for i in range(3)}
     assert {c.label for cs in last.outbound.values() for c in cs} <= {f"logit of class {i}" for i in range(3)}
     assert first.ablation_metric == "accuracy drop" and first.ablation is not None
+    assert first.ablation_per_class is not None
     assert first.ablation.shape == (first.shown,) and first.ablation_per_class.shape == (first.shown, 3)
     assert not first.notes and all(isinstance(v, torch.Tensor) for v in (first.ablation, last.ablation))

@@ -8,6 +8,7 @@ from torch import nn
 
 from mechscope.errors import ConfigError, DataError
 from mechscope.symbolic.linearize import LOCAL_LABEL, linearize
+from mechscope.serialize import to_json
 
 
 def _tanh_net() -> nn.Sequential:
@@ -32,7 +33,7 @@ def test_linearize_tanh_jacobian_matches_the_analytic_derivative():
 def test_linearize_is_labelled_local_everywhere():
     lin = linearize(_tanh_net(), torch.zeros(1, 3))
     assert lin.label == LOCAL_LABEL and "not a global formula" in lin.label
-    assert lin.to_dict()["label"] == LOCAL_LABEL
+    assert to_json(lin)["label"] == LOCAL_LABEL
     first, *rest = lin.formulas()[0].splitlines()
     assert first == "near x0 = [0.0, 0.0, 0.0]:"
     assert rest[0].startswith("f1(X) ~ ") and rest[1].startswith("f2(X) ~ ")
@@ -49,7 +50,7 @@ def test_linearize_error_grows_away_from_the_point():
 def test_linearize_without_data_has_no_error_estimate():
     lin = linearize(_tanh_net(), torch.zeros(2, 3))
     assert all(math.isnan(v) for v in lin.data_max_abs_error.tolist())
-    assert lin.to_dict()["points"][0]["data_max_abs_error"] is None
+    assert to_json(lin)["points"][0]["data_max_abs_error"] is None
 
 
 def test_linearize_restores_training_mode():

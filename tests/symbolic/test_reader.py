@@ -10,6 +10,7 @@ from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models import TinyReLU, TinyReLUConfig
 from mechscope.symbolic.reader import read_formula
 from mechscope.symbolic.transforms import Transforms
+from mechscope.serialize import to_json
 
 CASES = ("sum", "weighted", "product")
 
@@ -95,9 +96,9 @@ def test_read_formula_reports_where_the_relu_is_active():
     assert report.formulas[0].region.coverage == pytest.approx(active)
 
 
-def test_read_formula_to_dict_is_json_with_required_keys(article_models):
+def test_read_formula_json_has_required_keys(article_models):
     report = read_formula(*article_models["weighted"])
-    result = json.loads(json.dumps(report.to_dict()))
+    result = json.loads(json.dumps(to_json(report)))
     assert {"regions", "affine_on_data", "relations"} <= set(result)
     assert {"coverage", "coefficients", "intercept", "formula", "max_abs_error"} <= set(result["regions"][0])
     assert set(result["relations"]["w2*b1+b2"]) >= {"value", "expected", "holds"}

@@ -6,6 +6,7 @@ from torch import nn
 
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 from mechscope.symbolic.regions import extract_regions
+from mechscope.serialize import to_json
 
 # The conftest TwoLayerNet: h = relu(x1, x2 - 1, x1 - x2 + 0.5); out = (h1 + 2 h2 + 0.1, -h2 + h3).
 # Hand-derived map (A, b) of each pattern, and points inside it.
@@ -95,9 +96,9 @@ def test_extract_regions_linear_model_is_one_region():
     assert torch.allclose(result.regions[0].coefficients, model[0].weight.double())
 
 
-def test_extract_regions_to_dict_is_flat_for_one_output():
+def test_extract_regions_to_json_is_flat_for_one_output():
     model = nn.Sequential(nn.Linear(3, 1))
-    row = extract_regions(model, torch.randn(5, 3)).to_dict()["regions"][0]
+    row = to_json(extract_regions(model, torch.randn(5, 3)))["regions"][0]
     assert len(row["coefficients"]) == 3 and isinstance(row["intercept"], float)
 
 

@@ -7,6 +7,7 @@ from torch import nn
 from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models import TinyReLU, TinyReLUConfig
 from mechscope.symbolic.relations import article_relations, one_unit_weights
+from mechscope.serialize import to_json
 
 
 def _one_unit(w1: list[float], b1: float, w2: float, b2: float) -> TinyReLU:
@@ -43,7 +44,7 @@ def test_article_relations_report_failures_beyond_tolerance():
     model = _one_unit([0.5, 0.5], 1.0, 2.0, -2.0)
     relations = article_relations(model, torch.zeros(1, 2), coefficients=[1.0, 1.05], constant=0.0, tolerance=0.01)
     assert relations["w2*W1_1"].holds and not relations["w2*W1_2"].holds
-    assert relations["w2*W1_2"].to_dict() == {
+    assert to_json(relations["w2*W1_2"]) == {
         "value": 1.0, "expected": 1.05, "holds": False, "tolerance": 0.01, "statement": "w2 * W1_2 = m_2"
     }
 

@@ -1,21 +1,37 @@
-"""One module per report section; each exposes `build_<key>(ctx) -> Section`."""
+"""One module per report section, each defining one `ReportSection` subclass; `SECTIONS` lists them."""
 
-from mechscope.report.sections.attribution import build_attribution
-from mechscope.report.sections.circuits import build_circuits
-from mechscope.report.sections.depth import build_depth
-from mechscope.report.sections.formula import build_formula
-from mechscope.report.sections.fourier import build_fourier
+from typing import Any
+
+from mechscope.report.section import ReportSection
+from mechscope.report.sections.attribution import AttributionSection
+from mechscope.report.sections.circuits import CircuitsSection
+from mechscope.report.sections.depth import DepthSection
+from mechscope.report.sections.formula import FormulaSection
+from mechscope.report.sections.fourier import FourierSection
 from mechscope.report.sections.overview import write_overview
-from mechscope.report.sections.probes import build_probes
-from mechscope.report.sections.units import build_units
+from mechscope.report.sections.probes import ProbesSection
+from mechscope.report.sections.units import UnitsSection
 
 __all__ = [
-    "build_attribution",
-    "build_circuits",
-    "build_depth",
-    "build_formula",
-    "build_fourier",
-    "build_probes",
-    "build_units",
+    "SECTIONS",
+    "AttributionSection",
+    "CircuitsSection",
+    "DepthSection",
+    "FormulaSection",
+    "FourierSection",
+    "ProbesSection",
+    "UnitsSection",
     "write_overview",
 ]
+
+SECTIONS: tuple[type[ReportSection[Any]], ...] = (
+    UnitsSection,
+    DepthSection,
+    CircuitsSection,
+    AttributionSection,
+    ProbesSection,
+    FormulaSection,
+    FourierSection,
+)
+"""The built-in sections in the order the overview shows them; `build_report` runs them in the
+order of their `needs` (depth before units, units before circuits, probes and Fourier)."""

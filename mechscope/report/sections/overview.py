@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 from mechscope.errors import MechscopeError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, key_values, link, paragraph, table, tag
-from mechscope.report.section import Section, figure_path
-from mechscope.report.sections.units import layer_page
+from mechscope.report.section import Section, figure_path, layer_page
 from mechscope.report.widgets import card, figure, fmt
 
 __all__ = ["write_overview"]
 
 
-def write_overview(ctx: ReportContext, sections: Sequence[Section]) -> Path:
-    """Write index.html: model facts, section cards (or why a section is missing), layers, training curves."""
+def write_overview(ctx: ReportContext, sections: Sequence[Section], layer_pages: Collection[str] = ()) -> Path:
+    """Write index.html: model facts, section cards (or why a section is missing), layers, training curves.
+
+    `layer_pages` names the layers that have a page (linked from the architecture table).
+    """
     page = "index.html"
     body: list[Html] = [
         tag("section", tag("h2", "Model"), key_values(_facts(ctx))),
         tag("section", tag("h2", "Analyses"), tag("div", *[_card(ctx, s) for s in sections], class_="cards")),
-        tag("section", tag("h2", "Architecture"), _layers(ctx, page)),
+        tag("section", tag("h2", "Architecture"), _layers(ctx, page, layer_pages)),
         tag("section", tag("h2", "Training"), _training(ctx, page)),
     ]
     subtitle = f"{ctx.model_class}" + (f" trained on {_data_text(ctx)}" if ctx.data is not None else "")
@@ -75,10 +77,10 @@ def _data_text(ctx: ReportContext) -> str:
     return str(kind)
 
 
-def _layers(ctx: ReportContext, page: str) -> Html:
+def _layers(ctx: ReportContext, page: str, layer_pages: Collection[str]) -> Html:
     if not ctx.layers:
         return paragraph("Not shown: no data to run the model on, so the layer shapes are unknown.", class_="missing")
-    pages = set(ctx.results.get("units", {}))
+    pages = set(layer_pages)
     rows = []
     for row in ctx.layers:
         depth = row.name.count(".")

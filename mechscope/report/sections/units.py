@@ -8,6 +8,7 @@ a unit, rendered units under `layers/<layer>/fv/`, dataset inputs once under `in
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -18,64 +19,90 @@ from mechscope.errors import MechscopeError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, join, key_values, link, paragraph, raw, tag
 from mechscope.report.images import Picture, describe_input, input_range, save_picture
-from mechscope.report.section import Section, figure_path, skipped
+from mechscope.report.section import (
+    Deps,
+    NotApplicable,
+    Rendered,
+    ReportSection,
+    figure_path,
+    layer_page,
+    unit_page,
+)
+from mechscope.report.sections.depth import DepthResult, DepthSection
 from mechscope.report.site import Crumb
 from mechscope.report.units import LayerUnits, analyse_units, example_inputs
 from mechscope.report.widgets import colorbar, figure, fmt, label_bar, thumb, value_bar
 
-__all__ = ["TITLE", "build_units", "layer_page", "unit_page"]
-
-TITLE = "Layers and units"
+__all__ = ["UnitsSection", "UnitsResult"]
 
 
-def build_units(ctx: ReportContext) -> Section:
+@dataclass(frozen=True)
+class UnitsResult:
+    """Every unit layer's per-unit results, shallow first, with the depth statistics its layer pages quote."""
+
+    layers: dict[str, LayerUnits]  # layer name -> its units
+    depth: DepthResult | None  # the depth section's result; None when it did not build
+
+    def shown(self, layer: str | None) -> int:
+        """Units of `layer` that have a page (0 for a layer without unit pages)."""
+        units = self.layers.get(layer) if layer is not None else None
+        return 0 if units is None else units.shown
+
+    def __json__(self) -> dict[str, list[str]]:
+        """report.json lists the layers with unit pages (the units' numbers are on the pages)."""
+        return {"layers": list(self.layers)}
+
+
+class UnitsSection(ReportSection[UnitsResult]):
     """Analyse every unit layer and write one page per layer and per unit."""
-    if ctx.data is None:
-        return skipped("units", TITLE, "no data was given, and dataset examples, ablations and feature "
-                       "visualisations all need inputs.")
-    results = analyse_units(ctx)
-    if not results:
-        return skipped("units", TITLE, f"{ctx.model_class} has no elementwise nonlinearity (ReLU, tanh, ...) "
-                       "whose outputs could be shown as units.")
-    inputs, targets = example_inputs(ctx)
-    pages = _Pages(ctx, results, inputs, targets)
-    total = sum(1 + units.shown for units in results.values())
-    with tqdm(total=total, desc="unit pages", unit="page", leave=False, disable=None if ctx.progress else True) as bar:
-        for name in results:
-            pages.layer(name)
-            bar.update()
-            for unit in range(results[name].shown):
-                pages.unit(name, unit)
+
+    key = "units"
+    title = "Layers and units"
+    needs = (DepthSection,)  # the layer pages quote each layer's activation statistics
+
+    def applies(self, ctx: ReportContext) -> str | None:
+        if ctx.data is None:
+            return ("no data was given, and dataset examples, ablations and feature visualisations all need "
+                    "inputs.")
+        return None
+
+    def analyse(self, ctx: ReportContext, deps: Deps) -> UnitsResult:
+        results = analyse_units(ctx)
+        if not results:
+            raise NotApplicable(f"{ctx.model_class} has no elementwise nonlinearity (ReLU, tanh, ...) whose outputs "
+                                "could be shown as units.")
+        return UnitsResult(results, deps.get(DepthSection))
+
+    def render(self, ctx: ReportContext, result: UnitsResult) -> Rendered:
+        results = result.layers
+        inputs, targets = example_inputs(ctx)
+        pages = _Pages(ctx, result, inputs, targets)
+        total = sum(1 + units.shown for units in results.values())
+        with tqdm(total=total, desc="unit pages", unit="page", leave=False,
+                  disable=None if ctx.progress else True) as bar:
+            for name in results:
+                pages.layer(name)
                 bar.update()
-    ctx.results["units"] = {name: units.to_dict() for name, units in results.items()}
-    first = next(iter(results))
-    rows = []
-    for name, units in results.items():
-        line = [link(layer_page(ctx, name), name), f": {units.shown} of {units.n_units} units"]
-        if units.poly is not None:
-            line.append(f", {int(units.poly.is_polysemantic.sum())} polysemantic")
-        rows.append(tag("li", *line))
-    return Section("units", TITLE, layer_page(ctx, first), summary=tag("ul", *rows),
-                   data={"layers": list(results)})
-
-
-def layer_page(ctx: ReportContext, layer: str) -> str:
-    """Site-relative path of a layer's page."""
-    return ctx.site.rel("layers", layer, "index.html")
-
-
-def unit_page(ctx: ReportContext, layer: str, unit: int) -> str:
-    """Site-relative path of a unit's page."""
-    return ctx.site.rel("layers", layer, f"unit-{unit}.html")
+                for unit in range(results[name].shown):
+                    pages.unit(name, unit)
+                    bar.update()
+        rows = []
+        for name, units in results.items():
+            line = [link(layer_page(ctx, name), name), f": {units.shown} of {units.n_units} units"]
+            if units.poly is not None:
+                line.append(f", {int(units.poly.is_polysemantic.sum())} polysemantic")
+            rows.append(tag("li", *line))
+        return Rendered(layer_page(ctx, next(iter(results))), tag("ul", *rows))
 
 
 class _Pages:
     """Writes the layer and unit pages of one report; remembers the thumbnails it saved."""
 
-    def __init__(self, ctx: ReportContext, results: dict[str, LayerUnits], inputs: Tensor, targets: Tensor) -> None:
-        self.ctx, self.results, self.inputs, self.targets = ctx, results, inputs, targets
+    def __init__(self, ctx: ReportContext, result: UnitsResult, inputs: Tensor, targets: Tensor) -> None:
+        self.ctx, self.results, self.inputs, self.targets = ctx, result.layers, inputs, targets
+        self.depth = None if result.depth is None else result.depth.statistics
         self.site = ctx.site
-        self.names = list(results)
+        self.names = list(result.layers)
         self.image = ctx.is_image
         low, high = input_range(ctx.data) if ctx.data is not None else (0.0, 1.0)
         self.style = Picture(low=low, high=high)
@@ -128,11 +155,10 @@ class _Pages:
              else "?"),
             ("units", f"{units.n_units} ({units.shown} with a page)"),
         ]
-        depth = ctx.results.get("depth", {}).get("layers", [])
-        for row in depth:
-            if row.get("layer") == layer:
-                facts += [("mean activation", row["mean_activation"]), ("fraction of zeros", row["fraction_zeros"]),
-                          ("active units per input", row["active_units"])]
+        for row in () if self.depth is None else self.depth.layers:
+            if row.layer == layer:
+                facts += [("mean activation", row.mean_activation), ("fraction of zeros", row.fraction_zeros),
+                          ("active units per input", row.active_units)]
         if units.poly is not None:
             facts.append(("polysemantic units", f"{int(units.poly.is_polysemantic.sum())} of {units.n_units} "
                           f"(top-{units.poly.k} examples need >= {units.poly.min_classes} classes to cover "
@@ -174,9 +200,10 @@ class _Pages:
                 cells.append(tag("div", link(href, f"unit {u}"), tag("span", self.top_text(layer, u), class_="muted"),
                                  class_="unitcard"))
         if units.featurevis is not None:
+            rendered = units.featurevis.result
             head = [tag("h2", "Feature visualisation of every unit"),
                     paragraph(f"Each picture is the input optimised to excite one unit "
-                              f"({units.featurevis.result.description}; {units.featurevis.to_dict()['steps']} steps). "
+                              f"({rendered.description}; {int(rendered.trace.shape[0])} steps). "
                               "\u00d7r = its activation over the best dataset example's; P = polysemantic. Click a "
                               "unit for its page."),
                     colorbar(self.style.cmap, self.style.low, self.style.high, "pixel value")]

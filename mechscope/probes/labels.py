@@ -1,12 +1,12 @@
-"""Target groups: what a probe decodes, as named categorical or continuous groups.
+"""Label groups: what a probe decodes, as named categorical or continuous groups.
 
 A probe can decode several things at once from the same activations, e.g. the two
-operands `a`, `b` and the network's own output. Each is a `TargetGroup`; categorical
+operands `a`, `b` and the network's own output. Each is a `LabelGroup`; categorical
 groups get one softmax head each, continuous groups one linear read-out each.
 
 Example:
-    >>> targets = Targets([categorical("a", pairs[:, 0]), categorical("b", pairs[:, 1])])
-    >>> as_targets({"a": pairs[:, 0], "sum": pairs.sum(1).float()}).kinds
+    >>> labels = Labels([categorical("a", pairs[:, 0]), categorical("b", pairs[:, 1])])
+    >>> as_labels({"a": pairs[:, 0], "sum": pairs.sum(1).float()}).kinds
     {'a': 'categorical', 'sum': 'continuous'}
 """
 
@@ -22,13 +22,13 @@ from torch import Tensor
 from mechscope.data.finite import check_finite
 from mechscope.errors import DataError
 
-__all__ = ["TargetGroup", "Targets", "TargetsLike", "GroupKind", "categorical", "continuous", "as_targets"]
+__all__ = ["LabelGroup", "Labels", "LabelsLike", "GroupKind", "categorical", "continuous", "as_labels"]
 
 GroupKind = Literal["categorical", "continuous"]
 
 
 @dataclass(frozen=True)
-class TargetGroup:
+class LabelGroup:
     """One named thing to decode.
 
     Attributes:
@@ -44,28 +44,28 @@ class TargetGroup:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise DataError(f"a target group needs a non-empty string name, got {self.name!r}.")
+            raise DataError(f"a label group needs a non-empty string name, got {self.name!r}.")
         if not isinstance(self.values, Tensor):
             raise DataError(
-                f"target group {self.name!r} holds {type(self.values).__name__}, not a tensor; "
+                f"label group {self.name!r} holds {type(self.values).__name__}, not a tensor; "
                 "wrap it with torch.as_tensor(...)."
             )
         if self.kind == "categorical":
             if self.values.dim() != 1 or self.values.is_floating_point() or self.values.is_complex():
                 raise DataError(
-                    f"categorical target group {self.name!r} needs integer labels of shape (batch,), got "
+                    f"categorical label group {self.name!r} needs integer labels of shape (batch,), got "
                     f"{self.values.dtype} {tuple(self.values.shape)}; turn one-hot rows into labels with "
                     ".argmax(dim=1), or use continuous(...) for real values."
                 )
         elif self.kind == "continuous":
             if self.values.dim() not in (1, 2):
                 raise DataError(
-                    f"continuous target group {self.name!r} needs shape (batch,) or (batch, n_outputs), "
+                    f"continuous label group {self.name!r} needs shape (batch,) or (batch, n_outputs), "
                     f"got {tuple(self.values.shape)}."
                 )
-            check_finite(self.values, f"continuous target group {self.name!r}")
+            check_finite(self.values, f"continuous label group {self.name!r}")
         else:
-            raise DataError(f"target group kind must be 'categorical' or 'continuous', got {self.kind!r}.")
+            raise DataError(f"label group kind must be 'categorical' or 'continuous', got {self.kind!r}.")
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -76,19 +76,19 @@ class TargetGroup:
         return 1 if self.values.dim() == 1 else int(self.values.shape[1])
 
 
-def categorical(name: str, values: Tensor | Sequence[int]) -> TargetGroup:
+def categorical(name: str, values: Tensor | Sequence[int]) -> LabelGroup:
     """A categorical group: integer labels (batch,), any integer values."""
-    return TargetGroup(name, _as_tensor(values).long(), "categorical")
+    return LabelGroup(name, _as_tensor(values).long(), "categorical")
 
 
-def continuous(name: str, values: Tensor | Sequence[float]) -> TargetGroup:
+def continuous(name: str, values: Tensor | Sequence[float]) -> LabelGroup:
     """A continuous group: real values (batch,) or (batch, n_outputs)."""
-    return TargetGroup(name, _as_tensor(values).float(), "continuous")
+    return LabelGroup(name, _as_tensor(values).float(), "continuous")
 
 
 @dataclass(frozen=True, init=False)
-class Targets:
-    """Several target groups over the same examples, in a fixed order.
+class Labels:
+    """Several label groups over the same examples, in a fixed order.
 
     Args:
         groups: The groups; names must be unique and lengths equal.
@@ -97,34 +97,34 @@ class Targets:
         DataError: No group, duplicate names, or groups of different lengths.
     """
 
-    groups: tuple[TargetGroup, ...]
+    groups: tuple[LabelGroup, ...]
 
-    def __init__(self, groups: Sequence[TargetGroup]) -> None:
+    def __init__(self, groups: Sequence[LabelGroup]) -> None:
         groups = tuple(groups)
         if not groups:
-            raise DataError("Targets needs at least one group, e.g. Targets([categorical('y', labels)]).")
+            raise DataError("Labels needs at least one group, e.g. Labels([categorical('y', labels)]).")
         names = [g.name for g in groups]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise DataError(f"target group names must be unique; repeated: {duplicates}.")
+            raise DataError(f"label group names must be unique; repeated: {duplicates}.")
         lengths = {g.name: len(g) for g in groups}
         if len(set(lengths.values())) > 1:
             raise DataError(
-                f"target groups differ in length: {lengths}; every group needs one value per example."
+                f"label groups differ in length: {lengths}; every group needs one value per example."
             )
         object.__setattr__(self, "groups", groups)
 
     def __len__(self) -> int:
         return len(self.groups[0])
 
-    def __iter__(self) -> Iterator[TargetGroup]:
+    def __iter__(self) -> Iterator[LabelGroup]:
         return iter(self.groups)
 
-    def __getitem__(self, name: str) -> TargetGroup:
+    def __getitem__(self, name: str) -> LabelGroup:
         for group in self.groups:
             if group.name == name:
                 return group
-        raise DataError(f"no target group {name!r}; groups: {self.names}.")
+        raise DataError(f"no label group {name!r}; groups: {self.names}.")
 
     @property
     def names(self) -> list[str]:
@@ -141,21 +141,21 @@ class Targets:
         """True if every group is categorical."""
         return all(g.kind == "categorical" for g in self.groups)
 
-    def subset(self, index: Tensor) -> Targets:
+    def subset(self, index: Tensor) -> Labels:
         """The same groups restricted to the examples `index` (a long or bool tensor)."""
-        return Targets([TargetGroup(g.name, g.values[index], g.kind) for g in self.groups])
+        return Labels([LabelGroup(g.name, g.values[index], g.kind) for g in self.groups])
 
-    def replace(self, name: str, values: Tensor) -> Targets:
+    def replace(self, name: str, values: Tensor) -> Labels:
         """A copy with the values of group `name` swapped for `values` (same kind)."""
-        return Targets([TargetGroup(g.name, values if g.name == name else g.values, g.kind) for g in self.groups])
+        return Labels([LabelGroup(g.name, values if g.name == name else g.values, g.kind) for g in self.groups])
 
 
-TargetsLike = Tensor | Mapping[str, Tensor] | Targets | TargetGroup
-"""What probes accept as `y`: a tensor (one group named "y"), a name -> tensor mapping, or Targets."""
+LabelsLike = Tensor | Mapping[str, Tensor] | Labels | LabelGroup
+"""What probes accept as `y`: a tensor (one group named "y"), a name -> tensor mapping, or Labels."""
 
 
-def as_targets(y: TargetsLike) -> Targets:
-    """Normalise `y` to Targets.
+def as_labels(y: LabelsLike) -> Labels:
+    """Normalise `y` to Labels.
 
     Integer or bool tensors become categorical groups, float tensors continuous ones; a
     plain tensor becomes one group named "y".
@@ -163,24 +163,24 @@ def as_targets(y: TargetsLike) -> Targets:
     Raises:
         DataError: `y` is of another type, or a group is malformed.
     """
-    if isinstance(y, Targets):
+    if isinstance(y, Labels):
         return y
-    if isinstance(y, TargetGroup):
-        return Targets([y])
+    if isinstance(y, LabelGroup):
+        return Labels([y])
     if isinstance(y, Tensor):
-        return Targets([_group("y", y)])
+        return Labels([_group("y", y)])
     if isinstance(y, Mapping):
-        return Targets([_group(str(name), values) for name, values in y.items()])
+        return Labels([_group(str(name), values) for name, values in y.items()])
     raise DataError(
-        f"targets must be a tensor, a dict of name -> tensor, or Targets; got {type(y).__name__}. "
+        f"labels must be a tensor, a dict of name -> tensor, or Labels; got {type(y).__name__}. "
         "Wrap arrays with torch.as_tensor(...)."
     )
 
 
-def _group(name: str, values: object) -> TargetGroup:
+def _group(name: str, values: object) -> LabelGroup:
     if not isinstance(values, Tensor):
         raise DataError(
-            f"target group {name!r} holds {type(values).__name__}, not a tensor; wrap it with torch.as_tensor(...)."
+            f"label group {name!r} holds {type(values).__name__}, not a tensor; wrap it with torch.as_tensor(...)."
         )
     if values.is_floating_point():
         return continuous(name, values)

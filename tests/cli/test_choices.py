@@ -1,0 +1,55 @@
+"""Every choice the command line offers is the library's Literal, value for value and in order."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, get_args
+
+import pytest
+
+from mechscope.circuits import Method, Mode, Reduce
+from mechscope.cli._options import Choice, DataPartChoice
+from mechscope.cli.circuits import AblationChoice, MethodChoice
+from mechscope.cli.examples import ReduceChoice
+from mechscope.cli.featurevis import ObjectiveChoice, TransformChoice
+from mechscope.cli.probe import PoolingChoice, SplitChoice
+from mechscope.cli.train import ActivationChoice, CombineChoice, FunctionChoice, OperationChoice
+from mechscope.data import DataPart
+from mechscope.data.functions import FunctionName
+from mechscope.data.modular import Operation
+from mechscope.featurevis import ObjectiveKind, TransformPreset
+from mechscope.models.grokking_mlp import Combine
+from mechscope.models.modular_mlp import Activation
+from mechscope.probes import Split
+from mechscope.probes.conv import Pooling
+
+PAIRS: list[tuple[type[Enum], Any]] = [
+    (DataPartChoice, DataPart),
+    (ReduceChoice, Reduce),
+    (MethodChoice, Method),
+    (AblationChoice, Mode),
+    (ObjectiveChoice, ObjectiveKind),
+    (TransformChoice, TransformPreset),
+    (PoolingChoice, Pooling),
+    (SplitChoice, Split),
+    (OperationChoice, Operation),
+    (ActivationChoice, Activation),
+    (FunctionChoice, FunctionName),
+    (CombineChoice, Combine),
+]
+
+
+@pytest.mark.parametrize(("choice", "literal"), PAIRS, ids=[c.__name__ for c, _ in PAIRS])
+def test_choice_is_its_literal(choice: type[Enum], literal: Any) -> None:
+    assert [m.value for m in choice] == list(get_args(literal))
+    assert all(isinstance(m, str) and m == m.value for m in choice)  # str members: typer prints the value
+
+
+def test_every_choice_subclass_is_checked() -> None:
+    assert {c for c in Choice.__subclasses__()} == {c for c, _ in PAIRS}
+
+
+def test_choice_takes_no_values_beyond_its_literal() -> None:
+    with pytest.raises(ValueError):
+        OperationChoice("/")
+    assert OperationChoice("*").value == "*" and DataPartChoice("test").value == "test"
