@@ -64,7 +64,7 @@ def _streamed(model: torch.nn.Module, x: torch.Tensor, layers: list[str], k: int
 
 
 def _child(mode: str, k: int, repeats: int, checkpoint: str | None) -> None:
-    from mechscope.circuits import depth_layers
+    from mechscope.circuits.layers import depth_layers
 
     model, x = _load(checkpoint)
     layers = depth_layers(model)

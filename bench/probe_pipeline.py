@@ -29,7 +29,9 @@ from _article_target import article_weights, target_epoch
 
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
-from mechscope.probes import ConvProbe, activation_image, hidden_layers, modular_labels
+from mechscope.probes import ConvProbe
+from mechscope.probes.activation_image import activation_image
+from mechscope.probes.modular import hidden_layers, modular_labels
 
 ARTICLE_EPOCHS = 13  # both of the article's loops report convergence on iteration 13
 

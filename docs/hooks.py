@@ -1,10 +1,16 @@
-"""MkDocs hook: the command-line reference from the commands, and a check of the pages' code.
+"""MkDocs hook: the command-line reference, the API pages' submodule sections, and a check of the pages' code.
 
 `docs/cli.md` holds the hand-written introduction and the marker below; at build time the
 marker is replaced by the `--help` text of every command and sub-command of the typer app
 `mechscope.cli.main.full_command()`, as click prints it. Hidden commands that run the same code as a
 listed one (the earlier verbs kept as aliases) get a line naming the command they stand for;
 any other hidden command is rendered in full, so nothing that can be run goes undocumented.
+
+An API page that holds `<!-- mechscope-submodules PACKAGE -->` gets, in its place, a section per
+public submodule of PACKAGE: the submodule's docstring and the names of its `__all__` that the
+package does not re-export (each documented once: where it is defined). The package's own
+`__all__` is the `::: PACKAGE` block above the marker, so the page documents both and the
+submodule list follows the code.
 
 Every page is also checked against the package: each dotted name `mechscope.x.y` in the text
 must resolve, each `from mechscope... import ...` in a Python block must import, and each
@@ -21,6 +27,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import pkgutil
 import re
 import shlex
 import sys
@@ -30,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- mechscope-cli-reference -->"
+SUBMODULES = re.compile(r"^<!-- mechscope-submodules (mechscope(?:\.\w+)+) -->$", re.MULTILINE)
 WIDTH = 100  # columns of the rendered help, independent of the terminal that builds the docs
 
 log = logging.getLogger("mkdocs.hooks.mechscope")  # under "mkdocs": counted by --strict
@@ -60,12 +68,55 @@ class _Entry:
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
-    """Check the page's code; on the CLI page, replace the marker with the generated reference."""
+    """Check the page's code; fill in an API page's submodules and, on the CLI page, the command reference."""
     for problem in check_code(markdown):
         log.warning(f"{page.file.src_uri}: {problem}")
+    markdown = SUBMODULES.sub(lambda m: submodule_reference(m.group(1)), markdown)
     if MARKER not in markdown:
         return markdown
     return markdown.replace(MARKER, cli_reference())
+
+
+def submodule_reference(package: str) -> str:
+    """The API page's part after `::: package`: re-exports the package block misses, then every public submodule.
+
+    An exported name that is also the name of a submodule (`mechscope.capture.capture`) is shown by
+    griffe as the submodule, so it is documented here from its defining module. Each public
+    submodule then lists the names of its `__all__` that the package does not re-export, less
+    those defined in another public submodule of the package (they are documented there).
+    """
+    root = importlib.import_module(package)
+    exported = {name: getattr(root, name) for name in root.__all__}
+    public = sorted(info.name for info in pkgutil.iter_modules(root.__path__) if not info.name.startswith("_"))
+    homes = {f"{package}.{name}" for name in public}
+    blocks = [_directive(f"{value.__module__}.{name}", heading=2) for name, value in exported.items() if name in public]
+    blocks += [
+        "## Submodules\n",
+        f"Everything `{package}` does not re-export is imported from the submodule that defines it,",
+        "whose `__all__` is its public surface. Each submodule below lists those names.\n",
+    ]
+    for name in public:
+        module = importlib.import_module(f"{package}.{name}")
+        members = []
+        for member in module.__all__:
+            value = getattr(module, member)
+            home = getattr(value, "__module__", None)
+            if exported.get(member) is value or (home in homes and home != module.__name__):
+                continue
+            members.append(member)
+        blocks.append(_directive(module.__name__, heading=3, members=members))
+    return "\n".join(blocks)
+
+
+def _directive(path: str, *, heading: int, members: list[str] | None = None) -> str:
+    """A mkdocstrings block for `path` under its own heading; for a module, only `members` (none: its docstring)."""
+    lines = [f"::: {path}", "    options:", "      show_root_heading: true", "      show_root_toc_entry: true",
+             f"      heading_level: {heading}"]
+    if members is None:
+        lines.append("      show_root_full_path: false")
+    else:
+        lines.append("      members:" + ("".join(f"\n        - {m}" for m in members) if members else " false"))
+    return "\n".join(lines) + "\n"
 
 
 def check_code(markdown: str) -> list[str]:

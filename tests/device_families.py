@@ -23,29 +23,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.attribution import METHODS, GradCAM, Saliency, build_method, cascading_randomization, faithfulness
-from mechscope.capture import capture, default_layer, describe_layers, model_device, record
+from mechscope.attribution import GradCAM, Saliency, cascading_randomization, faithfulness
+from mechscope.attribution.registry import METHODS, build_method
+from mechscope.capture import capture, default_layer, describe_layers, record
+from mechscope.capture.modes import model_device
 from mechscope.circuits import (
     ablation_effect,
     activation_maps,
     causal_check,
-    channel_means,
     class_contributions,
     conv_connections,
     dataset_examples,
     depth_statistics,
     polysemanticity,
 )
+from mechscope.circuits.ablation import channel_means
 from mechscope.data import DataBundle, function_data, modular_data
-from mechscope.featurevis import InputSpace, RenderConfig, channel, count_units, evidence, render, standard_transforms
-from mechscope.fourier import (
-    analyze_modular,
-    gradient_symmetricity,
-    gromov_grokking_mlp,
-    logit_table,
-    neuron_table,
-    progress_measures,
-)
+from mechscope.featurevis import InputSpace, RenderConfig, channel, evidence, render, standard_transforms
+from mechscope.featurevis.visualize import count_units
+from mechscope.fourier import analyze_modular, progress_measures
+from mechscope.fourier.clock_pizza import gradient_symmetricity
+from mechscope.fourier.construct import gromov_grokking_mlp
+from mechscope.fourier.tables import logit_table, neuron_table
 from mechscope.models import (
     DigitCNN,
     DigitCNNConfig,
@@ -59,7 +58,8 @@ from mechscope.models import (
     train,
 )
 from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
-from mechscope.probes import LinearProbe, MLPProbe, control_task, probe_by_layer, untrained_copy
+from mechscope.probes import LinearProbe, MLPProbe, probe_by_layer, untrained_copy
+from mechscope.probes.control import control_task
 from mechscope.report import ReportConfig, build_report
 from mechscope.symbolic import linearize, read_formula
 from mechscope.serialize import to_json

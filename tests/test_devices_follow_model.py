@@ -25,14 +25,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mechscope.circuits import layer_graph, unit_ablation
+from mechscope.circuits.ablation import unit_ablation
+from mechscope.circuits.dataflow import layer_graph
 from mechscope.data import DataBundle, function_data, modular_data
-from mechscope.featurevis import count_units
+from mechscope.featurevis.visualize import count_units
 from mechscope.models import DigitCNN, ModularMLP, ModularMLPConfig, TinyReLU, TinyReLUConfig, build_seeded
 from mechscope.probes import MLPProbe, probe_modular_mlp
 from mechscope.report.config import ReportConfig
 from mechscope.report.context import make_context
-from mechscope.symbolic import network_outputs
+from mechscope.symbolic.regions import network_outputs
 from tests.device_families import CNN, FAMILIES, Family, Results
 from tests.zoo import image_bundle
 

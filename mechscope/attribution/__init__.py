@@ -1,44 +1,32 @@
-"""Attribution maps (saliency, CAM, Grad-CAM, ...) with sanity and faithfulness checks."""
+"""Attribution maps: which input pixels or tokens a model's decision rests on, with sanity and faithfulness checks.
 
-from mechscope.attribution.base import Attribution, InputAttribution, LayerAttribution, LayerPass
+Here are the eight methods, the two checks with their results, and the target rule. The rest
+lives in the submodules: `base` (the `InputAttribution` and `LayerAttribution` templates to
+subclass), `gradients` and `cam` (the methods and their helpers), `targets`, `registry` (methods by
+command-line name), `sanity`, `faithfulness` (curves and areas), and `embeddings` and `token_grid`
+(token-id models and token layers).
+"""
+
+from mechscope.attribution.base import Attribution
 from mechscope.attribution.cam import CAM, GradCAM, GradCAMPlusPlus, GuidedGradCAM
-from mechscope.attribution.gradients import GradientXInput, GuidedBackprop, IntegratedGradients, Saliency, guided_relus
-from mechscope.attribution.faithfulness import (
-    RANDOM,
-    FaithfulnessResult,
-    area_under_curve,
-    faithfulness,
-    perturbation_curves,
-)
-from mechscope.attribution.registry import METHODS, build_method
-from mechscope.attribution.sanity import SanityResult, cascading_randomization, randomization_order, spearman
-from mechscope.attribution.targets import Target, resolve_target
+from mechscope.attribution.faithfulness import FaithfulnessResult, faithfulness
+from mechscope.attribution.gradients import GradientXInput, GuidedBackprop, IntegratedGradients, Saliency
+from mechscope.attribution.sanity import SanityResult, cascading_randomization
+from mechscope.attribution.targets import resolve_target
 
 __all__ = [
     "Attribution",
-    "InputAttribution",
-    "LayerAttribution",
-    "LayerPass",
-    "Saliency",
-    "GradientXInput",
-    "IntegratedGradients",
-    "GuidedBackprop",
     "CAM",
+    "FaithfulnessResult",
     "GradCAM",
     "GradCAMPlusPlus",
+    "GradientXInput",
+    "GuidedBackprop",
     "GuidedGradCAM",
-    "METHODS",
-    "build_method",
-    "guided_relus",
+    "IntegratedGradients",
+    "Saliency",
     "SanityResult",
     "cascading_randomization",
-    "randomization_order",
-    "spearman",
-    "FaithfulnessResult",
     "faithfulness",
-    "perturbation_curves",
-    "area_under_curve",
-    "RANDOM",
-    "Target",
     "resolve_target",
 ]

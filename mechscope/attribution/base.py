@@ -38,7 +38,9 @@ from mechscope.attribution._layout import channels_last_call
 from mechscope.attribution.embeddings import check_tokens, find_token_embedding, is_token_ids, token_embedding
 from mechscope.attribution.targets import Target, target_scores
 from mechscope.attribution.token_grid import TokenGrid, infer_token_grid
-from mechscope.capture import OutputSpec, default_layer, get_layer, layer_unit_axes, patch, select_output
+from mechscope.capture import default_layer, get_layer, patch, select_output
+from mechscope.capture.outputs import OutputSpec
+from mechscope.capture.units import layer_unit_axes
 from mechscope.capture.record import model_device
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite as check_tensor_finite
@@ -105,7 +107,7 @@ class Attribution:
             inputs: Images (batch, channel, height, width), or token ids (batch, pos) for the
                 methods that attribute through the embedding layer (`GradientXInput`,
                 `IntegratedGradients`); never modified.
-            target: Class per image (see `mechscope.attribution.Target`); None = predicted class.
+            target: Class per image (see `mechscope.attribution.targets.Target`); None = predicted class.
             return_numpy: Return a float numpy array instead of a tensor.
             check_finite: Raise DataError on NaN/inf in `inputs` (one `isfinite` per call);
                 False computes the maps anyway (they will hold NaN).

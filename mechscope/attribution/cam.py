@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from mechscope.attribution.base import InputAttribution, LayerAttribution, LayerPass
 from mechscope.attribution.gradients import guided_relus
 from mechscope.attribution.targets import Target
-from mechscope.capture import OutputSpec, get_layer
+from mechscope.capture import get_layer
+from mechscope.capture.outputs import OutputSpec
 from mechscope.errors import UnsupportedModelError
 
 __all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "GuidedGradCAM"]

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.attribution.targets import Target, target_scores
-from mechscope.capture import OutputSpec, capture, get_layer, patch
+from mechscope.capture import capture, get_layer, patch
+from mechscope.capture.outputs import OutputSpec
 from mechscope.capture.record import model_device
 from mechscope.errors import DataError, UnsupportedModelError
 
@@ -115,7 +116,7 @@ def embedding_gradient(
         embedding: Its embedding layer.
         tokens: Token ids (batch, pos).
         embeds: Replacement for the embedding layer's output, shaped like it (batch, pos, d_model).
-        target: Target per row (see `mechscope.attribution.Target`).
+        target: Target per row (see `mechscope.attribution.targets.Target`).
         output: Which model output holds the logits (see `mechscope.capture.select_output`).
 
     Returns:

@@ -21,7 +21,8 @@ from mechscope.attribution._layout import channels_last_call
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.sanity import named_methods
 from mechscope.attribution.targets import Target, resolve_target
-from mechscope.capture import OutputSpec, select_output
+from mechscope.capture import select_output
+from mechscope.capture.outputs import OutputSpec
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite as check_tensor_finite
 from mechscope.errors import ConfigError, DataError

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from mechscope.attribution.base import InputAttribution
 from mechscope.attribution.embeddings import embed_tokens, embedding_gradient
 from mechscope.attribution.targets import Target, resolve_target
-from mechscope.capture import OutputSpec, patch
+from mechscope.capture import patch
+from mechscope.capture.outputs import OutputSpec
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 
 __all__ = ["Saliency", "GradientXInput", "IntegratedGradients", "GuidedBackprop", "GUIDED_RULES", "guided_relus"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from mechscope.attribution.base import Attribution
-from mechscope.capture import OutputSpec
+from mechscope.capture.outputs import OutputSpec
 from mechscope.attribution.cam import CAM, GradCAM, GradCAMPlusPlus, GuidedGradCAM
 from mechscope.attribution.gradients import GradientXInput, GuidedBackprop, IntegratedGradients, Saliency
 from mechscope.errors import ConfigError, close_matches

@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 
 from mechscope.attribution.base import Attribution, check_images, eval_mode
 from mechscope.attribution.targets import Target, resolve_target
-from mechscope.capture import OutputSpec, get_layer, model_device
+from mechscope.capture import get_layer
+from mechscope.capture.modes import model_device
+from mechscope.capture.outputs import OutputSpec
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.errors import ConfigError
 

@@ -1,102 +1,34 @@
-"""Features and circuits: activation maps, kernels, dataflow, dataset examples, polysemantic units, class circuits, ablations."""
+"""Features and circuits: activation maps, kernels, dataset examples, polysemantic units, class circuits, ablations.
 
-from mechscope.circuits.ablation import (
-    AblationEffect,
-    CausalCheck,
-    Mode,
-    UnitAblation,
-    ablate,
-    ablation_effect,
-    causal_check,
-    channel_means,
-    unit_ablation,
-    unit_ablation_effect,
-)
-from mechscope.circuits.activations import (
-    ActivationMaps,
-    DepthStatistics,
-    LayerStatistics,
-    activation_maps,
-    depth_statistics,
-)
+Here are the analyses and the results of the end-to-end ones. The rest lives in the
+submodules: `activations`, `filters`, `examples` (streaming top-k, `LayerExamples`),
+`polysemantic`, `contributions`, `connections`, `dataflow` (which layer feeds which),
+`ablation` (unit ablations, `AblationEffect`, `CausalCheck`), `circuit` and `layers` (conv layers,
+activation layers and receptive fields).
+"""
+
+from mechscope.circuits.ablation import ablate, ablation_effect, causal_check
+from mechscope.circuits.activations import DepthStatistics, activation_maps, depth_statistics
 from mechscope.circuits.circuit import ClassCircuits, class_circuits
-from mechscope.circuits.connections import (
-    Connection,
-    ConvConnections,
-    UnitConnections,
-    connection_strengths,
-    connections_into,
-    conv_connections,
-    unit_connections,
-)
-from mechscope.circuits.dataflow import Feed, LayerGraph, layer_graph
-from mechscope.circuits.contributions import (
-    ClassContributions,
-    Method,
-    class_contributions,
-    class_mean_maps,
-    find_gap_head,
-)
-from mechscope.circuits.examples import (
-    DatasetExamples,
-    LayerExamples,
-    RankedExamples,
-    Reduce,
-    StreamingTopK,
-    dataset_examples,
-    unit_scores,
-)
-from mechscope.circuits.filters import Kernels, conv_kernels
-from mechscope.circuits.polysemantic import Polysemanticity, classes_covering, label_entropy, polysemanticity
-from mechscope.circuits._modules import ReceptiveField, conv_layers, depth_layers
+from mechscope.circuits.connections import conv_connections
+from mechscope.circuits.contributions import class_contributions
+from mechscope.circuits.examples import DatasetExamples, dataset_examples
+from mechscope.circuits.filters import conv_kernels
+from mechscope.circuits.polysemantic import polysemanticity
 
 __all__ = [
-    "AblationEffect",
-    "ActivationMaps",
-    "CausalCheck",
     "ClassCircuits",
-    "ClassContributions",
-    "Connection",
-    "ConvConnections",
     "DatasetExamples",
     "DepthStatistics",
-    "Feed",
-    "Kernels",
-    "LayerExamples",
-    "LayerGraph",
-    "LayerStatistics",
-    "Method",
-    "Mode",
-    "Polysemanticity",
-    "RankedExamples",
-    "ReceptiveField",
-    "Reduce",
-    "StreamingTopK",
-    "UnitAblation",
-    "UnitConnections",
     "ablate",
     "ablation_effect",
     "activation_maps",
     "causal_check",
-    "channel_means",
     "class_circuits",
     "class_contributions",
-    "class_mean_maps",
-    "classes_covering",
-    "connection_strengths",
-    "connections_into",
     "conv_connections",
     "conv_kernels",
-    "conv_layers",
     "dataset_examples",
-    "depth_layers",
     "depth_statistics",
-    "find_gap_head",
-    "label_entropy",
-    "layer_graph",
     "polysemanticity",
-    "unit_ablation",
-    "unit_ablation_effect",
-    "unit_connections",
-    "unit_scores",
 ]

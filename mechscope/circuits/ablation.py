@@ -22,19 +22,11 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import (
-    AxesSpec,
-    HookPoint,
-    OutputSpec,
-    UnitAxes,
-    capture,
-    get_layer,
-    layer_unit_axes,
-    patch,
-    select_output,
-)
-from mechscope.capture.record import model_device
-from mechscope.circuits._modules import check_inputs, eval_mode
+from mechscope.capture import HookPoint, UnitAxes, capture, get_layer, patch, select_output
+from mechscope.capture.modes import eval_mode, model_device
+from mechscope.capture.outputs import OutputSpec
+from mechscope.capture.units import AxesSpec, layer_unit_axes
+from mechscope.circuits.layers import check_inputs
 from mechscope.data.bundle import Task
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
@@ -79,7 +71,7 @@ def ablate(
         mode: "zero", or "mean" to substitute `means[channel]`.
         means: (unit, *positions) mean activation per unit (see `channel_means`); needed for "mean".
         axes: The layer's unit axes (UnitAxes, kind or unit axis index); None infers them
-            (`mechscope.capture.layer_unit_axes`).
+            (`mechscope.capture.units.layer_unit_axes`).
 
     Example:
         >>> with ablate(model, "relu3", [4, 17, 9]):

@@ -20,9 +20,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import LayerAxes, LayerSpec, UnitAxes, capture, layer_unit_axes, resolve_layers
-from mechscope.capture.record import model_device
-from mechscope.circuits._modules import check_inputs, depth_layers, eval_mode
+from mechscope.capture import UnitAxes, capture
+from mechscope.capture.modes import eval_mode, model_device
+from mechscope.capture.names import LayerSpec, resolve_layers
+from mechscope.capture.units import LayerAxes, layer_unit_axes
+from mechscope.circuits.layers import check_inputs, depth_layers
 from mechscope.errors import ConfigError, DataError
 
 __all__ = ["ActivationMaps", "LayerStatistics", "DepthStatistics", "activation_maps", "depth_statistics"]
@@ -54,7 +56,7 @@ def activation_maps(
         model: Any module.
         x: One input as a batch of one, shape (1, ...).
         layers: Layer names; None takes the activation layer of every conv module.
-        axes: Unit axes: None infers them per layer (`mechscope.capture.layer_unit_axes`);
+        axes: Unit axes: None infers them per layer (`mechscope.capture.units.layer_unit_axes`);
             a UnitAxes, kind or unit axis index for all layers, or a mapping by layer name.
 
     Returns:

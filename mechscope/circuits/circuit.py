@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import OutputSpec
+from mechscope.capture.outputs import OutputSpec
 from mechscope.circuits.ablation import CausalCheck, Mode, causal_check, channel_means
 from mechscope.circuits.connections import ConvConnections, conv_connections
-from mechscope.circuits._modules import activation_after, conv_feeding
+from mechscope.circuits.layers import activation_after, conv_feeding
 from mechscope.circuits.contributions import ClassContributions, Method, class_contributions, class_mean_maps
 from mechscope.data import DataBundle
 from mechscope.errors import ConfigError, DataError

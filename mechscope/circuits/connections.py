@@ -27,8 +27,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from mechscope.circuits._modules import conv_feeding
 from mechscope.circuits.dataflow import WEIGHT_LAYERS, LayerGraph, layer_graph
+from mechscope.circuits.layers import conv_feeding
 from mechscope.errors import ConfigError, UnsupportedModelError
 
 __all__ = [

@@ -23,17 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import (
-    OutputSpec,
-    UnitAxes,
-    capture,
-    default_layer,
-    get_layer,
-    layer_unit_axes,
-    select_output,
-)
-from mechscope.capture.record import model_device
-from mechscope.circuits._modules import check_inputs, eval_mode
+from mechscope.capture import UnitAxes, capture, default_layer, get_layer, select_output
+from mechscope.capture.modes import eval_mode, model_device
+from mechscope.capture.outputs import OutputSpec
+from mechscope.capture.units import layer_unit_axes
+from mechscope.circuits.layers import check_inputs
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 
 __all__ = ["Method", "ClassContributions", "class_contributions", "class_mean_maps", "find_gap_head"]

@@ -21,9 +21,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import LayerAxes, LayerSpec, UnitAxes, capture, layer_unit_axes, resolve_layers, unit_axes
-from mechscope.capture.record import Inputs, iter_batches, model_device
-from mechscope.circuits._modules import ReceptiveField, eval_mode, receptive_field
+from mechscope.capture import UnitAxes, capture, unit_axes
+from mechscope.capture.modes import eval_mode, model_device
+from mechscope.capture.names import LayerSpec, resolve_layers
+from mechscope.capture.record import Inputs, iter_batches
+from mechscope.capture.units import LayerAxes, layer_unit_axes
+from mechscope.circuits.layers import ReceptiveField, receptive_field
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 
@@ -259,7 +262,7 @@ def dataset_examples(
         reduce: The score of a unit with positions: "max" (default) or "mean" over them.
         batch_size: Inputs per forward pass (tensors and Datasets).
         progress: Show a progress bar on a terminal.
-        axes: Unit axes: None infers them per layer (`mechscope.capture.layer_unit_axes`); a
+        axes: Unit axes: None infers them per layer (`mechscope.capture.units.layer_unit_axes`); a
             UnitAxes, kind or unit axis index for all layers, or a mapping by layer name.
 
     Returns:

@@ -12,7 +12,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from mechscope.capture import get_layer
-from mechscope.circuits._modules import conv_layers
+from mechscope.circuits.layers import conv_layers
 from mechscope.errors import UnsupportedModelError
 
 __all__ = ["Kernels", "conv_kernels"]

@@ -9,22 +9,17 @@ import torch
 import typer
 from torch import nn
 
-from mechscope.attribution import (
-    METHODS,
-    Attribution,
-    FaithfulnessResult,
-    SanityResult,
-    build_method,
-    cascading_randomization,
-    faithfulness,
-)
+from mechscope.attribution import Attribution, FaithfulnessResult, SanityResult, cascading_randomization, faithfulness
+from mechscope.attribution.registry import METHODS, build_method
 from mechscope.cli._model import ModelSource, model_command
 from mechscope.cli._options import FiguresOpt, FormatOpt, OutputOpt, output_of
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.errors import LayerNameError, UnsupportedModelError, close_matches
 from mechscope.limits import MAX_SEED, MAX_WIDTH
-from mechscope.capture import OutputSpec, get_layer, model_device, select_output
+from mechscope.capture import get_layer, select_output
+from mechscope.capture.modes import model_device
+from mechscope.capture.outputs import OutputSpec
 
 EXAMPLES = (
     "Examples:\n\n  mechscope attribute runs/digit-cnn --method grad-cam --out runs/attribution\n\n"

@@ -12,14 +12,14 @@ from mechscope.capture import get_layer
 from mechscope.circuits import (
     ClassCircuits,
     DepthStatistics,
-    Method,
-    Mode,
     activation_maps,
     class_circuits,
     conv_kernels,
-    conv_layers,
     depth_statistics,
 )
+from mechscope.circuits.layers import conv_layers
+from mechscope.circuits.ablation import Mode
+from mechscope.circuits.contributions import Method
 from mechscope.cli._model import ModelSource, model_command
 from mechscope.cli._options import Choice, OutputOpt, output_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit

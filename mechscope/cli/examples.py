@@ -10,7 +10,8 @@ import typer
 from torch import Tensor
 
 from mechscope.capture import get_layer
-from mechscope.circuits import LayerExamples, Reduce, dataset_examples, polysemanticity
+from mechscope.circuits import dataset_examples, polysemanticity
+from mechscope.circuits.examples import LayerExamples, Reduce
 from mechscope.cli._model import ModelSource, model_command
 from mechscope.cli._options import Choice, DataPartChoice, split_of, FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit

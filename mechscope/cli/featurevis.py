@@ -14,19 +14,12 @@ from torch import nn
 from mechscope.cli._model import ModelSource, model_command
 from mechscope.cli._options import Choice, OutputOpt, output_of, FormatOpt, SeedOpt, figures_folder
 from mechscope.cli._output import OutputFormat, emit
-from mechscope.capture import OutputSpec, describe_layers
+from mechscope.capture import describe_layers
+from mechscope.capture.outputs import OutputSpec
 from mechscope.cli.errors import CLIError
 from mechscope.errors import ConfigError, LayerNameError
-from mechscope.featurevis import (
-    InputSpace,
-    ObjectiveKind,
-    RenderConfig,
-    TransformPreset,
-    Visualization,
-    count_units,
-    unit_objective,
-    visualize,
-)
+from mechscope.featurevis import InputSpace, RenderConfig, visualize
+from mechscope.featurevis.visualize import ObjectiveKind, TransformPreset, Visualization, count_units, unit_objective
 from mechscope.limits import MAX_RESTARTS, MAX_STEPS, check_memory
 from mechscope.plots import save_figure, write_image_pngs
 from mechscope.plots.featurevis import plot_class_pairs, plot_layer_grid

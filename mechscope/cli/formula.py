@@ -14,7 +14,8 @@ from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle
-from mechscope.symbolic import TRANSFORM_NAMES, Transforms, linearize, read_formula
+from mechscope.symbolic import Transforms, linearize, read_formula
+from mechscope.symbolic.transforms import TRANSFORM_NAMES
 from mechscope.serialize import to_json
 
 EXAMPLES = (

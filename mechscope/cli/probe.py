@@ -20,15 +20,8 @@ from mechscope.models import ModularMLP
 from mechscope.plots import save_figure
 from mechscope.plots.probes import plot_accuracy_by_layer
 from mechscope.probes.conv import Pooling
-from mechscope.probes import (
-    ConvProbe,
-    LinearProbe,
-    ProbeRun,
-    Split,
-    probe_activation_image,
-    probe_by_layer,
-    probe_modular_mlp,
-)
+from mechscope.probes import ConvProbe, LinearProbe, ProbeRun, probe_activation_image, probe_by_layer, probe_modular_mlp
+from mechscope.probes.rigor import Split
 from mechscope.recipes.seed000_probes import save_probe_figures
 from mechscope.serialize import to_json
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import eval_mode, model_device
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.data.dtypes import explain_dtype_errors
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError

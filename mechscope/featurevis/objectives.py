@@ -32,15 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import (
-    AxesSpec,
-    OutputSpec,
-    UnitAxes,
-    describe_output,
-    layer_unit_axes,
-    select_output,
-    unit_axes,
-)
+from mechscope.capture import UnitAxes, select_output, unit_axes
+from mechscope.capture.outputs import OutputSpec, describe_output
+from mechscope.capture.units import AxesSpec, layer_unit_axes
 from mechscope.errors import ConfigError
 
 __all__ = [

@@ -30,7 +30,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import eval_mode, get_layer, model_device
+from mechscope.capture import get_layer
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.errors import ConfigError
 from mechscope.featurevis._forward import forward_until, reader
 from mechscope.featurevis.objectives import Activations, LayerReader, Objective

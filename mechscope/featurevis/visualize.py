@@ -19,7 +19,10 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import OutputSpec, capture, eval_mode, layer_unit_axes, model_device, select_output
+from mechscope.capture import capture, select_output
+from mechscope.capture.modes import eval_mode, model_device
+from mechscope.capture.outputs import OutputSpec
+from mechscope.capture.units import layer_unit_axes
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError
 from mechscope.featurevis.evidence import Evidence, evidence

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mechscope.capture import eval_mode
+from mechscope.capture.modes import eval_mode
 from mechscope.errors import ConfigError, LayerNameError, close_matches
 from mechscope.fourier.basis import check_frequencies, frequency_projector, residues_last, restore_residues
 from mechscope.fourier.losses import addition_labels

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import capture, eval_mode, get_layer, model_device
+from mechscope.capture import capture, get_layer
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 from mechscope.fourier.losses import addition_labels
 from mechscope.fourier.tables import InputEncoding, encode_pairs, infer_encoding, infer_modulus, logit_table

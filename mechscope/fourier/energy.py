@@ -197,7 +197,7 @@ def logit_spectrum_2d(logits: Tensor) -> LogitSpectrum2D:
     if table.dim() != 3 or table.shape[0] != table.shape[1] or table.shape[0] < 2:
         raise DataError(
             f"a logit table must be (p, p, n_classes) or (p, p), got {tuple(logits.shape)}; "
-            "build it with mechscope.fourier.logit_table(model)."
+            "build it with mechscope.fourier.tables.logit_table(model)."
         )
     p = table.shape[0]
     basis = fourier_basis(p, device=table.device)

@@ -151,7 +151,7 @@ def _table(logits: Tensor) -> Tensor:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise DataError(
             f"expected a logit table (p, p, n_classes), got {shape}; "
-            "build it with mechscope.fourier.logit_table(model)."
+            "build it with mechscope.fourier.tables.logit_table(model)."
         )
     return logits.detach().to(torch.float64)
 

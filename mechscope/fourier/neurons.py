@@ -130,7 +130,7 @@ def neuron_frequencies(
     else:
         raise DataError(
             f"expected activations (p, p, unit) or weights (p, unit), got shape {tuple(x.shape)}; "
-            "build activations with mechscope.fourier.neuron_table(model, layer)."
+            "build activations with mechscope.fourier.tables.neuron_table(model, layer)."
         )
     return NeuronFrequencies(modulus=p, shares=shares, threshold=float(threshold), kind=kind)
 

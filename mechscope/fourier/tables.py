@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import capture, eval_mode, model_device
+from mechscope.capture import capture
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 
 __all__ = [

@@ -1,22 +1,16 @@
-"""Target models (ModularMLP, TinyReLU, DigitCNN), their registry, models built by user code, weight files and the training loop."""
+"""Target models (ModularMLP, GrokkingMLP, TinyReLU, DigitCNN) with their configs, seeded construction and training.
 
-from __future__ import annotations
+The rest lives in the submodules: `registry` (model classes by name), `factory` (models built
+by user code), `weights` (weight files), `checkpoint` (saving and loading), `train` (`TrainResult`,
+augmentation), `grokking_train` (full-batch grokking runs) and `device`.
+"""
 
 from mechscope.models.digit_cnn import DigitCNN, DigitCNNConfig
-from mechscope.models.factory import ModelFactory, code_trusted, parse_model_args
 from mechscope.models.grokking_mlp import GrokkingMLP, GrokkingMLPConfig
 from mechscope.models.modular_mlp import ModularMLP, ModularMLPConfig
-from mechscope.models.registry import (
-    MODEL_REGISTRY,
-    build_model,
-    build_seeded,
-    config_from_dict,
-    model_spec,
-    register_model,
-)
+from mechscope.models.registry import build_seeded, register_model
 from mechscope.models.tiny_relu import TinyReLU, TinyReLUConfig
-from mechscope.models.train import TrainConfig, TrainResult, default_train_config, evaluate, random_shift, train
-from mechscope.models.weights import load_weights
+from mechscope.models.train import TrainConfig, default_train_config, evaluate, train
 
 __all__ = [
     "DigitCNN",
@@ -27,20 +21,10 @@ __all__ = [
     "ModularMLPConfig",
     "TinyReLU",
     "TinyReLUConfig",
-    "MODEL_REGISTRY",
-    "build_model",
-    "build_seeded",
-    "config_from_dict",
-    "model_spec",
-    "register_model",
-    "ModelFactory",
-    "code_trusted",
-    "parse_model_args",
-    "load_weights",
     "TrainConfig",
-    "TrainResult",
+    "build_seeded",
     "default_train_config",
     "evaluate",
-    "random_shift",
+    "register_model",
     "train",
 ]

@@ -1,74 +1,37 @@
-"""Probes: decode what a network's activations say about its inputs and outputs.
+"""Probes: decode what a network's activations say about its inputs and outputs, with the controls a claim needs.
 
-A probe family with one scikit-learn-style interface (`LinearProbe`, `MLPProbe`,
-`ConvProbe`), label groups (several categorical heads and continuous values),
-activation images, the controls a probing claim needs (majority baseline, control task,
-selectivity, untrained copy, seeds), and one probing pipeline over a model's layers: layer
-by layer through a features hook (`probe_by_layer`), or several layers stacked as one
-activation image (`probe_activation_image`, `probe_modular_mlp`).
+A probe family with one scikit-learn-style interface (`LinearProbe`, `MLPProbe`, `ConvProbe`),
+label groups, `evaluate_probe` with its controls over seeds, and the probing pipeline over a
+model's layers: layer by layer (`probe_by_layer`), or several layers stacked as one activation
+image (`probe_activation_image`, `probe_modular_mlp`). The rest lives in the submodules: `base`
+(`NetworkProbe`, heads), `labels` (`categorical`, `continuous`), `control` (baseline, control task,
+selectivity), `rigor` (splits, seed runs), `by_layer` (features, `LayerScore`),
+`activation_image` and `modular`.
 """
 
-from mechscope.probes.activation_image import ActivationImage, activation_image, stack_activations
-from mechscope.probes.base import HeadSpec, NetworkProbe, Probe, all_heads_accuracy, clone, head_scores
-from mechscope.probes.by_layer import (
-    Features,
-    LayerProbeTable,
-    LayerScore,
-    ProbeRun,
-    flat_features,
-    probe_activation_image,
-    probe_by_layer,
-    representative_cases,
-    unit_means,
-)
-from mechscope.probes.control import Baseline, control_task, input_types, majority_baseline, selectivity, untrained_copy
+from mechscope.probes.base import Probe
+from mechscope.probes.by_layer import LayerProbeTable, ProbeRun, probe_activation_image, probe_by_layer, unit_means
+from mechscope.probes.control import untrained_copy
 from mechscope.probes.conv import ConvProbe
+from mechscope.probes.labels import Labels
 from mechscope.probes.linear import LinearProbe
 from mechscope.probes.mlp import MLPProbe
-from mechscope.probes.modular import hidden_layers, modular_labels, probe_modular_mlp
-from mechscope.probes.rigor import ProbeReport, SeedRun, Split, evaluate_probe, split_indices
-from mechscope.probes.labels import LabelGroup, Labels, LabelsLike, as_labels, categorical, continuous
+from mechscope.probes.modular import probe_modular_mlp
+from mechscope.probes.rigor import ProbeReport, evaluate_probe
 
 __all__ = [
-    "ActivationImage",
-    "Baseline",
     "ConvProbe",
-    "Features",
-    "HeadSpec",
+    "Labels",
     "LayerProbeTable",
-    "LayerScore",
     "LinearProbe",
     "MLPProbe",
-    "NetworkProbe",
     "Probe",
     "ProbeReport",
     "ProbeRun",
-    "SeedRun",
-    "Split",
-    "LabelGroup",
-    "Labels",
-    "LabelsLike",
-    "activation_image",
-    "all_heads_accuracy",
-    "as_labels",
-    "categorical",
-    "clone",
-    "continuous",
-    "control_task",
     "evaluate_probe",
-    "flat_features",
-    "head_scores",
-    "hidden_layers",
-    "input_types",
-    "majority_baseline",
-    "modular_labels",
     "probe_activation_image",
     "probe_by_layer",
     "probe_modular_mlp",
-    "representative_cases",
-    "selectivity",
-    "split_indices",
-    "stack_activations",
     "unit_means",
     "untrained_copy",
 ]

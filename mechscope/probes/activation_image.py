@@ -21,7 +21,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import LayerSpec, record, resolve_layers
+from mechscope.capture import record
+from mechscope.capture.names import LayerSpec, resolve_layers
 from mechscope.data.finite import check_finite
 from mechscope.errors import DataError
 

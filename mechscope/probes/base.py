@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mechscope.capture import model_device
+from mechscope.capture.modes import model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError, NotFittedError
 from mechscope.probes.labels import GroupKind, Labels, LabelsLike, as_labels

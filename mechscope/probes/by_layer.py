@@ -33,7 +33,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mechscope.capture import ActivationStore, LayerSpec, layer_unit_axes, record, resolve_layers
+from mechscope.capture import ActivationStore, record
+from mechscope.capture.names import LayerSpec, resolve_layers
+from mechscope.capture.units import layer_unit_axes
 from mechscope.errors import DataError
 from mechscope.probes.activation_image import ActivationImage, stack_activations
 from mechscope.probes.base import Probe

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import model_device
+from mechscope.capture.modes import model_device
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.models.registry import build_model, model_spec
 from mechscope.probes.base import all_heads_accuracy, head_scores

@@ -20,7 +20,8 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import LayerSpec, eval_mode, model_device
+from mechscope.capture.modes import eval_mode, model_device
+from mechscope.capture.names import LayerSpec
 from mechscope.data import DataBundle
 from mechscope.errors import DataError, UnsupportedModelError
 from mechscope.models import ModularMLP

@@ -30,7 +30,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mechscope.atomic import check_output, writing_folder
-from mechscope.capture import describe_output
+from mechscope.capture.outputs import describe_output
 from mechscope.data import DataBundle
 from mechscope.errors import ConfigError, MechscopeError
 from mechscope.report.config import ReportConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from mechscope.capture import OutputSpec
+from mechscope.capture.outputs import OutputSpec
 from mechscope.errors import ConfigError
 
 __all__ = ["ReportConfig"]

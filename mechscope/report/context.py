@@ -11,16 +11,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import (
-    LayerInfo,
-    describe_layers,
-    describe_output,
-    layer_names,
-    model_device,
-    resolve_layers,
-    select_output,
-)
-from mechscope.circuits import conv_layers, depth_layers
+from mechscope.capture import LayerInfo, describe_layers, layer_names, select_output
+from mechscope.capture.modes import model_device
+from mechscope.capture.names import resolve_layers
+from mechscope.capture.outputs import describe_output
+from mechscope.circuits.layers import conv_layers, depth_layers
 from mechscope.data import DataBundle
 from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models.checkpoint import Checkpoint, load_checkpoint

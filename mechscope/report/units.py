@@ -2,9 +2,9 @@
 
 One streaming pass finds the top and bottom dataset examples of every unit of every
 layer; one feature-visualisation call renders all units of a layer together; ablating
-each unit runs as one replicated batch per chunk of units (`mechscope.circuits.unit_ablation`);
+each unit runs as one replicated batch per chunk of units (`mechscope.circuits.ablation.unit_ablation`);
 connections are read from the weights between unit layers that feed each other
-(`mechscope.circuits.unit_connections`).
+(`mechscope.circuits.connections.unit_connections`).
 
 Units lie along each layer's unit axis (`mechscope.capture.units`): channels of conv maps,
 features of sequences (batch, pos, d_model), neurons of dense layers.
@@ -19,18 +19,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mechscope.capture import layer_unit_axes
-from mechscope.circuits import (
-    Connection,
-    LayerExamples,
-    Polysemanticity,
-    dataset_examples,
-    polysemanticity,
-    unit_ablation_effect,
-    unit_connections,
-)
+from mechscope.capture.units import layer_unit_axes
+from mechscope.circuits import dataset_examples, polysemanticity
+from mechscope.circuits.ablation import unit_ablation_effect
+from mechscope.circuits.connections import Connection, unit_connections
+from mechscope.circuits.examples import LayerExamples
+from mechscope.circuits.polysemantic import Polysemanticity
 from mechscope.errors import MechscopeError
-from mechscope.featurevis import InputSpace, RenderConfig, Visualization, unit_objective, visualize
+from mechscope.featurevis import InputSpace, RenderConfig, visualize
+from mechscope.featurevis.visualize import Visualization, unit_objective
 from mechscope.report.context import ReportContext
 
 __all__ = ["LayerUnits", "analyse_units", "example_inputs"]

@@ -1,48 +1,33 @@
-"""Weight reading: the exact affine pieces of piecewise-linear networks, as verified formulas."""
+"""Weight reading: the exact affine pieces of piecewise-linear networks, as verified formulas.
 
-from __future__ import annotations
+`read_formula` reads a network's function as formulas checked against it, from the regions of
+`extract_regions` over the chain of `trace_chain`; `linearize` gives local tangent maps where
+activations are smooth. The rest lives in the submodules: `chain` (steps, supported layers),
+`regions`, `formula` (the article's text, number simplification), `relations` (seed 002's weight
+relations), `transforms`, `linearize` and `reader`.
+"""
 
-from mechscope.symbolic.chain import (
-    NON_PIECEWISE_LINEAR,
-    SUPPORTED_LAYERS,
-    ActivationStep,
-    AffineStep,
-    PiecewiseLinearChain,
-    trace_chain,
-)
-from mechscope.symbolic.formula import SimplifiedFormula, article_formula, simplify_formula, simplify_number, variable_names
-from mechscope.symbolic.linearize import LOCAL_LABEL, LocalLinearization, linearize
+from mechscope.symbolic.chain import PiecewiseLinearChain, trace_chain
+from mechscope.symbolic.formula import SimplifiedFormula, simplify_formula
+from mechscope.symbolic.linearize import LocalLinearization, linearize
 from mechscope.symbolic.reader import FormulaReport, RegionFormula, read_formula
-from mechscope.symbolic.regions import AffineRegion, RegionMap, extract_regions, network_outputs
-from mechscope.symbolic.relations import OneUnitWeights, Relation, article_relations, one_unit_weights
-from mechscope.symbolic.transforms import TRANSFORM_NAMES, Transforms
+from mechscope.symbolic.regions import AffineRegion, RegionMap, extract_regions
+from mechscope.symbolic.relations import Relation
+from mechscope.symbolic.transforms import Transforms
 
 __all__ = [
-    "ActivationStep",
     "AffineRegion",
-    "AffineStep",
     "FormulaReport",
-    "LOCAL_LABEL",
     "LocalLinearization",
-    "NON_PIECEWISE_LINEAR",
-    "OneUnitWeights",
     "PiecewiseLinearChain",
     "RegionFormula",
     "RegionMap",
     "Relation",
-    "SUPPORTED_LAYERS",
     "SimplifiedFormula",
-    "TRANSFORM_NAMES",
     "Transforms",
-    "article_formula",
-    "article_relations",
     "extract_regions",
     "linearize",
-    "network_outputs",
-    "one_unit_weights",
     "read_formula",
     "simplify_formula",
-    "simplify_number",
     "trace_chain",
-    "variable_names",
 ]

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import eval_mode, hooks, model_device
+from mechscope.capture import hooks
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import DataError, UnsupportedModelError
 

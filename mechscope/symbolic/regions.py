@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mechscope.capture import eval_mode, model_device
+from mechscope.capture.modes import eval_mode, model_device
 from mechscope.data.finite import check_finite
 from mechscope.errors import ConfigError, DataError
 from mechscope.symbolic.chain import AffineStep, PiecewiseLinearChain, trace_chain

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mechscope.attribution import METHODS, GradCAM, GradientXInput, LayerAttribution, Saliency, build_method
-from mechscope.attribution.base import normalize_maps, upsample
+from mechscope.attribution import GradCAM, GradientXInput, Saliency
+from mechscope.attribution.base import LayerAttribution, normalize_maps, upsample
+from mechscope.attribution.registry import METHODS, build_method
 from mechscope.errors import ConfigError, DataError, LayerNameError, UnsupportedModelError
 from tests.attribution.conftest import TwiceReLU, hooks_left
 

@@ -6,15 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.attribution import (
-    RANDOM,
-    GradCAM,
-    IntegratedGradients,
-    Saliency,
-    area_under_curve,
-    faithfulness,
-    perturbation_curves,
-)
+from mechscope.attribution import GradCAM, IntegratedGradients, Saliency, faithfulness
+from mechscope.attribution.faithfulness import RANDOM, area_under_curve, perturbation_curves
 from mechscope.errors import ConfigError, DataError
 from mechscope.serialize import to_json
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.attribution import GradientXInput, GuidedBackprop, IntegratedGradients, Saliency, guided_relus
+from mechscope.attribution import GradientXInput, GuidedBackprop, IntegratedGradients, Saliency
+from mechscope.attribution.gradients import guided_relus
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 from tests.attribution.conftest import hooks_left
 

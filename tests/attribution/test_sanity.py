@@ -13,9 +13,8 @@ from mechscope.attribution import (
     IntegratedGradients,
     Saliency,
     cascading_randomization,
-    randomization_order,
-    spearman,
 )
+from mechscope.attribution.sanity import randomization_order, spearman
 from mechscope.errors import ConfigError, DataError, LayerNameError
 from mechscope.serialize import to_json
 

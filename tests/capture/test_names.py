@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mechscope.capture import get_layer, layer_names, resolve_layers
-from mechscope.capture.names import split_layer
+from mechscope.capture import get_layer, layer_names
+from mechscope.capture.names import resolve_layers, split_layer
 from mechscope.errors import LayerNameError
 from tests.capture.oracles import TwoResolutions
 from tests.zoo import TinyResNet

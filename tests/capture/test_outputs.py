@@ -5,7 +5,8 @@ from collections import namedtuple
 import pytest
 import torch
 
-from mechscope.capture import describe_output, select_output
+from mechscope.capture import select_output
+from mechscope.capture.outputs import describe_output
 from mechscope.errors import ConfigError, UnsupportedModelError
 from tests.zoo import DictNet, TupleNet, tiny_gpt2, tiny_vit
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.capture import UnitAxes, capture, layer_unit_axes, unit_axes
+from mechscope.capture import UnitAxes, capture, unit_axes
+from mechscope.capture.units import layer_unit_axes
 from mechscope.errors import ConfigError
 from tests.zoo import TinyResNet, TokenGRU, tiny_gpt2, tiny_vit
 

@@ -4,15 +4,8 @@ import pytest
 import torch
 
 from mechscope.capture import capture
-from mechscope.circuits import (
-    ablate,
-    ablation_effect,
-    causal_check,
-    channel_means,
-    class_contributions,
-    unit_ablation,
-    unit_ablation_effect,
-)
+from mechscope.circuits import ablate, ablation_effect, causal_check, class_contributions
+from mechscope.circuits.ablation import channel_means, unit_ablation, unit_ablation_effect
 from mechscope.errors import ConfigError, DataError
 from mechscope.serialize import to_json
 

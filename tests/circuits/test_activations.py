@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.circuits import DepthStatistics, LayerStatistics, activation_maps, depth_statistics
+from mechscope.circuits import DepthStatistics, activation_maps, depth_statistics
+from mechscope.circuits.activations import LayerStatistics
 from mechscope.errors import DataError
 from mechscope.serialize import to_json
 

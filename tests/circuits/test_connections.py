@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.circuits import connection_strengths, connections_into, conv_connections
-from mechscope.circuits._modules import conv_feeding
+from mechscope.circuits import conv_connections
+from mechscope.circuits.connections import connection_strengths, connections_into
+from mechscope.circuits.layers import conv_feeding
 from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.serialize import to_json
 
@@ -101,7 +102,7 @@ def test_connection_errors(gap_cnn):
 
 
 def test_unit_connections_follow_the_residual_dataflow():
-    from mechscope.circuits import unit_connections
+    from mechscope.circuits.connections import unit_connections
     from tests.zoo import TinyResNet, image_bundle
 
     model = TinyResNet(width=4)
@@ -122,7 +123,7 @@ def test_unit_connections_follow_the_residual_dataflow():
 
 
 def test_unit_connections_label_the_input_features_and_the_outputs():
-    from mechscope.circuits import unit_connections
+    from mechscope.circuits.connections import unit_connections
 
     model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
     with torch.no_grad():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mechscope.capture import capture
-from mechscope.circuits import class_contributions, class_mean_maps, find_gap_head
+from mechscope.circuits import class_contributions
+from mechscope.circuits.contributions import class_mean_maps, find_gap_head
 from mechscope.errors import ConfigError, DataError, UnsupportedModelError
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.circuits import layer_graph
+from mechscope.circuits.dataflow import layer_graph
 from mechscope.errors import UnsupportedModelError
 from tests.zoo import DictNet, TinyResNet, TinyVGG, tiny_vit
 

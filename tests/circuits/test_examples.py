@@ -5,7 +5,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from mechscope.capture import UnitAxes, capture
-from mechscope.circuits import StreamingTopK, dataset_examples, unit_scores
+from mechscope.circuits import dataset_examples
+from mechscope.circuits.examples import StreamingTopK, unit_scores
 from mechscope.errors import ConfigError, DataError
 from mechscope.serialize import to_json
 

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from mechscope.circuits import LayerExamples, RankedExamples, classes_covering, label_entropy, polysemanticity
+from mechscope.circuits import polysemanticity
+from mechscope.circuits.examples import LayerExamples, RankedExamples
+from mechscope.circuits.polysemantic import classes_covering, label_entropy
 from mechscope.errors import ConfigError, DataError
 from mechscope.serialize import to_json
 

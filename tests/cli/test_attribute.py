@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mechscope.attribution import METHODS
+from mechscope.attribution.registry import METHODS
 from mechscope.cli.main import main
 from mechscope.data import digits_data, modular_data
 from mechscope.models import DigitCNN, DigitCNNConfig, ModularMLP, ModularMLPConfig, build_seeded

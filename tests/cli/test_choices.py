@@ -7,7 +7,9 @@ from typing import Any, get_args
 
 import pytest
 
-from mechscope.circuits import Method, Mode, Reduce
+from mechscope.circuits.ablation import Mode
+from mechscope.circuits.contributions import Method
+from mechscope.circuits.examples import Reduce
 from mechscope.cli._options import Choice, DataPartChoice
 from mechscope.cli.circuits import AblationChoice, MethodChoice
 from mechscope.cli.examples import ReduceChoice
@@ -17,11 +19,11 @@ from mechscope.cli.train import ActivationChoice, CombineChoice, FunctionChoice,
 from mechscope.data import DataPart
 from mechscope.data.functions import FunctionName
 from mechscope.data.modular import Operation
-from mechscope.featurevis import ObjectiveKind, TransformPreset
+from mechscope.featurevis.visualize import ObjectiveKind, TransformPreset
 from mechscope.models.grokking_mlp import Combine
 from mechscope.models.modular_mlp import Activation
-from mechscope.probes import Split
 from mechscope.probes.conv import Pooling
+from mechscope.probes.rigor import Split
 
 PAIRS: list[tuple[type[Enum], Any]] = [
     (DataPartChoice, DataPart),

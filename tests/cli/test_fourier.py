@@ -7,7 +7,7 @@ import pytest
 
 from mechscope.cli.main import main
 from mechscope.data import modular_data
-from mechscope.fourier import gromov_grokking_mlp
+from mechscope.fourier.construct import gromov_grokking_mlp
 from mechscope.models.checkpoint import save_checkpoint
 
 REQUIRED = {

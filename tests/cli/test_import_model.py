@@ -165,7 +165,7 @@ def test_model_flag_without_checkpoint(net_file, npz_file, capsys):
 
 
 def test_weights_file_loads_and_pickles_need_the_flag(net_file, npz_file, tmp_path, capsys):
-    from mechscope.models import ModelFactory
+    from mechscope.models.factory import ModelFactory
 
     trained = ModelFactory.parse(f"{net_file}:make").build(trust_code=True, seed=5)
     save_file(trained.state_dict(), str(tmp_path / "w.safetensors"))

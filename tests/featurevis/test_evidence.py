@@ -9,18 +9,8 @@ from torch import nn
 
 from mechscope.data import digits_data
 from mechscope.errors import ConfigError, DataError
-from mechscope.featurevis import (
-    InputSpace,
-    RenderConfig,
-    channel,
-    count_units,
-    diversity,
-    evidence,
-    layer,
-    logit,
-    render,
-    visualize,
-)
+from mechscope.featurevis import InputSpace, RenderConfig, channel, diversity, evidence, layer, logit, render, visualize
+from mechscope.featurevis.visualize import count_units
 from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, default_train_config, train
 from mechscope.serialize import to_json
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError
-from mechscope.featurevis import Objective, channel, direction, diversity, layer, logit, neuron, prob
+from mechscope.featurevis import Objective, channel, diversity, layer, logit, neuron, prob
+from mechscope.featurevis.objectives import direction
 
 # (batch=2, channel=3, height=2, width=2) with easy means: row b, channel c is filled with 10*b + c,
 # except position (0, 1), which holds 100*c.
@@ -175,7 +176,7 @@ def test_neuron_on_a_sequence_layer_reads_one_token():
 def test_unit_objectives_read_conv1d_maps_through_the_model():
     from torch import nn
 
-    from mechscope.featurevis import LayerReader
+    from mechscope.featurevis.objectives import LayerReader
 
     model = nn.Sequential(nn.Conv1d(2, 3, 1), nn.ReLU())
     maps = torch.rand(2, 3, 5, generator=torch.Generator().manual_seed(0))  # (batch, channel, length)

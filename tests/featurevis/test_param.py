@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError, DataError
-from mechscope.featurevis import InputSpace, channel_correlation_sqrt, fft_image, pixel_image
+from mechscope.featurevis import InputSpace
+from mechscope.featurevis.param import channel_correlation_sqrt, fft_image, pixel_image
 
 SPACE = InputSpace((1, 8, 8))
 

@@ -9,18 +9,9 @@ from torch import nn
 
 from mechscope.capture import capture
 from mechscope.errors import ConfigError, LayerNameError
-from mechscope.featurevis import (
-    RenderConfig,
-    channel,
-    diversity,
-    fft_image,
-    InputSpace,
-    layer,
-    logit,
-    render,
-    row_seeds,
-    standard_transforms,
-)
+from mechscope.featurevis import RenderConfig, channel, diversity, InputSpace, layer, logit, render, standard_transforms
+from mechscope.featurevis.param import fft_image
+from mechscope.featurevis.render import row_seeds
 from mechscope.serialize import to_json
 
 FAST = RenderConfig(steps=24)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError
-from mechscope.featurevis import compose, crop, jitter, pad, random_rotate, random_scale, standard_transforms
+from mechscope.featurevis import standard_transforms
+from mechscope.featurevis.transforms import compose, crop, jitter, pad, random_rotate, random_scale
 
 
 @pytest.fixture

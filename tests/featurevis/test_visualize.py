@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError, DataError, LayerNameError
-from mechscope.featurevis import RenderConfig, count_units, jitter, unit_objective, visualize
+from mechscope.featurevis import RenderConfig, visualize
+from mechscope.featurevis.transforms import jitter
+from mechscope.featurevis.visualize import count_units, unit_objective
 from mechscope.serialize import to_json
 
 FAST = RenderConfig(steps=16)

@@ -4,13 +4,9 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError, LayerNameError
-from mechscope.fourier import (
-    ablate_frequencies,
-    accuracy_after_ablation,
-    frequency_spectrum,
-    gromov_grokking_mlp,
-    gromov_modular_mlp,
-)
+from mechscope.fourier import accuracy_after_ablation, frequency_spectrum, gromov_modular_mlp
+from mechscope.fourier.ablation import ablate_frequencies
+from mechscope.fourier.construct import gromov_grokking_mlp
 
 P = 31
 PLANTED = [3, 7, 12]

@@ -6,7 +6,9 @@ import pytest
 
 from mechscope.data import function_data, modular_data
 from mechscope.errors import ConfigError
-from mechscope.fourier import analyze_modular, default_neuron_layer, gromov_grokking_mlp, gromov_modular_mlp
+from mechscope.fourier import analyze_modular, gromov_modular_mlp
+from mechscope.fourier.analysis import default_neuron_layer
+from mechscope.fourier.construct import gromov_grokking_mlp
 from mechscope.models import (
     GrokkingMLP,
     GrokkingMLPConfig,

@@ -5,20 +5,16 @@ import torch
 
 from mechscope.errors import ConfigError
 from mechscope.fourier import (
-    embedding_matrix,
     excluded_loss,
     frequency_spectrum,
-    gromov_grokking_mlp,
     gromov_modular_mlp,
-    gromov_weights,
     logit_spectrum_2d,
-    logit_table,
     neuron_frequencies,
-    neuron_table,
     restricted_loss,
-    table_accuracy,
-    table_loss,
 )
+from mechscope.fourier.construct import gromov_grokking_mlp, gromov_weights
+from mechscope.fourier.losses import table_accuracy, table_loss
+from mechscope.fourier.tables import embedding_matrix, logit_table, neuron_table
 
 P = 31
 PLANTED = [3, 7, 12]

@@ -4,8 +4,10 @@ import pytest
 
 from mechscope.data import modular_data
 from mechscope.errors import ConfigError
-from mechscope.fourier import logit_table, restricted_loss, table_loss
+from mechscope.fourier import restricted_loss
+from mechscope.fourier.losses import table_loss
 from mechscope.fourier.progress import progress_measures, split_pairs
+from mechscope.fourier.tables import logit_table
 from mechscope.models import GrokkingMLP, GrokkingMLPConfig, build_seeded
 from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
 

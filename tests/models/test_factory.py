@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from mechscope.errors import CheckpointError, ConfigError, UntrustedCodeError
-from mechscope.models import ModelFactory, parse_model_args
 from mechscope.models.checkpoint import META_FILE, load_checkpoint, save_checkpoint
-from mechscope.models.factory import TRUST_ENV, code_trusted
+from mechscope.models.factory import TRUST_ENV, ModelFactory, code_trusted, parse_model_args
 
 NET = """
 from torch import nn

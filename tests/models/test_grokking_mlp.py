@@ -8,7 +8,8 @@ import torch
 
 from mechscope.capture import layer_names
 from mechscope.errors import ConfigError, DataError
-from mechscope.models import MODEL_REGISTRY, GrokkingMLP, GrokkingMLPConfig, build_model, build_seeded, model_spec
+from mechscope.models import GrokkingMLP, GrokkingMLPConfig, build_seeded
+from mechscope.models.registry import MODEL_REGISTRY, build_model, model_spec
 
 
 def test_grokking_mlp_maps_pairs_to_modulus_logits():

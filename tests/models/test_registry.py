@@ -9,19 +9,16 @@ from torch import nn
 
 from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models import (
-    MODEL_REGISTRY,
     DigitCNN,
     DigitCNNConfig,
     ModularMLP,
     ModularMLPConfig,
     TinyReLU,
     TinyReLUConfig,
-    build_model,
     build_seeded,
-    config_from_dict,
-    model_spec,
     register_model,
 )
+from mechscope.models.registry import MODEL_REGISTRY, build_model, config_from_dict, model_spec
 
 
 @dataclass(frozen=True)

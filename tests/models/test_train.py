@@ -20,9 +20,9 @@ from mechscope.models import (
     build_seeded,
     default_train_config,
     evaluate,
-    random_shift,
     train,
 )
+from mechscope.models.train import random_shift
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from mechscope.errors import CheckpointError
-from mechscope.models import load_weights
+from mechscope.models.weights import load_weights
 
 
 def _net(seed: int) -> nn.Module:

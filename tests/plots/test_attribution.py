@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mechscope.attribution import RANDOM, FaithfulnessResult, SanityResult
+from mechscope.attribution import FaithfulnessResult, SanityResult
+from mechscope.attribution.faithfulness import RANDOM
 from mechscope.errors import DataError
 from mechscope.plots.attribution import plot_attribution_grid, plot_perturbation_curves, plot_sanity_curves
 

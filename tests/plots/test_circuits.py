@@ -7,19 +7,14 @@ from matplotlib.colors import to_rgba
 from matplotlib.container import BarContainer
 from matplotlib.patches import Rectangle
 
-from mechscope.circuits import (
-    ActivationMaps,
-    CausalCheck,
-    ConvConnections,
-    DepthStatistics,
-    Kernels,
-    LayerExamples,
-    LayerStatistics,
-    Polysemanticity,
-    RankedExamples,
-    ReceptiveField,
-    class_circuits,
-)
+from mechscope.circuits import DepthStatistics, class_circuits
+from mechscope.circuits.ablation import CausalCheck
+from mechscope.circuits.activations import ActivationMaps, LayerStatistics
+from mechscope.circuits.connections import ConvConnections
+from mechscope.circuits.examples import LayerExamples, RankedExamples
+from mechscope.circuits.filters import Kernels
+from mechscope.circuits.layers import ReceptiveField
+from mechscope.circuits.polysemantic import Polysemanticity
 from mechscope.data import DataBundle, digits_data
 from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded
 from mechscope.plots._mosaic import Mosaic

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mechscope.errors import DataError
-from mechscope.featurevis import Evidence
+from mechscope.featurevis.evidence import Evidence
 from mechscope.plots.featurevis import MAX_PANELS, plot_class_pairs, plot_layer_grid
 
 

@@ -6,7 +6,8 @@ import torch
 from matplotlib.colors import LogNorm, to_rgba
 
 from mechscope.errors import DataError
-from mechscope.fourier import FrequencySpectrum, LogitSpectrum2D, NeuronFrequencies
+from mechscope.fourier import FrequencySpectrum, NeuronFrequencies
+from mechscope.fourier.energy import LogitSpectrum2D
 from mechscope.plots._style import CATEGORICAL, plt
 from mechscope.plots.fourier import (
     plot_frequency_spectrum,

@@ -12,7 +12,8 @@ from mechscope.plots.probes import (
     plot_probe_kernels,
     plot_probe_report,
 )
-from mechscope.probes import LayerProbeTable, LayerScore, LinearProbe, evaluate_probe
+from mechscope.probes import LayerProbeTable, LinearProbe, evaluate_probe
+from mechscope.probes.by_layer import LayerScore
 
 
 @pytest.fixture(autouse=True, scope="module")

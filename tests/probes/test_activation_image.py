@@ -6,7 +6,7 @@ import torch
 from mechscope.capture import capture
 from mechscope.errors import DataError, LayerNameError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
-from mechscope.probes import activation_image, stack_activations
+from mechscope.probes.activation_image import activation_image, stack_activations
 from mechscope.serialize import to_json
 
 

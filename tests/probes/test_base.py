@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError, DataError, NotFittedError
-from mechscope.probes import ConvProbe, LinearProbe, MLPProbe, Probe, clone
-from mechscope.probes.base import _head_loss, distinct_rows, HeadSpec
+from mechscope.probes import ConvProbe, LinearProbe, MLPProbe, Probe
+from mechscope.probes.base import _head_loss, clone, distinct_rows, HeadSpec
 
 FAMILY = [
     lambda: LinearProbe(),

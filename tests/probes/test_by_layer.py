@@ -5,7 +5,8 @@ import torch
 
 from mechscope.errors import ConfigError, LayerNameError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
-from mechscope.probes import ConvProbe, probe_activation_image, probe_by_layer, representative_cases, unit_means
+from mechscope.probes import ConvProbe, probe_activation_image, probe_by_layer, unit_means
+from mechscope.probes.by_layer import representative_cases
 from mechscope.serialize import to_json
 
 

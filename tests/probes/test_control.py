@@ -6,16 +6,8 @@ from torch import nn
 
 from mechscope.errors import DataError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
-from mechscope.probes import (
-    LinearProbe,
-    MLPProbe,
-    control_task,
-    evaluate_probe,
-    input_types,
-    majority_baseline,
-    selectivity,
-    untrained_copy,
-)
+from mechscope.probes import LinearProbe, MLPProbe, evaluate_probe, untrained_copy
+from mechscope.probes.control import control_task, input_types, majority_baseline, selectivity
 
 
 def test_input_types_equal_rows_share_ids():

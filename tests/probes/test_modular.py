@@ -6,7 +6,8 @@ import torch
 from mechscope.data import modular_data
 from mechscope.errors import UnsupportedModelError
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
-from mechscope.probes import ConvProbe, hidden_layers, probe_modular_mlp
+from mechscope.probes import ConvProbe, probe_modular_mlp
+from mechscope.probes.modular import hidden_layers
 
 
 def test_probe_modular_mlp_decodes_all_heads_on_a_small_run(mod2):

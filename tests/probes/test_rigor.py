@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mechscope.errors import ConfigError, DataError
-from mechscope.probes import LinearProbe, evaluate_probe, split_indices
+from mechscope.probes import LinearProbe, evaluate_probe
+from mechscope.probes.rigor import split_indices
 from mechscope.serialize import to_json
 
 SPEC_KEYS = {

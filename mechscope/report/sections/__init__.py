@@ -1,8 +1,8 @@
 """One module per report section, each defining one `ReportSection` subclass; `SECTIONS` lists them."""
 
-from typing import Any
+import typing
 
-from mechscope.report.section import ReportSection
+from mechscope.report import section
 from mechscope.report.sections.attribution import AttributionSection
 from mechscope.report.sections.circuits import CircuitsSection
 from mechscope.report.sections.depth import DepthSection
@@ -24,7 +24,7 @@ __all__ = [
     "write_overview",
 ]
 
-SECTIONS: tuple[type[ReportSection[Any]], ...] = (
+SECTIONS: tuple[type[section.ReportSection[typing.Any]], ...] = (
     UnitsSection,
     DepthSection,
     CircuitsSection,

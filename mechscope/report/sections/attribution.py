@@ -8,16 +8,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from mechscope.attribution import (
-    METHODS,
-    Attribution,
-    FaithfulnessResult,
-    SanityResult,
-    build_method,
-    cascading_randomization,
-    faithfulness,
-)
-from mechscope.capture import describe_output
+from mechscope.attribution import Attribution, FaithfulnessResult, SanityResult, cascading_randomization, faithfulness
+from mechscope.attribution.registry import METHODS, build_method
+from mechscope.capture.outputs import describe_output
 from mechscope.errors import UnsupportedModelError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import paragraph, table, tag

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mechscope.circuits import ActivationMaps, DepthStatistics, activation_maps, depth_statistics
+from mechscope.circuits import DepthStatistics, activation_maps, depth_statistics
+from mechscope.circuits.activations import ActivationMaps
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, link, paragraph, table, tag
 from mechscope.report.section import (

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mechscope.errors import MechscopeError
-from mechscope.fourier import default_neuron_layer
+from mechscope.fourier.analysis import default_neuron_layer
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, join, key_values, link, paragraph, table, tag
 from mechscope.report.section import (

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mechscope.circuits import Connection, conv_kernels, connections_into
+from mechscope.circuits import conv_kernels
+from mechscope.circuits.connections import Connection, connections_into
 from mechscope.errors import MechscopeError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, join, key_values, link, paragraph, raw, tag

@@ -17,7 +17,6 @@ from mechscope.capture.names import split_layer
 from mechscope.circuits.dataflow import layer_graph
 from mechscope.data.finite import check_finite
 from mechscope.errors import DataError, UnsupportedModelError
-from mechscope.capture.modes import eval_mode
 
 __all__ = [
     "ReceptiveField",

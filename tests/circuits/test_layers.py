@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from mechscope.capture import default_layer
-from mechscope.circuits._modules import (
+from mechscope.circuits.layers import (
     activation_after,
     conv_feeding,
     conv_layers,
