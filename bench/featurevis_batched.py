@@ -20,7 +20,8 @@ import torch
 
 from mechscope.data import digits_data
 from mechscope.featurevis import InputSpace, RenderConfig, channel, evidence, render
-from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, default_train_config, train
+from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, train
+from mechscope.models.train import default_train_config
 from mechscope.models.checkpoint import load_checkpoint
 
 

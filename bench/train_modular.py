@@ -17,7 +17,8 @@ import numpy as np
 from _article_target import article_weights, predict, target_epoch
 
 from mechscope.data import modular_data
-from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, evaluate, train
+from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
+from mechscope.models.train import evaluate
 
 
 def article_loop(x: np.ndarray, y_onehot: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> tuple[float, int]:

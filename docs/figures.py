@@ -128,7 +128,8 @@ def circuits() -> None:
 
 def formula() -> None:
     from mechscope.data import function_data
-    from mechscope.models import TinyReLU, TinyReLUConfig, build_seeded, default_train_config, train
+    from mechscope.models import TinyReLU, TinyReLUConfig, build_seeded, train
+    from mechscope.models.train import default_train_config
     from mechscope.plots.formula import plot_formula
     from mechscope.symbolic import read_formula
 
@@ -196,6 +197,46 @@ def _save_screenshot(shot: Path, path: Path) -> None:
     print(f"  {path.relative_to(IMG.parent.parent)}: {path.stat().st_size / 1024:.0f} KB")
 
 
+def patching() -> None:
+    """A small grokking transformer (p = 59, d_model 64): patching, attribution patching, lens, attention."""
+    from mechscope.data import modular_data
+    from mechscope.lens import attention_patterns, direct_logit_attribution, logit_lens
+    from mechscope.models import build_seeded
+    from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
+    from mechscope.models.grokking_transformer import GrokkingTransformer, GrokkingTransformerConfig
+    from mechscope.patching import activation_patching, attribution_patching, compare, default_pairing
+    from mechscope.plots.patching import (
+        plot_attention,
+        plot_logit_attribution,
+        plot_logit_lens,
+        plot_patching,
+        plot_patching_comparison,
+    )
+
+    data = modular_data(59, "+", encoding="pairs", test_fraction=0.4, seed=0)
+    model = build_seeded(GrokkingTransformer, GrokkingTransformerConfig(modulus=59, d_model=64, d_mlp=256), 0)
+    run = train_grokking(model, data, GrokkingTrainConfig(steps=800, lr=3e-3), progress=False)
+    print(f"  GrokkingTransformer: test accuracy {run.metrics['test_accuracy']:.3f}, grokked at {run.grokked_at()}")
+    model.eval()
+    pairing = default_pairing(data, 16)
+    layers = ["blocks.0.resid_pre", "blocks.0.resid_mid", "blocks.0.resid_post"]
+    exact = activation_patching(model, pairing.clean, pairing.corrupt, layers, pairing.metric)
+    approx = attribution_patching(model, pairing.clean, pairing.corrupt, layers, pairing.metric)
+    tokens = ["a", "b", "="]
+    save(plot_patching(exact, cell_labels=tokens), "patching_positions")
+    heads = activation_patching(model, pairing.clean, pairing.corrupt, "blocks.0.attn.z", pairing.metric,
+                                along="head")
+    save(plot_patching(heads), "patching_heads")
+    save(plot_patching_comparison(compare(exact, approx), cell_labels=tokens), "patching_attribution")
+    x, y = data.x_test[:64], data.y_test[:64]
+    save(plot_logit_lens(logit_lens(model, x, [layers[0], layers[2]], unembed="unembed", answer=y)), "logit_lens")
+    parts = ["blocks.0.resid_pre", "blocks.0.attn.heads", "blocks.0.mlp"]
+    save(plot_logit_attribution(direct_logit_attribution(model, x, parts, unembed="unembed", answer=y)),
+         "logit_attribution")
+    pattern = attention_patterns(model, x)["blocks.0.attn.pattern"].mean(dim=0)
+    save(plot_attention(pattern, tokens=tokens, title="blocks.0.attn.pattern (mean over 64 inputs)"), "attention")
+
+
 FIGURES: dict[str, Callable[[], None]] = {
     "training_curves": training_curves,
     "capture": capture_activations,
@@ -205,6 +246,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "attribution": attribution,
     "circuit": circuits,
     "fourier": fourier,
+    "patching": patching,
     "report": report_unit,
 }
 

@@ -54,9 +54,9 @@ from mechscope.models import (
     TinyReLUConfig,
     TrainConfig,
     build_seeded,
-    evaluate,
     train,
 )
+from mechscope.models.train import evaluate
 from mechscope.models.grokking_train import GrokkingTrainConfig, train_grokking
 from mechscope.probes import LinearProbe, MLPProbe, probe_by_layer, untrained_copy
 from mechscope.probes.control import control_task

@@ -114,6 +114,18 @@ def _fourier() -> Any:
     return _single(fourier.fourier, fourier.EXAMPLES)
 
 
+def _patch() -> Any:
+    from mechscope.cli import patch
+
+    return _single(patch.patch, patch.EXAMPLES)
+
+
+def _lens() -> Any:
+    from mechscope.cli import lens
+
+    return _single(lens.lens, lens.EXAMPLES)
+
+
 def _tour() -> Any:
     from mechscope.cli import tour
 
@@ -122,7 +134,8 @@ def _tour() -> Any:
 
 _BUILDERS: dict[str, Callable[[], Any]] = {
     "model": _model, "units": _units, "probe": _probe, "report": _report, "attribute": _attribute,
-    "circuits": _circuits, "formula": _formula, "fourier": _fourier, "tour": _tour,
+    "circuits": _circuits, "formula": _formula, "fourier": _fourier, "patch": _patch,
+    "lens": _lens, "tour": _tour,
 }
 NAMES = (*_BUILDERS, *ALIASES)
 """Every top-level command name, the hidden aliases last."""

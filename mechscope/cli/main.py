@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, bool]] = {
     "formula": ("Read the formula a piecewise-linear network computes, with coverage and verified errors.", False),
     "fourier": ("Key frequencies, restricted/excluded loss, ablations and clock-vs-pizza of a modular model.",
                 False),
+    "patch": ("Which layer, position, head or unit carries the answer: activation and attribution patching.",
+              False),
+    "lens": ("What the residual stream predicts at each depth (logit lens) and which heads and MLPs write the "
+             "answer.", False),
     "tour": ("Train every built-in target, run every analysis and write a browsable report of each into --out.",
              False),
     **{alias: (f"= {target}", True) for alias, target in ALIASES.items()},

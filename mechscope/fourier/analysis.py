@@ -160,9 +160,14 @@ def analyze_modular(
 
 
 def default_neuron_layer(model: nn.Module) -> str | None:
-    """Return the hidden layer whose neurons to cluster: "act" (GrokkingMLP), "hidden.0" (ModularMLP), else None."""
+    """Return the hidden layer whose neurons to cluster, else None.
+
+    "act" (GrokkingMLP), "hidden.0" (ModularMLP), the last block's "blocks.i.mlp.act" (GrokkingTransformer).
+    """
     names = set(layer_names(model))
-    for candidate in ("act", "hidden.0"):
+    blocks = sorted((n for n in names if n.startswith("blocks.") and n.endswith(".mlp.act")),
+                    key=lambda n: int(n.split(".")[1]) if n.split(".")[1].isdigit() else -1)
+    for candidate in ("act", "hidden.0", *blocks[-1:]):
         if candidate in names:
             return candidate
     return None

@@ -141,7 +141,10 @@ def neuron_table(
     *,
     encoding: InputEncoding | None = None,
 ) -> Tensor:
-    """Return a layer's output on every pair, shape (p, p, unit) (trailing dims flattened).
+    """Return a layer's output on every pair, shape (p, p, unit).
+
+    A sequence layer (batch, pos, unit), such as a transformer's MLP neurons, is read at the
+    last position, where the answer is predicted; other trailing dims are flattened.
 
     Args:
         model: As for `logit_table`.
@@ -158,6 +161,8 @@ def neuron_table(
     with eval_mode(model), torch.no_grad(), capture(model, [layer]) as store:
         model(x)
     acts = store.act(layer).float().cpu()
+    if acts.dim() == 3:
+        acts = acts[:, -1]
     return acts.reshape(p, p, -1)
 
 

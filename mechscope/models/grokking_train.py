@@ -10,7 +10,7 @@ need the final key frequencies) can be replayed afterwards.
 Example:
     >>> data = modular_data(59, encoding="pairs", test_fraction=0.5)
     >>> model = build_seeded(GrokkingMLP, GrokkingMLPConfig(modulus=59), seed=0)
-    >>> run = train_grokking(model, data, GrokkingTrainConfig(steps=3000), progress=False)
+    >>> run = train_grokking(model, data, GrokkingTrainConfig(steps=5000), progress=False)
     >>> run.grokked_at()      # first logged step with test accuracy >= 0.99
 """
 
@@ -40,10 +40,10 @@ class GrokkingTrainConfig:
     """Settings of a full-batch AdamW run.
 
     Example:
-        >>> GrokkingTrainConfig(steps=3000, lr=3e-3, weight_decay=1.0)
+        >>> GrokkingTrainConfig(steps=5000, lr=3e-3, weight_decay=1.0)
     """
 
-    steps: int = 3000  # full-batch optimizer steps
+    steps: int = 5000  # full-batch optimizer steps; the GrokkingMLP recipe's default (<= 8 key frequencies)
     lr: float = 3e-3  # AdamW learning rate (constant)
     weight_decay: float = 1.0  # AdamW decoupled weight decay; grokking needs it large
     betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas, as in Nanda et al.

@@ -29,9 +29,9 @@ from mechscope.models import (
     TinyReLU,
     TinyReLUConfig,
     build_seeded,
-    default_train_config,
     train,
 )
+from mechscope.models.train import default_train_config
 from mechscope.devices import resolve_device
 from mechscope.models.checkpoint import check_checkpoint_out, save_checkpoint
 from mechscope.models.modular_mlp import Activation

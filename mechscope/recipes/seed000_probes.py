@@ -23,7 +23,8 @@ from pathlib import Path
 
 from mechscope.data import modular_data
 from mechscope.data.modular import Operation
-from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, evaluate, train
+from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
+from mechscope.models.train import evaluate
 from mechscope.probes import Probe, ProbeRun, probe_modular_mlp
 from mechscope.probes.rigor import Split
 from mechscope.recipes.builtin import PathLike

@@ -14,6 +14,7 @@ from mechscope.cli._options import Choice, DataPartChoice
 from mechscope.cli.circuits import AblationChoice, MethodChoice
 from mechscope.cli.examples import ReduceChoice
 from mechscope.cli.featurevis import ObjectiveChoice, TransformChoice
+from mechscope.cli.patch import AlongChoice, DirectionChoice, MetricChoice
 from mechscope.cli.probe import PoolingChoice, SplitChoice
 from mechscope.cli.train import ActivationChoice, CombineChoice, FunctionChoice, OperationChoice
 from mechscope.data import DataPart
@@ -22,6 +23,9 @@ from mechscope.data.modular import Operation
 from mechscope.featurevis.visualize import ObjectiveKind, TransformPreset
 from mechscope.models.grokking_mlp import Combine
 from mechscope.models.modular_mlp import Activation
+from mechscope.patching import Direction
+from mechscope.patching.cells import CellKind
+from mechscope.patching.metrics import MetricName
 from mechscope.probes.conv import Pooling
 from mechscope.probes.rigor import Split
 
@@ -38,6 +42,9 @@ PAIRS: list[tuple[type[Enum], Any]] = [
     (ActivationChoice, Activation),
     (FunctionChoice, FunctionName),
     (CombineChoice, Combine),
+    (MetricChoice, MetricName),
+    (AlongChoice, CellKind),
+    (DirectionChoice, Direction),
 ]
 
 

@@ -22,7 +22,8 @@ def test_bare_command_lists_nouns_and_verbs_not_aliases(capsys):
     assert main([]) == 2
     err = capsys.readouterr().err
     listed = err.split("needs a command: ")[1].split(" (see")[0].split(", ")
-    assert {"model", "units", "probe", "report", "attribute", "circuits", "formula", "fourier", "tour"} == set(listed)
+    assert {"model", "units", "probe", "report", "attribute", "circuits", "formula", "fourier", "patch", "lens",
+            "tour"} == set(listed)
     assert err.count("\n") == 1
 
 

@@ -11,7 +11,8 @@ from mechscope.data import digits_data
 from mechscope.errors import ConfigError, DataError
 from mechscope.featurevis import InputSpace, RenderConfig, channel, diversity, evidence, layer, logit, render, visualize
 from mechscope.featurevis.visualize import count_units
-from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, default_train_config, train
+from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, train
+from mechscope.models.train import default_train_config
 from mechscope.serialize import to_json
 
 

@@ -87,3 +87,25 @@ def test_analyze_modular_refuses_other_operations():
     model = GrokkingMLP(GrokkingMLPConfig(modulus=5))
     with pytest.raises(ConfigError, match=r"\(a \+ b\) mod p"):
         analyze_modular(model, data=modular_data(5, "*", encoding="pairs"))
+
+
+def test_the_toolbox_runs_on_the_grokking_transformer() -> None:
+    """Same calls as on the MLP: embedding found, neurons read at "=", clock-or-pizza defined."""
+    import torch
+
+    from mechscope.fourier import analyze_modular
+    from mechscope.fourier.tables import neuron_table
+    from mechscope.models.grokking_transformer import GrokkingTransformer, GrokkingTransformerConfig
+
+    torch.manual_seed(0)
+    model = GrokkingTransformer(GrokkingTransformerConfig(modulus=7, d_model=8, n_heads=2, d_mlp=12))
+    result = analyze_modular(model)
+    assert result.modulus == 7 and result.neurons is not None and result.neurons.n_units == 12
+    assert result.clock_pizza is not None
+    table = neuron_table(model, "blocks.0.mlp.act")
+    with torch.no_grad():
+        from mechscope.capture import capture
+
+        with capture(model, ["blocks.0.mlp.act"]) as store:
+            model(torch.tensor([[2, 5]]))
+    assert torch.allclose(table[2, 5], store.act("blocks.0.mlp.act")[0, -1])  # the "=" position

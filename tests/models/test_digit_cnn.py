@@ -8,7 +8,8 @@ from torch import nn
 
 from mechscope.data import digits_data
 from mechscope.errors import ConfigError, DataError
-from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, default_train_config, train
+from mechscope.models import DigitCNN, DigitCNNConfig, build_seeded, train
+from mechscope.models.train import default_train_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -5,7 +5,8 @@ import torch
 
 from mechscope.data import modular_data
 from mechscope.errors import ConfigError, DataError
-from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, default_train_config, evaluate, train
+from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
+from mechscope.models.train import default_train_config, evaluate
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -5,7 +5,8 @@ import torch
 
 from mechscope.data import function_data
 from mechscope.errors import ConfigError, DataError
-from mechscope.models import TinyReLU, TinyReLUConfig, build_seeded, default_train_config, train
+from mechscope.models import TinyReLU, TinyReLUConfig, build_seeded, train
+from mechscope.models.train import default_train_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

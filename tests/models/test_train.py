@@ -18,10 +18,9 @@ from mechscope.models import (
     TinyReLUConfig,
     TrainConfig,
     build_seeded,
-    default_train_config,
-    evaluate,
     train,
 )
+from mechscope.models.train import default_train_config, evaluate
 from mechscope.models.train import random_shift
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -56,16 +56,16 @@ def test_tour_refuses_file_as_out(tmp_path, capsys):
 
 
 def test_tour_steps_pair_every_target_with_its_report():
-    for quick, report in ((True, "report-quick"), (False, "report")):
+    for quick, report, n_models in ((True, "report-quick", 6), (False, "report", 7)):
         steps = tour.tour_steps(quick=quick)
         trained, reports = steps[0::2], steps[1::2]
-        assert len(trained) == len(reports) == 6
+        assert len(trained) == len(reports) == n_models
         assert [s.name for s in reports] == [f"{t.name}/{report}" for t in trained]
         assert all(s.is_report for s in reports) and not any(s.is_report for s in trained)
     quick = {s.name for s in tour.tour_steps(quick=True)}
     full = {s.name for s in tour.tour_steps(quick=False)}
     assert {"modular-mlp-mod2", "tiny-relu-sum", "tiny-relu-weighted", "tiny-relu-product"} <= quick & full
-    assert {"digit-cnn-gap-mnist5k", "grokking-mlp-p59"} <= full - quick
+    assert {"digit-cnn-gap-mnist5k", "grokking-mlp-p59", "grokking-transformer-p59"} <= full - quick
     assert {"digit-cnn-digits", "grokking-mlp-p31"} <= quick - full
 
 

@@ -131,7 +131,7 @@ def test_section_order_puts_a_section_after_the_ones_it_needs() -> None:
 
 def test_section_order_of_the_built_in_sections() -> None:
     assert [s.key for s in section_order(SECTIONS)] == [
-        "depth", "units", "circuits", "attribution", "probes", "formula", "fourier",
+        "depth", "units", "circuits", "attribution", "probes", "formula", "fourier", "attention", "patching", "lens",
     ]
 
     class AfterUnits(_Fake):

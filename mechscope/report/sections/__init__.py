@@ -10,6 +10,7 @@ from mechscope.report.sections.formula import FormulaSection
 from mechscope.report.sections.fourier import FourierSection
 from mechscope.report.sections.overview import write_overview
 from mechscope.report.sections.probes import ProbesSection
+from mechscope.report.sections.transformer import AttentionSection, LensSection, PatchingSection
 from mechscope.report.sections.units import UnitsSection
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "FourierSection",
     "ProbesSection",
     "UnitsSection",
+    "AttentionSection",
+    "PatchingSection",
+    "LensSection",
     "write_overview",
 ]
 
@@ -32,6 +36,9 @@ SECTIONS: tuple[type[section.ReportSection[typing.Any]], ...] = (
     ProbesSection,
     FormulaSection,
     FourierSection,
+    AttentionSection,
+    PatchingSection,
+    LensSection,
 )
 """The built-in sections in the order the overview shows them; `build_report` runs them in the
 order of their `needs` (depth before units, units before circuits, probes and Fourier)."""
