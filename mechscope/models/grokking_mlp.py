@@ -28,7 +28,7 @@ from mechscope.errors import ConfigError, DataError
 from mechscope.limits import MAX_MODULUS, MAX_WIDTH, check_limit
 from mechscope.models.registry import register_model
 
-__all__ = ["GrokkingMLP", "GrokkingMLPConfig", "Combine"]
+__all__ = ["GrokkingMLP", "GrokkingMLPConfig", "Combine", "check_pairs"]
 
 Combine = Literal["concat", "sum"]
 
@@ -101,7 +101,7 @@ class GrokkingMLP(nn.Module):
         Raises:
             DataError: If `x` is not (batch, 2) integers in 0..modulus-1.
         """
-        self._check_pairs(x)
+        check_pairs(x, self.config.modulus, type(self).__name__)
         return self.forward_embeddings(self.embed(x))
 
     def forward_embeddings(self, embeddings: Tensor) -> Tensor:
@@ -115,15 +115,20 @@ class GrokkingMLP(nn.Module):
             combined = embeddings.sum(dim=1)  # (batch, d_embed)
         return self.unembed(self.act(self.hidden(combined)))
 
-    def _check_pairs(self, x: Tensor) -> None:
-        p = self.config.modulus
-        if x.dim() != 2 or x.shape[1] != 2 or x.is_floating_point() or x.is_complex():
-            raise DataError(
-                f"GrokkingMLP expects integer pairs of shape (batch, 2), got {x.dtype} {tuple(x.shape)}; "
-                "build them with modular_data(modulus, encoding='pairs')."
-            )
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= p):
-            raise DataError(f"pair values must lie in 0..{p - 1}, got range {int(x.min())}..{int(x.max())}.")
+
+def check_pairs(x: Tensor, modulus: int, model: str) -> None:
+    """Check that `x` holds integer pairs (batch, 2) of residues 0..modulus-1.
+
+    Raises:
+        DataError: the shape, dtype or range is wrong; the message names `model`.
+    """
+    if x.dim() != 2 or x.shape[1] != 2 or x.is_floating_point() or x.is_complex():
+        raise DataError(
+            f"{model} expects integer pairs of shape (batch, 2), got {x.dtype} {tuple(x.shape)}; "
+            "build them with modular_data(modulus, encoding='pairs')."
+        )
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= modulus):
+        raise DataError(f"pair values must lie in 0..{modulus - 1}, got range {int(x.min())}..{int(x.max())}.")
 
 
 register_model(GrokkingMLP, GrokkingMLPConfig)

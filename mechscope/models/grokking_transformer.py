@@ -40,8 +40,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mechscope.errors import ConfigError, DataError
+from mechscope.errors import ConfigError
 from mechscope.limits import MAX_LAYERS, MAX_MODULUS, MAX_WIDTH, check_limit
+from mechscope.models.grokking_mlp import check_pairs
 from mechscope.models.registry import register_model
 
 __all__ = ["GrokkingTransformer", "GrokkingTransformerConfig", "HeadPoint"]
@@ -213,7 +214,7 @@ class GrokkingTransformer(nn.Module):
         Raises:
             DataError: If `x` is not (batch, 2) integers in 0..modulus-1.
         """
-        self._check_pairs(x)
+        check_pairs(x, self.config.modulus, type(self).__name__)
         return self.forward_embeddings(self.embed(x))
 
     def forward_embeddings(self, embeddings: Tensor) -> Tensor:
@@ -224,16 +225,6 @@ class GrokkingTransformer(nn.Module):
         for block in self.blocks:
             resid = block(resid)
         return self.unembed(self.ln_final(resid))[:, -1]
-
-    def _check_pairs(self, x: Tensor) -> None:
-        p = self.config.modulus
-        if x.dim() != 2 or x.shape[1] != 2 or x.is_floating_point() or x.is_complex():
-            raise DataError(
-                f"GrokkingTransformer expects integer pairs of shape (batch, 2), got {x.dtype} {tuple(x.shape)}; "
-                "build them with modular_data(modulus, encoding='pairs')."
-            )
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= p):
-            raise DataError(f"pair values must lie in 0..{p - 1}, got range {int(x.min())}..{int(x.max())}.")
 
 
 register_model(GrokkingTransformer, GrokkingTransformerConfig)
