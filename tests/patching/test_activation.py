@@ -48,9 +48,14 @@ def test_clean_into_clean_changes_nothing() -> None:
     metric = logit_diff(0, 1)
     with pytest.raises(DataError, match="nothing to recover"):
         activation_patching(model, clean, clean, "mix", metric)
-    from mechscope.patching.activation import run_pair
+    from mechscope.patching.activation import _sweep_at_once, _sweep_layer, run_pair
+
     runs = run_pair(model, clean, clean, ["mix"], metric)
     assert runs.clean_metric == runs.corrupt_metric
+    source = runs.clean["mix"]
+    for values in (_sweep_layer(model, clean, "mix", 1, source, metric, None, 2),
+                   _sweep_at_once(model, clean, ["mix"], [1], [source], metric, None)):
+        assert torch.allclose(values, torch.full((4,), runs.clean_metric, dtype=torch.float64), atol=1e-6)
 
 
 @pytest.mark.parametrize("max_batch", [1, 3, 7, 1000])
