@@ -13,7 +13,8 @@ are broken by dataset order and the result equals a brute-force ranking of all s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -28,6 +29,7 @@ from mechscope.capture.record import Inputs, iter_batches
 from mechscope.capture.units import LayerAxes, layer_unit_axes
 from mechscope.circuits.layers import ReceptiveField, receptive_field
 from mechscope.data.finite import check_finite
+from mechscope.engine import Engine
 from mechscope.errors import ConfigError, DataError
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "LayerExamples",
     "DatasetExamples",
     "dataset_examples",
+    "merge_examples",
     "unit_scores",
 ]
 
@@ -249,6 +252,7 @@ def dataset_examples(
     batch_size: int = 256,
     progress: bool = True,
     axes: LayerAxes = None,
+    engine: Engine | None = None,
 ) -> DatasetExamples:
     """Find the top-k and bottom-k inputs of every unit of `layers` in one pass over `data`.
 
@@ -264,6 +268,9 @@ def dataset_examples(
         progress: Show a progress bar on a terminal.
         axes: Unit axes: None infers them per layer (`mechscope.capture.units.layer_unit_axes`); a
             UnitAxes, kind or unit axis index for all layers, or a mapping by layer name.
+        engine: Where to run (`mechscope.engine`): with several workers a tensor `data` is cut
+            into shards of whole batches, searched as tasks and merged exactly
+            (`merge_examples`); the result equals the one-pass search, indices included.
 
     Returns:
         DatasetExamples; `result[layer].top.indices[unit]` are the unit's top inputs.
@@ -283,26 +290,95 @@ def dataset_examples(
     names = resolve_layers(model, layers)
     if isinstance(data, Tensor):
         check_finite(data, "data")
-    rankings = {name: _LayerRanking(name, k) for name in names}
-    batches, total = iter_batches(data, batch_size)
+    options = _Options(names, k, reduce, batch_size, axes)
+    if engine is not None and engine.workers > 1 and isinstance(data, Tensor) and data.shape[0] > batch_size:
+        return _sharded(model, data, options, engine)
+    return _stream(model, data, options, first=0, progress=progress)
+
+
+def merge_examples(parts: Sequence[DatasetExamples]) -> DatasetExamples:
+    """Merge the examples of consecutive shards of one dataset, in dataset order, into the one-pass result.
+
+    Each part's indices must already count from the start of the whole dataset. Ties keep
+    dataset order (earlier parts first), as the one-pass search does, so the merge equals
+    `dataset_examples` over the whole dataset exactly, indices included.
+
+    Raises:
+        DataError: no parts, or parts of different layers or shapes.
+    """
+    if not parts:
+        raise DataError("merge_examples needs at least one part.")
+    merged: dict[str, LayerExamples] = {}
+    for name, first in parts[0].layers.items():
+        layers = [part.layers.get(name) for part in parts]
+        if any(layer is None or layer.activation_shape != first.activation_shape for layer in layers):
+            raise DataError(f"the parts disagree on layer {name!r}; merge shards of one search only.")
+        chosen = [layer for layer in layers if layer is not None]
+        merged[name] = replace(first, top=_merge_ranked([x.top for x in chosen], first.k, largest=True),
+                               bottom=_merge_ranked([x.bottom for x in chosen], first.k, largest=False),
+                               n_inputs=sum(x.n_inputs for x in chosen))
+    return DatasetExamples(merged)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What one search asks for (the same in every shard)."""
+
+    names: list[str]
+    k: int
+    reduce: Reduce
+    batch_size: int
+    axes: LayerAxes
+
+
+def _stream(model: nn.Module, data: Inputs, options: _Options, *, first: int, progress: bool) -> DatasetExamples:
+    """One pass over `data`, whose first input is dataset position `first`."""
+    rankings = {name: _LayerRanking(name, options.k) for name in options.names}
+    batches, total = iter_batches(data, options.batch_size)
     device = model_device(model)
     seen = 0
     with eval_mode(model), torch.no_grad():
         bar = tqdm(batches, desc="dataset examples", leave=False, disable=None if progress else True,
-                   total=None if total is None else -(-total // batch_size))
+                   total=None if total is None else -(-total // options.batch_size))
         for number, batch in enumerate(bar):
             if not isinstance(data, Tensor):
                 check_finite(batch, f"data (batch {number}, from example {seen})")
             batch = batch.to(device)
-            with capture(model, names, check_finite=False) as store:
+            with capture(model, options.names, check_finite=False) as store:
                 model(batch)
-            indices = torch.arange(seen, seen + batch.shape[0], device=device)
+            indices = torch.arange(first + seen, first + seen + batch.shape[0], device=device)
             for name, ranking in rankings.items():
-                ranking.update(model, store.act(name), tuple(batch.shape[1:]), indices, reduce=reduce, axes=axes)
+                ranking.update(model, store.act(name), tuple(batch.shape[1:]), indices, reduce=options.reduce,
+                               axes=options.axes)
             seen += batch.shape[0]
     if seen == 0:
         raise DataError("dataset_examples got an empty dataset; pass at least one input.")
-    return DatasetExamples({name: ranking.result(reduce, seen) for name, ranking in rankings.items()})
+    return DatasetExamples({name: ranking.result(options.reduce, seen) for name, ranking in rankings.items()})
+
+
+def _sharded(model: nn.Module, data: Tensor, options: _Options, engine: Engine) -> DatasetExamples:
+    """Shards of whole batches (so every input meets the same batch as in one pass), searched as tasks, merged."""
+    n, per_batch = int(data.shape[0]), options.batch_size
+    batches = -(-n // per_batch)
+    per_shard = -(-batches // (2 * engine.workers)) * per_batch  # two shards per worker
+    shards = [(data[start:start + per_shard], start, options) for start in range(0, n, per_shard)]
+    return merge_examples(engine.map(_shard_task, shards, shared=model))
+
+
+def _shard_task(model: nn.Module, shard: tuple[Tensor, int, _Options]) -> DatasetExamples:
+    data, first, options = shard
+    return _stream(model, data, options, first=first, progress=False)
+
+
+def _merge_ranked(parts: list[RankedExamples], k: int, *, largest: bool) -> RankedExamples:
+    values = torch.cat([p.values for p in parts], dim=1)  # (unit, sum of k), parts in dataset order
+    indices = torch.cat([p.indices for p in parts], dim=1)
+    order = torch.sort(values, dim=1, descending=largest, stable=True).indices[:, :k]
+    positions = None
+    if all(p.positions is not None for p in parts):
+        stacked = torch.cat([p.positions for p in parts if p.positions is not None], dim=1)
+        positions = stacked.gather(1, order[:, :, None].expand(-1, -1, stacked.shape[2]))
+    return RankedExamples(values.gather(1, order), indices.gather(1, order), positions)
 
 
 class _LayerRanking:

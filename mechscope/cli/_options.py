@@ -32,6 +32,8 @@ __all__ = [
     "DataPartChoice",
     "split_of",
     "OutputOpt",
+    "WorkersOpt",
+    "RayAddressOpt",
     "output_of",
 ]
 
@@ -80,6 +82,16 @@ def split_of(bundle: Any, split: DataPartChoice) -> tuple[Any, Any]:
         return bundle.x_test, bundle.y_test
     return bundle.all_inputs(), torch.cat([bundle.y_train, bundle.y_test])
 
+
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", min=0, max=4096,
+                      help="Run the work as tasks on a local Ray runtime with this many CPUs (0: this process). "
+                           "Needs Ray: pip install 'mechscope[ray]'.")
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", metavar="HOST:PORT",
+                             help="Run the work on the Ray cluster at this address (`ray start --head` there).")
+]
 
 OutputOpt = Annotated[
     str | None,

@@ -13,18 +13,28 @@ from mechscope.capture import get_layer
 from mechscope.circuits import dataset_examples, polysemanticity
 from mechscope.circuits.examples import LayerExamples, Reduce
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import Choice, DataPartChoice, split_of, FiguresOpt, FormatOpt
+from mechscope.cli._options import (
+    Choice,
+    DataPartChoice,
+    FiguresOpt,
+    FormatOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    split_of,
+)
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_WIDTH
 from mechscope.data import DataBundle
+from mechscope.engine import open_engine
 from mechscope.errors import LayerNameError
 from mechscope.serialize import to_json
 
 EXAMPLES = (
     "Examples:\n\n  mechscope units examples runs/digit-cnn --layer relu3\n\n"
     "  mechscope units examples runs/digit-cnn --layer relu1 --k 16 --out figs/examples\n\n"
-    "  mechscope units examples runs/digit-cnn --layer fc1 --split test --format json"
+    "  mechscope units examples runs/digit-cnn --layer fc1 --split test --format json\n\n"
+    "  mechscope units examples runs/digit-cnn --layer relu3 --workers 2   # shards on a local Ray runtime"
 )
 
 _PAGE = 16  # units per figure
@@ -52,6 +62,8 @@ def examples(
         typer.Option("--min-classes", min=1, max=MAX_WIDTH,
                      help="Flag a unit polysemantic when its top-k need this many classes."),
     ] = 3,
+    workers: WorkersOpt = 0,
+    ray_address: RayAddressOpt = None,
     out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
@@ -63,7 +75,8 @@ def examples(
         raise CLIError(f"--layer: {err}") from None
     bundle = ckpt.data()
     inputs, labels = split_of(bundle, split)
-    found = dataset_examples(ckpt.model, inputs, layer, k=k, reduce=reduce.value)[layer]
+    with open_engine(workers, ray_address) as engine:  # shards of the data as tasks; merged exactly
+        found = dataset_examples(ckpt.model, inputs, layer, k=k, reduce=reduce.value, engine=engine)[layer]
     result: dict[str, Any] = {"checkpoint": source.label, "split": split.value, **to_json(found)}
     poly = None
     if bundle.task == "classification":

@@ -44,3 +44,21 @@ def test_examples_bad_flags_exit_2(checkpoint, capsys):
     assert main(["examples", str(checkpoint), "--layer", "rleu2"]) == 2
     assert "Did you mean 'relu2'" in capsys.readouterr().err
     assert main(["examples", str(checkpoint)]) == 2  # --layer is required
+
+
+@pytest.mark.slow
+def test_examples_on_ray_workers_equal_one_process(checkpoint, capsys):
+    pytest.importorskip("ray")
+    args = ["units", "examples", str(checkpoint), "--layer", "relu2", "--k", "4", "--format", "json"]
+    assert main(args) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main([*args, "--workers", "2"]) == 0
+    on_ray = json.loads(capsys.readouterr().out)
+    assert on_ray == alone  # indices, values, positions and polysemanticity, exactly
+
+
+@pytest.mark.parametrize("address, message", [("127.0.0.1:1", "no Ray cluster answers"), ("nope", "HOST:PORT")])
+def test_examples_unreachable_ray_cluster_is_one_line(checkpoint, capsys, address, message):
+    code = main(["units", "examples", str(checkpoint), "--layer", "fc", "--ray-address", address])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

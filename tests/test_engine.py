@@ -1,0 +1,106 @@
+"""Engines: in-process and on a local Ray runtime; sharded dataset examples equal the one-pass search."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import torch
+
+from mechscope.circuits.examples import dataset_examples, merge_examples
+from mechscope.engine import LocalEngine, RayEngine, open_engine
+from mechscope.errors import ConfigError
+from tests.zoo import TinyResNet, TokenGRU
+
+
+class ShardingEngine:
+    """In process, but claims several workers, so analyses split their work into tasks."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers, self.calls = workers, 0
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, shared: Any) -> list[Any]:
+        self.calls += len(items)
+        return [fn(shared, item) for item in items]
+
+
+def _same(a: Any, b: Any) -> None:
+    for name in a.layers:
+        x, y = a[name], b[name]
+        for which in ("top", "bottom"):
+            rx, ry = getattr(x, which), getattr(y, which)
+            assert torch.equal(rx.indices, ry.indices) and torch.equal(rx.values, ry.values), (name, which)
+            assert (rx.positions is None) == (ry.positions is None)
+            if rx.positions is not None:
+                assert torch.equal(rx.positions, ry.positions)
+        assert x.n_inputs == y.n_inputs
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_shards_merge_into_the_one_pass_result_exactly(workers: int) -> None:
+    model = TinyResNet().eval()
+    x = torch.randn(70, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    x[10:20] = x[0]  # ties: identical inputs score identically; dataset order must break them
+    layers = ["layer1.0.relu:1", "layer2.1.conv2", "fc"]
+    one = dataset_examples(model, x, layers, k=5, batch_size=8, progress=False)
+    engine = ShardingEngine(workers)
+    sharded = dataset_examples(model, x, layers, k=5, batch_size=8, progress=False, engine=engine)
+    assert engine.calls > 1
+    _same(one, sharded)
+
+
+def test_tokens_shard_too() -> None:
+    model = TokenGRU().eval()
+    ids = torch.randint(0, 11, (40, 6), generator=torch.Generator().manual_seed(1))
+    one = dataset_examples(model, ids, ["embed", "head"], k=3, batch_size=4, progress=False)
+    _same(one, dataset_examples(model, ids, ["embed", "head"], k=3, batch_size=4, progress=False,
+                                engine=ShardingEngine(4)))
+
+
+def test_merge_needs_parts() -> None:
+    from mechscope.errors import DataError
+
+    with pytest.raises(DataError, match="at least one"):
+        merge_examples([])
+
+
+def test_local_engine_runs_in_order() -> None:
+    with open_engine() as engine:
+        assert isinstance(engine, LocalEngine)
+        assert engine.map(lambda shared, item: shared + item, [1, 2, 3], shared=10) == [11, 12, 13]
+
+
+def test_bad_worker_counts_are_refused() -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        RayEngine(workers=0)
+
+
+def test_ray_is_not_imported_without_workers() -> None:
+    code = ("import sys, torch; from mechscope.circuits.examples import dataset_examples; "
+            "from tests.zoo import DictNet; from mechscope.engine import open_engine\n"
+            "with open_engine() as e: dataset_examples(DictNet(), torch.randn(4, 1, 8, 8), 'act', k=2, progress=False, "
+            "engine=e)\nprint('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+@pytest.mark.slow
+def test_a_local_ray_runtime_gives_the_one_pass_result() -> None:
+    pytest.importorskip("ray")
+    model = TinyResNet().eval()
+    x = torch.randn(48, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    one = dataset_examples(model, x, ["layer2.1.relu:1"], k=4, batch_size=8, progress=False)
+    with open_engine(workers=2) as engine:
+        assert isinstance(engine, RayEngine) and engine.workers == 2
+        sharded = dataset_examples(model, x, ["layer2.1.relu:1"], k=4, batch_size=8, progress=False, engine=engine)
+    _same(one, sharded)
+    import ray
+
+    assert not ray.is_initialized()  # shut down when the block ends
