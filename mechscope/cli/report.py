@@ -10,8 +10,18 @@ from typing import Annotated
 import typer
 
 from mechscope.cli._model import ModelSource, model_command
-from mechscope.cli._options import FormatOpt, OutDirOpt, OutputOpt, QuickOpt, checked_out, output_of
+from mechscope.cli._options import (
+    FormatOpt,
+    OutDirOpt,
+    OutputOpt,
+    QuickOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    checked_out,
+    output_of,
+)
 from mechscope.cli._output import OutputFormat, emit
+from mechscope.engine import open_engine
 from mechscope.errors import MechscopeError
 from mechscope.limits import MAX_WIDTH
 from mechscope.report import ReportConfig, build_report
@@ -21,6 +31,7 @@ EXAMPLES = (
     "Examples:\n\n  mechscope report build runs/digit-cnn --out report/digit-cnn\n\n"
     "  mechscope report build runs/modular-mlp-mod2 --out report/mod2 --quick --format json\n\n"
     "  mechscope report build runs/my-net --trust-code --device cuda --out report/my-net\n\n"
+    "  mechscope report build runs/digit-cnn --workers 2 --out report/digit-cnn   # on a local Ray runtime\n\n"
     "  mechscope report build --model net.py:Net --weights net.safetensors --data images:photos --out report/net\n\n"
     "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope report serve report/digit-cnn"
 )
@@ -43,6 +54,8 @@ def report(
                           "(default: chosen by rule, see the README)."),
     ] = None,
     output: OutputOpt = None,
+    workers: WorkersOpt = 0,
+    ray_address: RayAddressOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
@@ -51,7 +64,8 @@ def report(
     title = None if ckpt.factory is None or source.options["checkpoint"] is not None else ckpt.factory.name
     with warnings.catch_warnings():  # failed sections are listed below, once
         warnings.filterwarnings("ignore", message="report section", category=RuntimeWarning)
-        index = build_report(ckpt, target, config=_config(quick, units, output, layer), title=title)
+        with open_engine(workers, ray_address) as engine:
+            index = build_report(ckpt, target, config=_config(quick, units, output, layer), title=title, engine=engine)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]

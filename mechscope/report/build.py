@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from mechscope.atomic import check_output, writing_folder
 from mechscope.capture.outputs import describe_output
 from mechscope.data import DataBundle
+from mechscope.engine import Engine
 from mechscope.errors import ConfigError, MechscopeError
 from mechscope.report.config import ReportConfig
 from mechscope.report.context import ReportContext, Source, make_context
@@ -60,6 +61,7 @@ def build_report(
     home: tuple[str, str | os.PathLike[str]] | None = None,
     progress: bool = True,
     sections: Sequence[SectionClass] = SECTIONS,
+    engine: Engine | None = None,
 ) -> Path:
     """Analyse a model and write its report into `out_dir`; return the path of its index.html.
 
@@ -77,6 +79,8 @@ def build_report(
         progress: Show progress bars on a terminal.
         sections: The sections, in the order the overview shows them (default `SECTIONS`);
             they run in the order of their `needs`.
+        engine: Where independent tasks run (`mechscope.engine.open_engine`); so far the
+            dataset-example search of the unit pages uses it. The report is the same either way.
 
     Returns:
         Path of the written index.html.
@@ -94,7 +98,7 @@ def build_report(
     out = check_report_out(out_dir)
     with writing_folder(out, owned=is_report, what="a mechscope report") as tmp:
         index = _build(source, tmp, data=data, settings=settings, title=title, home=home_page, progress=progress,
-                       shown=tuple(sections), order=order)
+                       shown=tuple(sections), order=order, engine=engine)
     return out / index.name
 
 
@@ -122,8 +126,10 @@ def section_order(sections: Sequence[SectionClass]) -> tuple[SectionClass, ...]:
 
 def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: ReportConfig, title: str | None,
            home: tuple[str, Path] | None, progress: bool, shown: tuple[SectionClass, ...],
-           order: tuple[SectionClass, ...]) -> Path:
+           order: tuple[SectionClass, ...], engine: Engine | None) -> Path:
     ctx = make_context(source, tmp, data=data, settings=settings, home=home, progress=progress)
+    if engine is not None:
+        ctx.engine = engine
     if title is not None:
         ctx.name = title
     elif ctx.source is not None and ctx.name == "checkpoint":

@@ -17,6 +17,7 @@ from mechscope.capture.names import resolve_layers
 from mechscope.capture.outputs import describe_output
 from mechscope.circuits.layers import conv_layers, depth_layers
 from mechscope.data import DataBundle
+from mechscope.engine import Engine, LocalEngine
 from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models.checkpoint import Checkpoint, load_checkpoint
 from mechscope.report.config import ReportConfig
@@ -54,6 +55,7 @@ class ReportContext:
     progress: bool  # show progress bars
     layers: list[LayerInfo] = field(default_factory=list)  # every named layer with its output shape
     unit_layers: list[str] = field(default_factory=list)  # layers whose units get pages, shallow first
+    engine: Engine = field(default_factory=LocalEngine)  # where independent tasks run (mechscope.engine)
 
     @property
     def example(self) -> Tensor | None:

@@ -100,7 +100,7 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
         return results
     inputs, targets = example_inputs(ctx)
     found = dataset_examples(ctx.model, inputs, layers, k=min(ctx.settings.k, inputs.shape[0]),
-                             progress=ctx.progress)
+                             progress=ctx.progress, engine=ctx.engine)
     for name in layers:
         units = results[name]
         units.examples = found[name]

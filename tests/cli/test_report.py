@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mechscope.cli.main import main
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
@@ -71,3 +73,17 @@ def test_serve_cli_serves_for_a_bounded_time(tmp_path, capsys):
 def test_serve_cli_refuses_a_folder_without_index(tmp_path, capsys):
     assert main(["serve", str(tmp_path), "--port", "0"]) == 2
     assert "no index.html" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_cli_on_ray_workers_is_the_same_report(tmp_path, capsys):
+    pytest.importorskip("ray")
+    data = modular_data(2, n_train=400, n_test=400)  # 800 inputs: the unit pages' search runs as shards
+    model = build_seeded(ModularMLP, ModularMLPConfig(modulus=2, n_layers=3, hidden=2), 0)
+    ckpt = save_checkpoint(tmp_path / "mod2", model, data_spec=data.spec)
+    runs = []
+    for name, extra in (("one", []), ("ray", ["--workers", "2"])):
+        code = main(["report", str(ckpt), "--out", str(tmp_path / name), "--quick", "--format", "json", *extra])
+        assert code == 0
+        runs.append(json.loads(capsys.readouterr().out)["sections"])
+    assert runs[0] == runs[1]

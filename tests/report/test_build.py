@@ -382,3 +382,30 @@ def test_build_report_states_the_default_layer_of_attribution_and_circuits(site)
     assert "Detector layer: relu2, the default layer" in page
     page = (site / "evil" / "report" / sections["attribution"]["page"]).read_text()
     assert "of relu2, the default layer" in page
+
+
+@pytest.mark.slow
+def test_report_on_several_workers_is_the_same_report(tmp_path: Path) -> None:
+    """The unit pages' dataset examples run as shards when the engine has workers; nothing else changes."""
+    from mechscope.data import DataBundle
+    from mechscope.report import ReportConfig, build_report
+    from tests.test_engine import ShardingEngine
+    from tests.zoo import TinyResNet
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(700, 1, 16, 16, generator=g), torch.arange(700) % 4
+    data = DataBundle.from_tensors(x, y, test_fraction=0.5, seed=0)
+    config = ReportConfig.quick(layers=("layer1.0.relu:1",))
+    engine = ShardingEngine(3)
+    one = build_report(TinyResNet(), tmp_path / "one", data=data, config=config, progress=False)
+    many = build_report(TinyResNet(), tmp_path / "many", data=data, config=config, progress=False, engine=engine)
+    assert engine.calls > 1
+
+    def sections(index: Path) -> list[dict]:
+        return json.loads((index.parent / "report.json").read_text())["sections"]
+
+    assert sections(one) == sections(many)
+    pages = sorted(p.relative_to(one.parent) for p in one.parent.rglob("*.html"))
+    assert pages and pages == sorted(p.relative_to(many.parent) for p in many.parent.rglob("*.html"))
+    unit = next(p for p in pages if "units" in p.parts or "layers" in p.parts)
+    assert (one.parent / unit).read_text() == (many.parent / unit).read_text()
