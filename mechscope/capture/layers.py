@@ -48,7 +48,7 @@ from mechscope.capture.outputs import OutputSpec, select_output
 from mechscope.capture.record import model_device
 from mechscope.errors import DataError, UnsupportedModelError
 
-__all__ = ["default_layer"]
+__all__ = ["default_layer", "block_layers"]
 
 # Elementwise nonlinearities: the fallback for models without spatial or position outputs.
 _ACTIVATIONS = (
@@ -125,6 +125,20 @@ def default_layer(model: nn.Module, example: Tensor, *, output: OutputSpec = Non
             "(list names with mechscope.layer_names(model))."
         )
     return found
+
+
+def block_layers(model: nn.Module) -> list[str]:
+    """The blocks of a model's longest `nn.ModuleList` of same-class modules (`transformer.h.0`, ...).
+
+    That is the stack of blocks in a transformer (GPT-2's `transformer.h`, Hugging Face ViT's `vit.layers`);
+    [] when the model has no such list.
+    """
+    lists = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.ModuleList)
+             and len(module) > 0 and len({type(m) for m in module}) == 1]
+    if not lists:
+        return []
+    name, blocks = max(lists, key=lambda item: len(item[1]))
+    return [f"{name}.{i}" for i in range(len(blocks))]
 
 
 def _pick(

@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from torch import nn
 
 from mechscope.cli._model import ModelSource, model_command
 from mechscope.cli._options import FiguresOpt, FormatOpt
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.lens import LogitAttribution, LogitLens, direct_logit_attribution, logit_lens
-from mechscope.lens.unembed import find_readout, readout, residual_layers
+from mechscope.lens.unembed import find_readout, readout, residual_layers, stream_components
 from mechscope.serialize import to_json
 
 EXAMPLES = (
@@ -48,7 +47,7 @@ def lens(
                         answer=labels if data.task == "classification" else None)
     payload: dict[str, Any] = {"lens": to_json(_lens_json(result)),
                                "unembed": found.unembed_name, "final_norm": found.norm_name}
-    components = _components(model)
+    components = stream_components(model)
     dla = None
     if components and data.task == "classification":
         dla = direct_logit_attribution(model, x, components, unembed=found.unembed_name,
@@ -62,14 +61,6 @@ def lens(
 
 def _lens_json(result: LogitLens) -> dict[str, Any]:
     return {"layers": result.layers, "mean_rank": result.mean_rank, "mean_probability": result.mean_probability}
-
-
-def _components(model: nn.Module) -> list[str]:
-    """Our transformer's embeddings, heads and MLPs (a decomposition that covers the stream)."""
-    names = [name for name, _ in model.named_modules()]
-    parts = [n for n in names if n.endswith(".attn.heads") or (n.endswith(".mlp") and n.startswith("blocks."))]
-    first = [n for n in names if n.endswith(".resid_pre")][:1]
-    return first + parts if parts and first else []
 
 
 def _figures(result: LogitLens, dla: LogitAttribution | None, out: Path) -> list[Path]:

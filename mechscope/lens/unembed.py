@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from mechscope.capture import get_layer
+from mechscope.capture.layers import block_layers
 from mechscope.errors import UnsupportedModelError
 
-__all__ = ["Readout", "readout", "find_readout", "residual_layers"]
+__all__ = ["Readout", "readout", "find_readout", "residual_layers", "stream_components"]
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,24 @@ def residual_layers(model: nn.Module) -> list[str]:
     if ours:
         first = [n for n in names if n.endswith(".resid_pre")][:1]
         return first + ours
-    lists = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.ModuleList)
-             and len(module) > 0 and len({type(m) for m in module}) == 1]
-    if not lists:
+    blocks = block_layers(model)
+    if not blocks:
         raise UnsupportedModelError(
             f"{type(model).__name__} has no list of blocks; name the residual-stream layers (--layer)."
         )
-    name, blocks = max(lists, key=lambda item: len(item[1]))
-    return [f"{name}.{i}" for i in range(len(blocks))]
+    return blocks
+
+
+def stream_components(model: nn.Module) -> list[str]:
+    """What writes into the residual stream of a GrokkingTransformer-style model: the embeddings
+    (`blocks.0.resid_pre`), every block's `attn.heads` and `mlp`; [] for other models.
+
+    Together they cover the stream, so a direct logit attribution over them sums to the logit.
+    """
+    names = [name for name, _ in model.named_modules()]
+    parts = [n for n in names if n.endswith(".attn.heads") or (n.startswith("blocks.") and n.endswith(".mlp"))]
+    first = [n for n in names if n.endswith(".resid_pre")][:1]
+    return first + parts if parts and first else []
 
 
 def _is_norm(name: str, module: nn.Module) -> bool:

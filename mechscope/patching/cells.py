@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.capture import get_layer, unit_axes
+from mechscope.capture.layers import block_layers
 from mechscope.capture.names import split_layer
 from mechscope.errors import ConfigError
 
@@ -104,11 +105,9 @@ def default_layers(model: nn.Module, along: Along) -> list[str]:
     if found:
         return found
     if along == "pos":
-        lists = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.ModuleList)
-                 and len(module) > 0 and len({type(m) for m in module}) == 1]
-        if lists:
-            name, blocks = max(lists, key=lambda item: len(item[1]))
-            return [f"{name}.{i}" for i in range(len(blocks))]
+        blocks = block_layers(model)
+        if blocks:
+            return blocks
     raise ConfigError(
         f"{type(model).__name__} has no residual-stream hook points or list of blocks to patch along {along!r}; "
         "name the layers (layers=..., --layer)."

@@ -98,3 +98,12 @@ def test_default_layer_errors_say_how_to_fix():
         default_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), torch.rand(2, 4))
     with pytest.raises(DataError, match="example batch"):
         default_layer(DictNet(), torch.zeros(0, 1, 8, 8))
+
+
+def test_block_layers_are_the_longest_list_of_same_blocks() -> None:
+    from mechscope.capture.layers import block_layers
+    from tests.zoo import TinyResNet, tiny_gpt2, tiny_vit
+
+    assert block_layers(tiny_gpt2()) == ["transformer.h.0", "transformer.h.1"]
+    assert block_layers(tiny_vit()) == ["vit.layers.0", "vit.layers.1"]
+    assert block_layers(TinyResNet()) == []  # Sequential stages are not a ModuleList of blocks

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from mechscope.errors import MechscopeError
 from mechscope.lens import LogitAttribution, LogitLens, attention_patterns, direct_logit_attribution, logit_lens
-from mechscope.lens.unembed import find_readout, residual_layers
+from mechscope.lens.unembed import find_readout, residual_layers, stream_components
 from mechscope.patching import PatchingComparison, PatchingResult, activation_patching, attribution_patching, compare
 from mechscope.patching import default_pairing
 from mechscope.patching.cells import default_layers
@@ -193,11 +193,9 @@ class LensSection(ReportSection[LensResult]):
                               final_norm=out.norm_name, answer=labels)
         except MechscopeError as err:
             raise NotApplicable(f"no residual stream and unembedding were found ({err})") from err
-        names = [name for name, _ in ctx.model.named_modules()]
-        parts = [n for n in names if n.endswith(".attn.heads") or (n.startswith("blocks.") and n.endswith(".mlp"))]
-        first = [n for n in names if n.endswith(".resid_pre")][:1]
-        dla = direct_logit_attribution(ctx.model, x, first + parts, unembed=out.unembed_name,
-                                       final_norm=out.norm_name, answer=labels) if parts and first else None
+        parts = stream_components(ctx.model)
+        dla = direct_logit_attribution(ctx.model, x, parts, unembed=out.unembed_name,
+                                       final_norm=out.norm_name, answer=labels) if parts else None
         return LensResult(lens, dla)
 
     def render(self, ctx: ReportContext, result: LensResult) -> Rendered:
