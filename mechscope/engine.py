@@ -7,6 +7,10 @@ Ray runtime with `workers` CPUs (or joins a cluster at `address`), puts `shared`
 into the object store once, runs each item as a task (retried if its worker dies), and shuts
 Ray down when its block ends, also on failure. Ray is imported only by `RayEngine`.
 
+With `cache=` (a `mechscope.cache.TaskCache`), a task whose result is stored is not run again,
+and each task that runs is stored the moment it finishes (by the driver, in finishing order),
+so a run that is killed resumes from its finished tasks.
+
 Example:
     >>> with open_engine(workers=2) as engine:            # workers=0 and no address: LocalEngine
     ...     parts = engine.map(score_shard, shards, shared=model)
@@ -20,6 +24,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
+from tqdm.auto import tqdm
+
+from mechscope.cache import TaskCache
 from mechscope.errors import ConfigError
 
 __all__ = ["Engine", "LocalEngine", "RayEngine", "open_engine", "RAY_INSTALL"]
@@ -39,7 +46,8 @@ class Engine(Protocol):
     def workers(self) -> int:
         """How many tasks can run at once."""
 
-    def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S) -> list[R]: ...
+    def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S, cache: TaskCache | None = None,
+            desc: str | None = None) -> list[R]: ...
 
 
 class LocalEngine:
@@ -50,9 +58,13 @@ class LocalEngine:
         """One: tasks run one after another."""
         return 1
 
-    def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S) -> list[R]:
-        """`[fn(shared, item) for item in items]`."""
-        return [fn(shared, item) for item in items]
+    def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S, cache: TaskCache | None = None,
+            desc: str | None = None) -> list[R]:
+        """`[fn(shared, item) for item in items]`, stored results taken from `cache`; `desc` names a progress bar."""
+        pending = _Pending(fn, items, shared, cache, desc)
+        for i in pending.todo():
+            pending.done(i, fn(shared, items[i]))
+        return pending.results()
 
 
 class RayEngine:
@@ -71,6 +83,7 @@ class RayEngine:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}; e.g. workers=2.")
         self._workers, self.address, self.max_retries = workers, address, max_retries
         self._ray: Any = None
+        self._shared: tuple[object, Any] | None = None  # (object, its handle) put last
 
     @property
     def workers(self) -> int:
@@ -92,7 +105,7 @@ class RayEngine:
             if self.address is not None:
                 ray.init(address=self.address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
             else:
-                ray.init(num_cpus=self._workers, **kwargs)
+                ray.init(address="local", num_cpus=self._workers, **kwargs)  # never a cluster found on disk
         except (ConnectionError, RuntimeError, ValueError) as err:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray runtime"
             raise ConfigError(f"could not start {where}: {' '.join(str(err).split())[:300]}") from err
@@ -101,17 +114,72 @@ class RayEngine:
 
     def __exit__(self, *exc: object) -> None:
         if self._ray is not None:
+            self._shared = None
             self._ray.shutdown()
             self._ray = None
 
-    def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S) -> list[R]:
-        """Run `fn(shared, item)` as one task per item; `shared` is put into the object store once."""
+    def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S, cache: TaskCache | None = None,
+            desc: str | None = None) -> list[R]:
+        """Run `fn(shared, item)` as one task per item not in `cache`; `shared` goes into the object store once.
+
+        Results are collected (and stored in `cache`) as tasks finish; `desc` names a progress bar.
+        """
         ray = self._ray
         if ray is None:
             raise ConfigError("RayEngine.map runs inside `with RayEngine(...)` (or `open_engine`).")
-        handle = ray.put(shared)
+        pending = _Pending(fn, items, shared, cache, desc)
+        todo = pending.todo()
+        if not todo:
+            return pending.results()
+        handle = self._put(shared)
         task = ray.remote(max_retries=self.max_retries, num_cpus=1)(fn)
-        return list(ray.get([task.remote(handle, item) for item in items]))
+        running = {task.remote(handle, items[i]): i for i in todo}
+        while running:
+            finished, _ = ray.wait(list(running), num_returns=1)
+            for ref in finished:
+                pending.done(running.pop(ref), ray.get(ref))
+        return pending.results()
+
+    def _put(self, shared: object) -> Any:
+        """The object-store handle of `shared`, put once for all the maps that share it."""
+        if self._shared is None or self._shared[0] is not shared:
+            self._shared = (shared, self._ray.put(shared))
+        return self._shared[1]
+
+
+class _Pending:
+    """The results of one map: taken from the cache, or filled in (and stored) as tasks finish."""
+
+    def __init__(self, fn: Callable[..., Any], items: Sequence[Any], shared: object, cache: TaskCache | None,
+                 desc: str | None) -> None:
+        self.cache = None if cache is None else cache.scoped(shared)  # keys depend on the shared object too
+        self.keys = [self.cache.key(fn, item) for item in items] if self.cache is not None else []
+        self.values: list[Any] = [None] * len(items)
+        self.missing: list[int] = []
+        for i in range(len(items)):
+            found, value = self.cache.load(self.keys[i]) if self.cache is not None else (False, None)
+            if found:
+                self.values[i] = value
+            else:
+                self.missing.append(i)
+        self.bar = tqdm(total=len(self.missing), desc=desc, unit="task", leave=False,
+                        disable=True if desc is None or not self.missing else None)
+
+    def todo(self) -> list[int]:
+        """Positions of the items to run."""
+        return list(self.missing)
+
+    def done(self, i: int, value: Any) -> None:
+        """Record (and store) the result of item `i`."""
+        self.values[i] = value
+        if self.cache is not None:
+            self.cache.store(self.keys[i], value)
+        self.bar.update()
+
+    def results(self) -> list[Any]:
+        """Every item's result, in item order."""
+        self.bar.close()
+        return self.values
 
 
 def _check_reachable(address: str) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
+
+# Commands that keep finished tasks by default write them to a scratch folder, never the user's cache.
+_SCRATCH_CACHE = os.path.join(tempfile.gettempdir(), f"mechscope-test-cache-{os.getpid()}")
+os.environ.setdefault("MECHSCOPE_CACHE", _SCRATCH_CACHE)
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers on two cores: one thread each avoids oversubscription.
@@ -16,6 +22,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one); use the `cuda` fixture")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get("MECHSCOPE_CACHE") == _SCRATCH_CACHE:  # the process that made the scratch cache removes it
+        shutil.rmtree(_SCRATCH_CACHE, ignore_errors=True)
 
 
 @pytest.fixture

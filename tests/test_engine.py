@@ -16,7 +16,7 @@ from mechscope.errors import ConfigError
 from tests.zoo import TinyResNet, TokenGRU
 
 
-class ShardingEngine:
+class ShardingEngine(LocalEngine):
     """In process, but claims several workers, so analyses split their work into tasks."""
 
     def __init__(self, workers: int) -> None:
@@ -26,9 +26,10 @@ class ShardingEngine:
     def workers(self) -> int:
         return self._workers
 
-    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, shared: Any) -> list[Any]:
+    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, shared: Any, cache: Any = None,
+            desc: str | None = None) -> list[Any]:
         self.calls += len(items)
-        return [fn(shared, item) for item in items]
+        return super().map(fn, items, shared=shared, cache=cache, desc=desc)
 
 
 def _same(a: Any, b: Any) -> None:
@@ -104,3 +105,50 @@ def test_a_local_ray_runtime_gives_the_one_pass_result() -> None:
     import ray
 
     assert not ray.is_initialized()  # shut down when the block ends
+
+
+def _die_once(marker: str, item: int) -> int:
+    """Square `item`; the first time item 2 runs, kill the worker process that runs it."""
+    import os
+    from pathlib import Path
+
+    if item == 2 and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os._exit(1)  # the worker dies mid-task, as if killed
+    return item * item
+
+
+def _node_of(_shared: None, item: int) -> tuple[int, str]:
+    import time
+
+    import ray
+
+    time.sleep(1.0)  # long enough that both nodes take tasks
+    return item, ray.get_runtime_context().get_node_id()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_survived(tmp_path) -> None:
+    pytest.importorskip("ray")
+    marker = tmp_path / "died"
+    with RayEngine(workers=2) as engine:
+        results = engine.map(_die_once, list(range(5)), shared=str(marker))
+    assert results == [0, 1, 4, 9, 16]  # the task of the killed worker ran again, with the same result
+    assert marker.is_file()  # and the worker did die
+
+
+@pytest.mark.slow
+def test_a_two_node_cluster_on_loopback_runs_tasks_on_both_nodes(monkeypatch) -> None:
+    pytest.importorskip("ray")
+    from tests.ray_cluster import ENV, loopback_cluster
+
+    monkeypatch.setenv("RAY_AUTH_MODE", ENV["RAY_AUTH_MODE"])
+    with loopback_cluster(nodes=2, cpus=1) as address:
+        with open_engine(address=address) as engine:
+            assert engine.workers == 2
+            done = engine.map(_node_of, list(range(6)), shared=None)
+    assert [i for i, _ in done] == list(range(6))
+    assert len({node for _, node in done}) == 2
+    import ray
+
+    assert not ray.is_initialized()

@@ -29,7 +29,8 @@ from mechscope.capture.record import Inputs, iter_batches
 from mechscope.capture.units import LayerAxes, layer_unit_axes
 from mechscope.circuits.layers import ReceptiveField, receptive_field
 from mechscope.data.finite import check_finite
-from mechscope.engine import Engine
+from mechscope.cache import TaskCache
+from mechscope.engine import Engine, LocalEngine
 from mechscope.errors import ConfigError, DataError
 
 __all__ = [
@@ -253,6 +254,7 @@ def dataset_examples(
     progress: bool = True,
     axes: LayerAxes = None,
     engine: Engine | None = None,
+    cache: TaskCache | None = None,
 ) -> DatasetExamples:
     """Find the top-k and bottom-k inputs of every unit of `layers` in one pass over `data`.
 
@@ -271,6 +273,8 @@ def dataset_examples(
         engine: Where to run (`mechscope.engine`): with several workers a tensor `data` is cut
             into shards of whole batches, searched as tasks and merged exactly
             (`merge_examples`); the result equals the one-pass search, indices included.
+        cache: Keep each shard's result (`mechscope.cache.TaskCache`): a tensor `data` is then
+            searched in shards even in one process, and a rerun reuses the finished ones.
 
     Returns:
         DatasetExamples; `result[layer].top.indices[unit]` are the unit's top inputs.
@@ -291,8 +295,9 @@ def dataset_examples(
     if isinstance(data, Tensor):
         check_finite(data, "data")
     options = _Options(names, k, reduce, batch_size, axes)
-    if engine is not None and engine.workers > 1 and isinstance(data, Tensor) and data.shape[0] > batch_size:
-        return _sharded(model, data, options, engine)
+    sharding = cache is not None or (engine is not None and engine.workers > 1)
+    if sharding and isinstance(data, Tensor) and data.shape[0] > batch_size:
+        return _sharded(model, data, options, engine or LocalEngine(), cache)
     return _stream(model, data, options, first=0, progress=progress)
 
 
@@ -356,13 +361,14 @@ def _stream(model: nn.Module, data: Inputs, options: _Options, *, first: int, pr
     return DatasetExamples({name: ranking.result(options.reduce, seen) for name, ranking in rankings.items()})
 
 
-def _sharded(model: nn.Module, data: Tensor, options: _Options, engine: Engine) -> DatasetExamples:
+def _sharded(model: nn.Module, data: Tensor, options: _Options, engine: Engine,
+             cache: TaskCache | None) -> DatasetExamples:
     """Shards of whole batches (so every input meets the same batch as in one pass), searched as tasks, merged."""
     n, per_batch = int(data.shape[0]), options.batch_size
     batches = -(-n // per_batch)
     per_shard = -(-batches // (2 * engine.workers)) * per_batch  # two shards per worker
     shards = [(data[start:start + per_shard], start, options) for start in range(0, n, per_shard)]
-    return merge_examples(engine.map(_shard_task, shards, shared=model))
+    return merge_examples(engine.map(_shard_task, shards, shared=model, cache=cache, desc="dataset examples"))
 
 
 def _shard_task(model: nn.Module, shard: tuple[Tensor, int, _Options]) -> DatasetExamples:

@@ -13,8 +13,9 @@ import typer
 from mechscope.cli._output import OutputFormat
 from mechscope.cli.errors import CLIError
 from mechscope.atomic import check_output
+from mechscope.cache import TaskCache, default_cache_folder
 from mechscope.data.bundle import DataPart
-from mechscope.errors import OutputError
+from mechscope.errors import ConfigError, OutputError
 from mechscope.limits import MAX_SEED
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "OutputOpt",
     "WorkersOpt",
     "RayAddressOpt",
+    "CacheOpt",
+    "NoCacheOpt",
+    "task_cache",
     "output_of",
 ]
 
@@ -92,6 +96,26 @@ RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", metavar="HOST:PORT",
                              help="Run the work on the Ray cluster at this address (`ray start --head` there).")
 ]
+
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache", metavar="DIR",
+                              help="Keep every finished task here, so a rerun after an interruption resumes where it "
+                                   "stopped (default with --workers or --ray-address: $MECHSCOPE_CACHE, else "
+                                   "~/.cache/mechscope/tasks; otherwise none).")
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Keep no finished tasks, even on Ray.")]
+
+
+def task_cache(folder: Path | None, off: bool, workers: int, address: str | None) -> TaskCache | None:
+    """The task cache the options ask for: `--cache DIR`, the default one on Ray, or none."""
+    if off:
+        if folder is not None:
+            raise ConfigError("--cache and --no-cache contradict each other; give one.")
+        return None
+    if folder is not None:
+        return TaskCache(folder)
+    return TaskCache(default_cache_folder()) if workers or address else None
+
 
 OutputOpt = Annotated[
     str | None,

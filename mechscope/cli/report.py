@@ -15,10 +15,13 @@ from mechscope.cli._options import (
     OutDirOpt,
     OutputOpt,
     QuickOpt,
+    CacheOpt,
+    NoCacheOpt,
     RayAddressOpt,
     WorkersOpt,
     checked_out,
     output_of,
+    task_cache,
 )
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.engine import open_engine
@@ -56,16 +59,20 @@ def report(
     output: OutputOpt = None,
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
     target = checked_out(out, check_report_out)
+    tasks = task_cache(cache, no_cache, workers, ray_address)
     ckpt = source.load()
     title = None if ckpt.factory is None or source.options["checkpoint"] is not None else ckpt.factory.name
     with warnings.catch_warnings():  # failed sections are listed below, once
         warnings.filterwarnings("ignore", message="report section", category=RuntimeWarning)
         with open_engine(workers, ray_address) as engine:
-            index = build_report(ckpt, target, config=_config(quick, units, output, layer), title=title, engine=engine)
+            index = build_report(ckpt, target, config=_config(quick, units, output, layer), title=title, engine=engine,
+                                 cache=tasks)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]
@@ -73,6 +80,8 @@ def report(
     lines = [f"report written: {index} ({summary['pages']} pages, {summary['seconds']['total']:.1f}s)"]
     lines += [f"  {s['title']}: {s['page']}" for s in shown]
     lines += [f"  {s['title']}: not shown ({s['reason']})" for s in missing]
+    if tasks is not None:
+        lines.append(f"tasks: {summary['tasks']['run']} run, {summary['tasks']['cached']} taken from {tasks.folder}")
     lines.append(f"open {index} in a browser")
     emit({"index": str(index), **summary}, fmt, "\n".join(lines))
     if broken and not shown:  # an overview of failures only: nothing could be built (exit 1)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from mechscope.atomic import check_output, writing_folder
 from mechscope.capture.outputs import describe_output
 from mechscope.data import DataBundle
+from mechscope.cache import TaskCache
 from mechscope.engine import Engine
 from mechscope.errors import ConfigError, MechscopeError
 from mechscope.report.config import ReportConfig
@@ -62,6 +63,7 @@ def build_report(
     progress: bool = True,
     sections: Sequence[SectionClass] = SECTIONS,
     engine: Engine | None = None,
+    cache: TaskCache | None = None,
 ) -> Path:
     """Analyse a model and write its report into `out_dir`; return the path of its index.html.
 
@@ -79,8 +81,10 @@ def build_report(
         progress: Show progress bars on a terminal.
         sections: The sections, in the order the overview shows them (default `SECTIONS`);
             they run in the order of their `needs`.
-        engine: Where independent tasks run (`mechscope.engine.open_engine`); so far the
-            dataset-example search of the unit pages uses it. The report is the same either way.
+        engine: Where independent tasks run (`mechscope.engine.open_engine`): the unit pages'
+            dataset-example search, renders and ablations. The report is the same either way.
+        cache: Keep every finished task (`mechscope.cache.TaskCache`), so a rerun after an
+            interruption resumes where it stopped and computes no finished task again.
 
     Returns:
         Path of the written index.html.
@@ -98,7 +102,7 @@ def build_report(
     out = check_report_out(out_dir)
     with writing_folder(out, owned=is_report, what="a mechscope report") as tmp:
         index = _build(source, tmp, data=data, settings=settings, title=title, home=home_page, progress=progress,
-                       shown=tuple(sections), order=order, engine=engine)
+                       shown=tuple(sections), order=order, engine=engine, cache=cache)
     return out / index.name
 
 
@@ -126,10 +130,11 @@ def section_order(sections: Sequence[SectionClass]) -> tuple[SectionClass, ...]:
 
 def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: ReportConfig, title: str | None,
            home: tuple[str, Path] | None, progress: bool, shown: tuple[SectionClass, ...],
-           order: tuple[SectionClass, ...], engine: Engine | None) -> Path:
+           order: tuple[SectionClass, ...], engine: Engine | None, cache: TaskCache | None) -> Path:
     ctx = make_context(source, tmp, data=data, settings=settings, home=home, progress=progress)
     if engine is not None:
         ctx.engine = engine
+    ctx.cache = cache
     if title is not None:
         ctx.name = title
     elif ctx.source is not None and ctx.name == "checkpoint":
@@ -162,6 +167,7 @@ def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: Repo
         "sections": sections,
         "seconds": {**timings, "total": round(time.perf_counter() - start, 3)},
         "pages": len(ctx.site.pages),
+        "tasks": None if cache is None else {"cached": cache.hits, "run": cache.misses},
     }
     ctx.site.write_text(REPORT_FILE, json.dumps(to_json(summary), indent=1, allow_nan=False))  # the marker
     ctx.site.share()

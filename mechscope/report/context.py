@@ -17,6 +17,7 @@ from mechscope.capture.names import resolve_layers
 from mechscope.capture.outputs import describe_output
 from mechscope.circuits.layers import conv_layers, depth_layers
 from mechscope.data import DataBundle
+from mechscope.cache import TaskCache
 from mechscope.engine import Engine, LocalEngine
 from mechscope.errors import ConfigError, UnsupportedModelError
 from mechscope.models.checkpoint import Checkpoint, load_checkpoint
@@ -56,6 +57,7 @@ class ReportContext:
     layers: list[LayerInfo] = field(default_factory=list)  # every named layer with its output shape
     unit_layers: list[str] = field(default_factory=list)  # layers whose units get pages, shallow first
     engine: Engine = field(default_factory=LocalEngine)  # where independent tasks run (mechscope.engine)
+    cache: TaskCache | None = None  # where finished tasks are kept (mechscope.cache); None: nowhere
 
     @property
     def example(self) -> Tensor | None:

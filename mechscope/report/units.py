@@ -1,7 +1,7 @@
 """Everything a report says about single units, gathered layer by layer from the analyses.
 
 One streaming pass finds the top and bottom dataset examples of every unit of every
-layer; one feature-visualisation call renders all units of a layer together; ablating
+layer; feature visualisation renders the units of a layer in chunks, one batch each; ablating
 each unit runs as one replicated batch per chunk of units (`mechscope.circuits.ablation.unit_ablation`);
 connections are read from the weights between unit layers that feed each other
 (`mechscope.circuits.connections.unit_connections`).
@@ -16,21 +16,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
-from tqdm.auto import tqdm
+from torch import Tensor, nn
 
 from mechscope.capture.units import layer_unit_axes
 from mechscope.circuits import dataset_examples, polysemanticity
-from mechscope.circuits.ablation import unit_ablation_effect
+from mechscope.circuits.ablation import UnitAblation, unit_ablation_effect
 from mechscope.circuits.connections import Connection, unit_connections
 from mechscope.circuits.examples import LayerExamples
 from mechscope.circuits.polysemantic import Polysemanticity
 from mechscope.errors import MechscopeError
 from mechscope.featurevis import InputSpace, RenderConfig, visualize
+from mechscope.featurevis.evidence import Evidence
+from mechscope.featurevis.render import RenderResult
 from mechscope.featurevis.visualize import Visualization, unit_objective
 from mechscope.report.context import ReportContext
 
-__all__ = ["LayerUnits", "analyse_units", "example_inputs"]
+__all__ = ["LayerUnits", "analyse_units", "example_inputs", "UNITS_PER_TASK"]
 
 _TOP_CONNECTIONS = 6  # connections listed per unit and direction
 
@@ -89,7 +90,12 @@ def example_inputs(ctx: ReportContext) -> tuple[Tensor, Tensor]:
 
 
 def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
-    """Examples, polysemanticity, feature visualisation, ablation and connections of every unit layer."""
+    """Examples, polysemanticity, feature visualisation, ablation and connections of every unit layer.
+
+    The dataset-example search, the renders and the ablations run as tasks on `ctx.engine`
+    (chunks of `UNITS_PER_TASK` units of one layer; the same chunks on any engine, so the
+    result does not depend on how many workers ran them), kept in `ctx.cache` when it is set.
+    """
     widths = {name: _width(ctx, name) for name in ctx.unit_layers}
     layers = [name for name, width in widths.items() if width]
     results = {
@@ -100,7 +106,7 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
         return results
     inputs, targets = example_inputs(ctx)
     found = dataset_examples(ctx.model, inputs, layers, k=min(ctx.settings.k, inputs.shape[0]),
-                             progress=ctx.progress, engine=ctx.engine)
+                             progress=ctx.progress, engine=ctx.engine, cache=ctx.cache)
     for name in layers:
         units = results[name]
         units.examples = found[name]
@@ -108,12 +114,19 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
             units.poly = polysemanticity(found[name], targets, n_classes=len(ctx.class_names),
                                          class_names=ctx.class_names)
     _connect(ctx, results)
-    steps = tqdm(layers, desc="units", unit="layer", leave=False, disable=None if ctx.progress else True)
-    for name in steps:
-        units = results[name]
-        _featurevis(ctx, units)
-        _ablate(ctx, units)
+    _featurevis(ctx, results)
+    _ablate(ctx, results)
     return results
+
+
+UNITS_PER_TASK = 32
+"""Units of one layer rendered or ablated by one task."""
+
+
+def _chunks(results: dict[str, LayerUnits]) -> list[tuple[str, tuple[int, ...]]]:
+    """(layer, units) of every task: each layer's shown units cut into runs of `UNITS_PER_TASK`."""
+    return [(name, tuple(range(start, min(start + UNITS_PER_TASK, units.shown))))
+            for name, units in results.items() for start in range(0, units.shown, UNITS_PER_TASK)]
 
 
 def _width(ctx: ReportContext, name: str) -> int | None:
@@ -124,40 +137,81 @@ def _width(ctx: ReportContext, name: str) -> int | None:
     return layer_unit_axes(ctx.model, name, shape).n_units(shape)
 
 
-def _featurevis(ctx: ReportContext, units: LayerUnits) -> None:
+def _featurevis(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
     if not ctx.is_image or ctx.data is None:
         shape = "no data" if ctx.data is None else "inputs of shape " + "x".join(
             str(d) for d in ctx.data.x_test.shape[1:])
-        units.featurevis_reason = (
-            "feature visualisation optimises an input image; this model takes " + shape + ", not images."
-        )
+        for units in results.values():
+            units.featurevis_reason = (
+                "feature visualisation optimises an input image; this model takes " + shape + ", not images."
+            )
         return
-    data = ctx.data.x_test
+    config = RenderConfig(steps=ctx.settings.featurevis_steps, restarts=ctx.settings.featurevis_restarts)
+    chunks = _chunks(results)
+    parts = ctx.engine.map(_render_task, [(layer, units, config) for layer, units in chunks],
+                           shared=(ctx.model, ctx.data.x_test), cache=ctx.cache,
+                           desc=None if not ctx.progress else "feature visualisation")
+    for name, units in results.items():
+        mine = [part for (layer, _), part in zip(chunks, parts) if layer == name]
+        failure = next((part for part in mine if isinstance(part, str)), None)
+        if failure is not None:
+            units.featurevis_reason = f"rendering failed: {failure}"
+        elif mine:
+            whole = unit_objective("channel", name, list(range(units.shown))).description
+            units.featurevis = _joined([p for p in mine if isinstance(p, Visualization)], whole)
+
+
+def _render_task(shared: tuple[nn.Module, Tensor], item: tuple[str, tuple[int, ...], RenderConfig]) -> Visualization | str:
+    """Render units of one layer (a task): the Visualization, or why it failed."""
+    model, data = shared
+    layer, units, config = item
     try:
-        units.featurevis = visualize(
-            ctx.model,
-            unit_objective("channel", units.layer, list(range(units.shown))),
-            data,
-            space=InputSpace.from_data(data),
-            config=RenderConfig(steps=ctx.settings.featurevis_steps, restarts=ctx.settings.featurevis_restarts),
-            progress=ctx.progress,
-        )
+        return visualize(model, unit_objective("channel", layer, list(units)), data,
+                         space=InputSpace.from_data(data), config=config, progress=False)
     except MechscopeError as err:
-        units.featurevis_reason = f"rendering failed: {err}"
+        return str(err)
 
 
-def _ablate(ctx: ReportContext, units: LayerUnits) -> None:
+def _joined(parts: list[Visualization], description: str) -> Visualization:
+    """One layer's renders from its chunks, as if rendered in one call (the objective described whole)."""
+    results, proofs = [p.result for p in parts], [p.evidence for p in parts]
+    units = [u for r in results for u in (r.units or ())]
+    result = RenderResult(torch.cat([r.images for r in results]), torch.cat([r.trace for r in results], dim=1),
+                          torch.cat([r.activation for r in results]), tuple(units) if units else None, description,
+                          sum(r.seconds for r in results))
+    proof = Evidence(description, *(tuple(v for e in proofs for v in getattr(e, name)) for name in
+                                    ("units", "activation", "dataset_max", "dataset_argmax", "ratio")))
+    return Visualization(result, proof)
+
+
+def _ablate(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
     if ctx.data is None:
         return
     if not ctx.is_classifier and ctx.data.task != "regression":
-        units.notes.append("ablation needs a classifier returning logits or a regression model.")
+        for units in results.values():
+            units.notes.append("ablation needs a classifier returning logits or a regression model.")
         return
     n = ctx.settings.ablation_inputs
     x, y = ctx.data.x_test[:n], ctx.data.y_test[:n]
-    effect = unit_ablation_effect(ctx.model, x, y, units.layer, list(range(units.shown)),
-                                  task="classification" if ctx.is_classifier else "regression",
-                                  output=ctx.settings.output)
-    units.ablation, units.ablation_per_class, units.ablation_metric = effect.change, effect.per_class, effect.metric
+    task = "classification" if ctx.is_classifier else "regression"
+    chunks = _chunks(results)
+    parts = ctx.engine.map(_ablation_task, [(layer, units, task, ctx.settings.output) for layer, units in chunks],
+                           shared=(ctx.model, x, y), cache=ctx.cache, desc=None if not ctx.progress else "ablation")
+    for name, units in results.items():
+        mine = [part for (layer, _), part in zip(chunks, parts) if layer == name]
+        if not mine:
+            continue
+        units.ablation = torch.cat([p.change for p in mine])
+        per_class = [p.per_class for p in mine]
+        units.ablation_per_class = None if per_class[0] is None else torch.cat(per_class)  # type: ignore[arg-type]
+        units.ablation_metric = mine[0].metric
+
+
+def _ablation_task(shared: tuple[nn.Module, Tensor, Tensor], item: tuple[str, tuple[int, ...], str, Any]) -> UnitAblation:
+    """Zero each of some units of one layer (a task) and score what it costs."""
+    model, x, y = shared
+    layer, units, task, output = item
+    return unit_ablation_effect(model, x, y, layer, list(units), task=task, output=output)  # type: ignore[arg-type]
 
 
 def _connect(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:

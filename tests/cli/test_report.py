@@ -87,3 +87,113 @@ def test_report_cli_on_ray_workers_is_the_same_report(tmp_path, capsys):
         assert code == 0
         runs.append(json.loads(capsys.readouterr().out)["sections"])
     assert runs[0] == runs[1]
+
+
+def _cnn_checkpoint(tmp_path):
+    from mechscope.data import digits_data
+    from mechscope.models.digit_cnn import DigitCNN, DigitCNNConfig
+
+    data = digits_data()
+    model = build_seeded(DigitCNN, DigitCNNConfig(image_size=8, channels=(4, 8)), 0)
+    return save_checkpoint(tmp_path / "cnn", model, data_spec=data.spec)
+
+
+def _close(a, b, where="sections"):
+    """Equal JSON, numbers within REPORT_TOLERANCE (relative); strings, ints and indices exact."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert abs(a - b) <= REPORT_TOLERANCE * max(1.0, abs(b)), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+REPORT_TOLERANCE = 1e-5
+"""Floats of a report built on Ray workers against one process (docs/ray.md): thread counts differ, so sums may."""
+
+
+def _sections(out):
+    summary = json.loads((out / "report.json").read_text())
+    return summary["sections"], summary
+
+
+@pytest.mark.slow
+def test_report_on_a_two_node_cluster_is_the_one_process_report(tmp_path, capsys, monkeypatch):
+    """A head and a second node (separate `ray start` processes on loopback) build the same report as one process."""
+    pytest.importorskip("ray")
+    from tests.ray_cluster import ENV, loopback_cluster
+
+    monkeypatch.setenv("RAY_AUTH_MODE", ENV["RAY_AUTH_MODE"])
+    ckpt = _cnn_checkpoint(tmp_path)
+    args = ["report", str(ckpt), "--quick", "--format", "json", "--units", "6"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    with loopback_cluster(nodes=2, cpus=1) as address:
+        assert main([*args, "--out", str(tmp_path / "cluster"), "--ray-address", address,
+                     "--cache", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
+    one, _ = _sections(tmp_path / "one")
+    cluster, summary = _sections(tmp_path / "cluster")
+    assert not [s["error"] for s in cluster if s.get("error")]
+    _close(one, cluster)
+    assert summary["tasks"]["run"] > 0 and summary["tasks"]["cached"] == 0
+    _same_unit_pages(tmp_path / "one", tmp_path / "cluster")
+
+
+def _same_unit_pages(one, other):
+    """The unit pages list the same examples, ablation effects and render evidence (as printed)."""
+    pages = sorted(p.relative_to(one) for p in one.rglob("unit-*.html"))
+    assert len(pages) >= 12
+    for rel in pages:
+        assert (one / rel).read_text() == (other / rel).read_text(), rel
+
+
+@pytest.mark.slow
+def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
+    """SIGKILL the driver of a 2-worker build once some tasks are stored; the rerun computes only the rest."""
+    pytest.importorskip("ray")
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = _cnn_checkpoint(tmp_path)
+    cache = tmp_path / "cache"
+    args = [sys.executable, "-m", "mechscope", "report", "build", str(ckpt), "--quick", "--units", "6",
+            "--format", "json", "--cache", str(cache)]
+    driver = subprocess.Popen([*args, "--out", str(tmp_path / "killed"), "--workers", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        end = time.monotonic() + 600
+        while len(list(cache.glob("*/*.json"))) < 3 and driver.poll() is None and time.monotonic() < end:
+            time.sleep(0.2)
+        assert driver.poll() is None, "the build finished before it could be killed"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        stored = len(list(cache.glob("*/*.json")))
+        time.sleep(3)
+        left = subprocess.run(["pgrep", "-g", str(driver.pid)], capture_output=True, text=True).stdout.split()
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)  # whatever the driver left
+        except ProcessLookupError:
+            pass
+    assert not (tmp_path / "killed").exists()  # nothing half-written in the output's place
+    rerun = subprocess.run([*args, "--out", str(tmp_path / "resumed"), "--workers", "2"], capture_output=True,
+                           text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    resumed, summary = _sections(tmp_path / "resumed")
+    assert summary["tasks"]["cached"] >= stored >= 3 and summary["tasks"]["run"] > 0
+    fresh = subprocess.run([*args[:-2], "--no-cache", "--out", str(tmp_path / "one")], capture_output=True,
+                           text=True, timeout=900)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    _close(_sections(tmp_path / "one")[0], resumed)
+    _same_unit_pages(tmp_path / "one", tmp_path / "resumed")
+    assert not left, f"Ray processes outlived their killed driver: {left}"

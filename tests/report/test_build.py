@@ -409,3 +409,47 @@ def test_report_on_several_workers_is_the_same_report(tmp_path: Path) -> None:
     assert pages and pages == sorted(p.relative_to(many.parent) for p in many.parent.rglob("*.html"))
     unit = next(p for p in pages if "units" in p.parts or "layers" in p.parts)
     assert (one.parent / unit).read_text() == (many.parent / unit).read_text()
+
+
+def test_a_report_resumes_from_its_finished_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renders, ablations and example shards are tasks kept in the cache: an interrupted build resumes from them."""
+    import mechscope.report.units as report_units
+    from mechscope.cache import TaskCache
+    from mechscope.data import DataBundle
+    from mechscope.report import build_report
+    from mechscope.report.sections.depth import DepthSection
+    from mechscope.report.sections.units import UnitsSection
+    from tests.test_engine import ShardingEngine
+    from tests.zoo import TinyResNet
+
+    monkeypatch.setattr(report_units, "UNITS_PER_TASK", 3)  # 8 units per layer: 3 tasks per layer and analysis
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(160, 1, 16, 16, generator=g), torch.arange(160) % 4
+    data = DataBundle.from_tensors(x, y, test_fraction=0.5, seed=0)
+    config = dataclasses.replace(TINY, layers=("layer1.0.relu:1", "layer2.1.relu:1"))
+
+    def build(name: str, **kwargs: object) -> dict:
+        index = build_report(TinyResNet(), tmp_path / name, data=data, config=config, progress=False,
+                             sections=(DepthSection, UnitsSection), **kwargs)
+        return json.loads((index.parent / "report.json").read_text())
+
+    one = build("one")
+    assert one["tasks"] is None
+    cache = TaskCache(tmp_path / "cache")
+    first = build("first", engine=ShardingEngine(2), cache=cache)
+    ran = first["tasks"]["run"]
+    assert first["tasks"]["cached"] == 0 and ran >= 2 * 3 * 2  # renders and ablations of 2 layers, 3 chunks each
+    assert first["sections"] == one["sections"]
+    entries = sorted((tmp_path / "cache").glob("*/*.json"))
+    assert len(entries) == ran
+    again = build("again", cache=TaskCache(tmp_path / "cache"))
+    assert again["tasks"] == {"cached": ran, "run": 0} and again["sections"] == one["sections"]
+    for entry in entries[::2]:  # as if the first build had been killed before these tasks finished
+        entry.unlink()
+    resumed = build("resumed", engine=ShardingEngine(2), cache=TaskCache(tmp_path / "cache"))
+    lost = len(entries[::2])
+    assert resumed["tasks"] == {"cached": ran - lost, "run": lost} and resumed["sections"] == one["sections"]
+    pages = {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("unit-*.html")}
+    assert len(pages) == 16
+    for rel in pages:
+        assert (tmp_path / "one" / rel).read_text() == (tmp_path / "resumed" / rel).read_text(), rel
