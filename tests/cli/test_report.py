@@ -166,7 +166,9 @@ def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
 
     ckpt = _cnn_checkpoint(tmp_path)
     cache = tmp_path / "cache"
-    args = [sys.executable, "-m", "mechscope", "report", "build", str(ckpt), "--quick", "--units", "6",
+    from pathlib import Path
+
+    args = [str(Path(sys.executable).with_name("mechscope")), "report", "build", str(ckpt), "--quick", "--units", "6",
             "--format", "json", "--cache", str(cache)]
     driver = subprocess.Popen([*args, "--out", str(tmp_path / "killed"), "--workers", "2"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
