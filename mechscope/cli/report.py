@@ -24,9 +24,10 @@ from mechscope.cli._options import (
     task_cache,
 )
 from mechscope.cli._output import OutputFormat, emit
+from mechscope.cli.errors import CLIError
 from mechscope.engine import open_engine
 from mechscope.errors import MechscopeError
-from mechscope.limits import MAX_WIDTH
+from mechscope.limits import MAX_WIDTH, format_size
 from mechscope.report import ReportConfig, build_report
 from mechscope.report.build import REPORT_FILE, check_report_out
 
@@ -35,6 +36,7 @@ EXAMPLES = (
     "  mechscope report build runs/modular-mlp-mod2 --out report/mod2 --quick --format json\n\n"
     "  mechscope report build runs/my-net --trust-code --device cuda --out report/my-net\n\n"
     "  mechscope report build runs/digit-cnn --workers 2 --out report/digit-cnn   # on a local Ray runtime\n\n"
+    "  mechscope report build runs/digit-cnn --units all --out report/digit-cnn   # a page for every unit\n\n"
     "  mechscope report build --model net.py:Net --weights net.safetensors --data images:photos --out report/net\n\n"
     "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope report serve report/digit-cnn"
 )
@@ -46,9 +48,10 @@ def report(
     out: OutDirOpt,
     quick: QuickOpt = False,
     units: Annotated[
-        int | None,
-        typer.Option("--units", min=1, max=MAX_WIDTH,
-                     help="Units per layer that get a page, the first ones (default: 128, 64 with --quick)."),
+        str | None,
+        typer.Option("--units", metavar="N|all",
+                     help="Units per layer that get a page: the first N, or all (default: 128, 64 with --quick; "
+                          "all with --workers or --ray-address, which spread the work)."),
     ] = None,
     layer: Annotated[
         list[str] | None,
@@ -64,6 +67,7 @@ def report(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
+    max_units = report_units(units, workers=workers, ray_address=ray_address, quick=quick)
     target = checked_out(out, check_report_out)
     tasks = task_cache(cache, no_cache, workers, ray_address)
     ckpt = source.load()
@@ -71,13 +75,15 @@ def report(
     with warnings.catch_warnings():  # failed sections are listed below, once
         warnings.filterwarnings("ignore", message="report section", category=RuntimeWarning)
         with open_engine(workers, ray_address) as engine:
-            index = build_report(ckpt, target, config=_config(quick, units, output, layer), title=title, engine=engine,
-                                 cache=tasks)
+            index = build_report(ckpt, target, config=_config(quick, max_units, output, layer), title=title,
+                                 engine=engine, cache=tasks)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]
     broken = [s for s in summary["sections"] if s.get("error")]
-    lines = [f"report written: {index} ({summary['pages']} pages, {summary['seconds']['total']:.1f}s)"]
+    size = summary["site"]
+    lines = [f"report written: {index} ({summary['pages']} pages; {size['files']:,} files, "
+             f"{format_size(size['bytes'])}; {summary['seconds']['total']:.1f}s)"]
     lines += [f"  {s['title']}: {s['page']}" for s in shown]
     lines += [f"  {s['title']}: not shown ({s['reason']})" for s in missing]
     if tasks is not None:
@@ -88,9 +94,29 @@ def report(
         raise MechscopeError(f"no section of the report could be built ({len(broken)} failed); see {index}.")
 
 
+def report_units(units: str | None, *, workers: int, ray_address: str | None, quick: bool) -> int | None:
+    """The --units value as `ReportConfig.max_units`: a count, or None for every unit.
 
-def _config(quick: bool, units: int | None, output: str | None, layers: list[str] | None) -> ReportConfig:
+    Without --units: every unit when the work is spread (--workers N or --ray-address), else
+    `ReportConfig`'s default (128; 64 with --quick).
+
+    Raises:
+        CLIError: `units` is neither `all` nor an integer from 1 to `MAX_WIDTH`.
+    """
+    if units is None:
+        if workers > 0 or ray_address is not None:
+            return None
+        return (ReportConfig.quick() if quick else ReportConfig()).max_units
+    text = units.strip()
+    if text.lower() == "all":
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 12 and 1 <= int(text) <= MAX_WIDTH):
+        raise CLIError(f"--units must be a positive integer up to {MAX_WIDTH:,} or 'all'; got {units!r}.")
+    return int(text)
+
+
+def _config(quick: bool, max_units: int | None, output: str | None, layers: list[str] | None) -> ReportConfig:
     chosen = tuple(layers) if layers else None
     settings = (ReportConfig.quick(output=output_of(output), layers=chosen) if quick
                 else ReportConfig(output=output_of(output), layers=chosen))
-    return settings if units is None else dataclasses.replace(settings, max_units=units)
+    return dataclasses.replace(settings, max_units=max_units)

@@ -156,6 +156,7 @@ def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: Repo
     sections = [built[cls] for cls in shown]
     units = next((r for r in results.values() if isinstance(r, UnitsResult)), None)
     index = write_overview(ctx, sections, () if units is None else units.layers)
+    files, size = ctx.site.usage()  # every file but report.json, which is written next and holds this count
     summary = {
         "format": REPORT_FORMAT,
         "name": ctx.name,
@@ -168,6 +169,7 @@ def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: Repo
         "seconds": {**timings, "total": round(time.perf_counter() - start, 3)},
         "pages": len(ctx.site.pages),
         "tasks": None if cache is None else {"cached": cache.hits, "run": cache.misses},
+        "site": {"files": files, "bytes": size},
     }
     ctx.site.write_text(REPORT_FILE, json.dumps(to_json(summary), indent=1, allow_nan=False))  # the marker
     ctx.site.share()

@@ -20,7 +20,7 @@ class ReportConfig:
     """
 
     k: int = 9  # dataset examples shown per unit (top and bottom)
-    max_units: int = 128  # units per layer that get a page (the first ones)
+    max_units: int | None = 128  # units per layer that get a page (the first ones); None: every unit
     featurevis_steps: int = 128  # optimisation steps of the per-layer feature visualisation
     featurevis_restarts: int = 2  # starts per unit in the same batch; the best is kept
     attribution_images: int = 8  # rows of the attribution gallery
@@ -50,12 +50,15 @@ class ReportConfig:
                         f"ReportConfig.output must be None, a key, an index or a callable, got {value!r}."
                     )
                 continue
+            if f.name == "max_units" and value is None:
+                continue
             if f.name == "article_probe":
                 if not isinstance(value, bool):
                     raise ConfigError(f"ReportConfig.article_probe must be True or False, got {value!r}.")
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ReportConfig.{f.name} must be a positive integer, got {value!r}.")
+                allowed = "a positive integer or None (every unit)" if f.name == "max_units" else "a positive integer"
+                raise ConfigError(f"ReportConfig.{f.name} must be {allowed}, got {value!r}.")
 
     @classmethod
     def quick(cls, *, output: OutputSpec = None, layers: tuple[str, ...] | None = None) -> ReportConfig:

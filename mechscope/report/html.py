@@ -67,9 +67,10 @@ def link(href: str, text: Any, **attrs: Any) -> Html:
     return tag("a", text, href=href, **attrs)
 
 
-def img(src: str, alt: Any, *, width: int | None = None, class_: str | None = None) -> Html:
-    """An `<img>` with escaped source and alternative text."""
+def img(src: str, alt: Any, *, width: int | None = None, class_: str | None = None, lazy: bool = False) -> Html:
+    """An `<img>` with escaped source and alternative text; `lazy` loads it only near the viewport."""
     extra = (f' width="{int(width)}"' if width else "") + (f' class="{esc(class_)}"' if class_ else "")
+    extra += ' loading="lazy"' if lazy else ""
     return Html(f'<img src="{esc(src)}" alt="{esc(alt)}"{extra}>')
 
 

@@ -153,9 +153,12 @@ def section_crumbs(ctx: ReportContext, title: str) -> list[Crumb]:
     return [(ctx.name, "index.html"), (title, None)]
 
 
-def layer_page(ctx: ReportContext, layer: str) -> str:
-    """Site-relative path of a layer's page."""
-    return ctx.site.rel("layers", layer, "index.html")
+def layer_page(ctx: ReportContext, layer: str, part: int = 0) -> str:
+    """Site-relative path of a layer's page: `index.html` for its first part, `index-<part + 1>.html` after.
+
+    A layer with many units lists them over several pages (parts), each with the same header.
+    """
+    return ctx.site.rel("layers", layer, "index.html" if part == 0 else f"index-{part + 1}.html")
 
 
 def unit_page(ctx: ReportContext, layer: str, unit: int) -> str:

@@ -166,6 +166,20 @@ class Site:
             crumbs: Breadcrumb from the model overview down to this page.
             subtitle: Optional line under the heading (escaped).
         """
+        page = self.page_html(rel, heading, body, crumbs=crumbs, subtitle=subtitle)
+        self.pages.append(rel)
+        return self.write_text(rel, page)
+
+    def page_html(
+        self,
+        rel: str,
+        heading: Any,
+        body: Html | Sequence[Html],
+        *,
+        crumbs: Sequence[Crumb],
+        subtitle: Any = None,
+    ) -> Html:
+        """The markup `write_page` writes at `rel`, without writing it (arguments as there)."""
         parts = [body] if isinstance(body, Html) else list(body)
         trail = self._breadcrumb(rel, crumbs)
         head = raw(
@@ -174,14 +188,22 @@ class Site:
             f'<link rel="stylesheet" href="{esc(self.href(rel, STYLE_FILE))}">'
         )
         header = tag("header", trail, tag("h1", heading), tag("p", subtitle, class_="subtitle") if subtitle else "")
-        page = (
+        return (
             raw("<!DOCTYPE html>\n<html lang=\"en\">")
             + tag("head", head)
             + tag("body", header, tag("main", *parts), tag("footer", "mechscope report - ", self.title))
             + raw("</html>\n")
         )
-        self.pages.append(rel)
-        return self.write_text(rel, page)
+
+    def usage(self, *, leave_out: Sequence[str] = ()) -> tuple[int, int]:
+        """(files, bytes) the site holds on disk now, leaving out the site-relative paths `leave_out`."""
+        skipped = {self.path(rel) for rel in leave_out}
+        files = size = 0
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path not in skipped:
+                files += 1
+                size += path.stat().st_size
+        return files, size
 
     def _breadcrumb(self, rel: str, crumbs: Sequence[Crumb]) -> Html:
         items: list[Html] = []

@@ -99,7 +99,8 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
     widths = {name: _width(ctx, name) for name in ctx.unit_layers}
     layers = [name for name, width in widths.items() if width]
     results = {
-        name: LayerUnits(name, n_units=int(widths[name] or 0), shown=min(int(widths[name] or 0), ctx.settings.max_units))
+        name: LayerUnits(name, n_units=int(widths[name] or 0),
+                         shown=_shown(int(widths[name] or 0), ctx.settings.max_units))
         for name in layers
     }
     if not layers or ctx.data is None:
@@ -127,6 +128,11 @@ def _chunks(results: dict[str, LayerUnits]) -> list[tuple[str, tuple[int, ...]]]
     """(layer, units) of every task: each layer's shown units cut into runs of `UNITS_PER_TASK`."""
     return [(name, tuple(range(start, min(start + UNITS_PER_TASK, units.shown))))
             for name, units in results.items() for start in range(0, units.shown, UNITS_PER_TASK)]
+
+
+def _shown(width: int, max_units: int | None) -> int:
+    """Units of a layer `width` wide that get a page: the first `max_units`, or all when it is None."""
+    return width if max_units is None else min(width, max_units)
 
 
 def _width(ctx: ReportContext, name: str) -> int | None:

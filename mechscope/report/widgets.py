@@ -95,6 +95,8 @@ def thumb(
 ) -> Html:
     """A small picture with a caption, optionally a link and a highlighted box.
 
+    Thumbnails load lazily (`loading="lazy"`), so a page with hundreds of them opens at once.
+
     Args:
         src: Relative image URL.
         alt: Alternative text.
@@ -104,7 +106,7 @@ def thumb(
         size: Displayed width in CSS pixels.
         class_: CSS class of the figure.
     """
-    picture = img(src, alt, width=size, class_="px")
+    picture = img(src, alt, width=size, class_="px", lazy=True)
     if box is not None:
         left, top, width, height = (100.0 * v for v in box)
         picture = tag("span", picture, raw(

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from mechscope.cli.main import main
+from mechscope.cli.report import report_units
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.models.checkpoint import save_checkpoint
@@ -46,6 +48,7 @@ def test_report_cli_lists_a_failed_section_and_exits_0(tmp_path, capsys, monkeyp
     assert code == 0
     assert "Probes by layer: not shown (failed: RuntimeError: boom)" in out.out
     assert "units" in out.out and out.err == ""
+    assert re.search(r"report written: .*index\.html \(\d+ pages; \d+ files, [\d.]+ [KM]B; [\d.]+s\)", out.out)
 
 
 def test_report_cli_exits_1_when_every_section_failed(tmp_path, capsys, monkeypatch):
@@ -62,6 +65,35 @@ def test_report_cli_exits_1_when_every_section_failed(tmp_path, capsys, monkeypa
 def test_report_cli_missing_checkpoint_exits_1(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
     assert "No checkpoint folder" in capsys.readouterr().err
+
+
+def test_report_units_default_to_every_unit_when_the_work_is_spread():
+    assert report_units(None, workers=0, ray_address=None, quick=False) == 128
+    assert report_units(None, workers=0, ray_address=None, quick=True) == 64
+    assert report_units(None, workers=4, ray_address=None, quick=True) is None
+    assert report_units(None, workers=0, ray_address="10.0.0.1:6379", quick=False) is None
+    assert report_units("all", workers=0, ray_address=None, quick=True) is None
+    assert report_units(" ALL ", workers=0, ray_address=None, quick=False) is None
+    assert report_units("7", workers=2, ray_address=None, quick=False) == 7
+
+
+def test_report_cli_units_all_gives_every_unit_a_page(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path)
+    code = main(["report", str(ckpt), "--out", str(tmp_path / "out"), "--quick", "--units", "all", "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["settings"]["max_units"] is None
+    code = main(["report", str(ckpt), "--out", str(tmp_path / "one"), "--quick", "--units", "1", "--format", "json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["settings"]["max_units"] == 1
+    assert sorted(p.name for p in (tmp_path / "one" / "layers" / "hidden.0").glob("unit-*.html")) == ["unit-0.html"]
+
+
+@pytest.mark.parametrize("value", ["0", "lots", "-1", "2.5", "", "9" * 40])
+def test_report_cli_bad_units_is_one_line_and_exit_2(tmp_path, capsys, value):
+    code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--units", value])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"Error: --units must be a positive integer up to 1,048,576 or 'all'; got {value!r}.")
+    assert not (tmp_path / "out").exists()
 
 
 def test_serve_cli_serves_for_a_bounded_time(tmp_path, capsys):

@@ -65,6 +65,9 @@ def test_every_page_renders_with_resolving_links_and_images(site, browser):
         assert page.title(), f"{path} has no title"
         assert page.locator("h1").count() == 1, f"{path} has no single heading"
         assert page.locator("nav.crumbs li").count() >= 1, f"{path} has no breadcrumb"
+        # Thumbnails load lazily (near the viewport only): ask for every one, then wait for all to settle.
+        page.eval_on_selector_all("img[loading=lazy]", "imgs => imgs.forEach(i => { i.loading = 'eager'; })")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=10_000)
         broken = page.eval_on_selector_all(
             "img", "imgs => imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'))")
         assert not broken, f"{path}: images that do not load: {broken}"

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.errors import ConfigError, OutputError
+from mechscope.limits import format_size
 from mechscope.models import ModularMLP, ModularMLPConfig, TinyReLU, TinyReLUConfig, build_seeded
 from mechscope.models.checkpoint import save_checkpoint
 from mechscope.data import function_data, modular_data
@@ -86,6 +87,16 @@ def test_build_report_writes_a_page_for_every_unit_shown(site):
         assert sorted(p.name for p in (root / "layers" / layer).glob("unit-*.html")) == [
             f"unit-{u}.html" for u in range(3)
         ]
+
+
+def test_build_report_states_the_size_of_the_site(site):
+    for name in ("evil", "mod2", "sum"):
+        root = site / name / "report"
+        files = [p for p in root.rglob("*") if p.is_file() and p.name != REPORT_FILE]
+        stated = _summary(root)["site"]
+        assert stated == {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+        row = f'<th scope="row">site</th><td>{stated["files"]:,} files, {format_size(stated["bytes"])}</td>'
+        assert row in (root / "index.html").read_text()
 
 
 def test_build_report_links_conv_units_both_ways(site):

@@ -44,6 +44,14 @@ def test_report_config_validates_sizes():
             ReportConfig(layers=bad)  # type: ignore[arg-type]
 
 
+def test_report_config_max_units_is_a_count_or_none_for_every_unit():
+    assert (ReportConfig().max_units, ReportConfig.quick().max_units) == (128, 64)
+    assert ReportConfig(max_units=None).max_units is None
+    for bad in (0, -3, True, 2.5, "all"):
+        with pytest.raises(ConfigError, match=r"ReportConfig.max_units must be a positive integer or None \(every"):
+            ReportConfig(max_units=bad)  # type: ignore[arg-type]
+
+
 def test_context_pages_the_named_calls_of_a_residual_net(tmp_path):
     from mechscope.errors import LayerNameError
     from tests.zoo import TinyResNet, image_bundle

@@ -127,6 +127,15 @@ def test_site_never_replaces_a_file_it_did_not_write(tmp_path):
     assert (tmp_path / "page.html").read_text() == "<p>my own page</p>"
 
 
+def test_site_usage_counts_every_file_and_its_bytes(tmp_path):
+    site = Site(tmp_path, title="t")
+    page = site.write_page("a/page.html", "x", [], crumbs=[])
+    site.write_bytes("fig/x.png", b"12345")
+    assert site.usage() == (2, page.stat().st_size + 5)
+    assert site.usage(leave_out=("a/page.html",)) == (1, 5)
+    assert site.page_html("a/page.html", "x", [], crumbs=[]) == page.read_text()
+
+
 def test_site_files_are_readable_by_others(tmp_path):
     site = Site(tmp_path, title="t")
     path = site.write_text("page.html", "x")

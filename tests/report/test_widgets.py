@@ -24,5 +24,9 @@ def test_thumb_marks_the_receptive_field_box():
     assert 'href="u.html"' in out and "left:25.00%" in out and "height:100.00%" in out
 
 
+def test_thumb_loads_lazily():
+    assert '<img src="a.png" alt="alt" width="72" class="px" loading="lazy">' in thumb("a.png", "alt")
+
+
 def test_fmt_reads_well():
     assert (fmt(0.123456), fmt(3), fmt(float("nan")), fmt(None)) == ("0.1235", "3", "n/a", "None")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mechscope.errors import MechscopeError
+from mechscope.limits import format_size
 from mechscope.report.context import ReportContext
 from mechscope.report.html import Html, key_values, link, paragraph, table, tag
 from mechscope.report.section import Section, figure_path, layer_page
@@ -15,21 +16,37 @@ from mechscope.report.widgets import card, figure, fmt
 
 __all__ = ["write_overview"]
 
+_SIZE_ROUNDS = 4  # renderings of the overview that settle the site size it states, its own bytes included
+
 
 def write_overview(ctx: ReportContext, sections: Sequence[Section], layer_pages: Collection[str] = ()) -> Path:
-    """Write index.html: model facts, section cards (or why a section is missing), layers, training curves.
+    """Write index.html: model facts, site size, section cards (or why one is missing), layers, training.
 
-    `layer_pages` names the layers that have a page (linked from the architecture table).
+    `layer_pages` names the layers that have a page (linked from the architecture table). The
+    overview is written after every other page: the size it states counts every file of the site
+    (this page included) but report.json, written after it.
     """
     page = "index.html"
-    body: list[Html] = [
-        tag("section", tag("h2", "Model"), key_values(_facts(ctx))),
+    rest: list[Html] = [  # the training figure is saved here, before the site is counted
         tag("section", tag("h2", "Analyses"), tag("div", *[_card(ctx, s) for s in sections], class_="cards")),
         tag("section", tag("h2", "Architecture"), _layers(ctx, page, layer_pages)),
         tag("section", tag("h2", "Training"), _training(ctx, page)),
     ]
     subtitle = f"{ctx.model_class}" + (f" trained on {_data_text(ctx)}" if ctx.data is not None else "")
-    return ctx.site.write_page(page, ctx.name, body, crumbs=[(ctx.name, None)], subtitle=subtitle)
+    files, size = ctx.site.usage(leave_out=(page,))
+
+    def body(own: int) -> list[Html]:
+        stated = f"{files + 1:,} files, {format_size(size + own)}"
+        return [tag("section", tag("h2", "Model"), key_values([*_facts(ctx), ("site", stated)])), *rest]
+
+    own = 0  # bytes of this page, which state the size: render until the length no longer changes
+    for _ in range(_SIZE_ROUNDS):
+        length = len(ctx.site.page_html(page, ctx.name, body(own), crumbs=[(ctx.name, None)],
+                                        subtitle=subtitle).encode("utf-8"))
+        if length == own:
+            break
+        own = length
+    return ctx.site.write_page(page, ctx.name, body(own), crumbs=[(ctx.name, None)], subtitle=subtitle)
 
 
 def _card(ctx: ReportContext, section: Section) -> Html:

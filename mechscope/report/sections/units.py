@@ -2,7 +2,9 @@
 connections and ablation, one page per unit, linked both ways.
 
 Site layout: `layers/<layer>/index.html` for a layer, `layers/<layer>/unit-<n>.html` for
-a unit, rendered units under `layers/<layer>/fv/`, dataset inputs once under `inputs/`.
+a unit, rendered units under `layers/<layer>/fv/`, dataset inputs once under `inputs/`. A
+layer with more than `UNITS_PER_PAGE` units with a page lists them over several layer pages
+(`index.html`, `index-2.html`, ...), each with the same header and a pager between them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from mechscope.report.site import Crumb
 from mechscope.report.units import LayerUnits, analyse_units, example_inputs
 from mechscope.report.widgets import colorbar, figure, fmt, label_bar, thumb, value_bar
 
-__all__ = ["UnitsSection", "UnitsResult"]
+__all__ = ["UnitsSection", "UnitsResult", "UNITS_PER_PAGE"]
+
+UNITS_PER_PAGE = 256
+"""Units listed on one layer page: their grid of pictures and their table stay quick to open."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,12 @@ class UnitsSection(ReportSection[UnitsResult]):
         results = result.layers
         inputs, targets = example_inputs(ctx)
         pages = _Pages(ctx, result, inputs, targets)
-        total = sum(1 + units.shown for units in results.values())
+        total = sum(pages.parts(name) + units.shown for name, units in results.items())
         with tqdm(total=total, desc="unit pages", unit="page", leave=False,
                   disable=None if ctx.progress else True) as bar:
             for name in results:
                 pages.layer(name)
-                bar.update()
+                bar.update(pages.parts(name))
                 for unit in range(results[name].shown):
                     pages.unit(name, unit)
                     bar.update()
@@ -134,7 +139,19 @@ class _Pages:
         trail: list[Crumb] = [(self.ctx.name, "index.html")]
         if unit is None:
             return trail + [(f"layer {layer}", None)]
-        return trail + [(f"layer {layer}", layer_page(self.ctx, layer)), (f"unit {unit}", None)]
+        return trail + [(f"layer {layer}", self.listing(layer, unit)), (f"unit {unit}", None)]
+
+    def parts(self, layer: str) -> int:
+        """How many layer pages list the units of `layer` (`UNITS_PER_PAGE` to a page)."""
+        return max(1, math.ceil(self.results[layer].shown / UNITS_PER_PAGE))
+
+    def span(self, layer: str, part: int) -> range:
+        """The units listed on layer page `part` of `layer`."""
+        return range(part * UNITS_PER_PAGE, min((part + 1) * UNITS_PER_PAGE, self.results[layer].shown))
+
+    def listing(self, layer: str, unit: int) -> str:
+        """Site-relative path of the layer page that lists `unit`."""
+        return layer_page(self.ctx, layer, unit // UNITS_PER_PAGE)
 
     def unit_name(self, layer: str, unit: int) -> str:
         return f"{layer} {'channel' if self.is_conv_layer(layer) else 'unit'} {unit}"
@@ -147,8 +164,35 @@ class _Pages:
 
     # ----- layer page ----------------------------------------------------------------
     def layer(self, layer: str) -> None:
+        """Write the pages of `layer`: the same facts and figures on each, then its slice of the units."""
         ctx, units = self.ctx, self.results[layer]
-        page = layer_page(ctx, layer)
+        facts = key_values(self.layer_facts(layer))
+        figures = self.layer_figures(layer, layer_page(ctx, layer))  # every part lies in one folder: same links
+        parts = self.parts(layer)
+        for part in range(parts):
+            page, span = layer_page(ctx, layer, part), self.span(layer, part)
+            pager = self.layer_pager(layer, part, page)
+            body = [self.layer_nav(layer, page), facts, pager, self.unit_grid(layer, page, span),
+                    self.unit_table(layer, page, span), pager, *figures]
+            where = f"; units {_numbers(span)} of {units.shown}" if parts > 1 else ""
+            self.site.write_page(page, f"Layer {layer}", body, crumbs=self.crumbs(layer),
+                                 subtitle=f"{ctx.model_class}: layer {self.names.index(layer) + 1} of "
+                                          f"{len(self.names)} with units, shallow to deep{where}")
+
+    def layer_pager(self, layer: str, part: int, page: str) -> Html:
+        """Links between the pages of a layer ("units 0-255 | 256-511 | ..."); empty when one page lists all."""
+        parts = self.parts(layer)
+        if parts == 1:
+            return raw("")
+        items = []
+        for p in range(parts):
+            text = _numbers(self.span(layer, p))
+            items.append(tag("span", text, class_="here", aria_current="page") if p == part
+                         else link(self.site.href(page, layer_page(self.ctx, layer, p)), text))
+        return tag("nav", "units ", join(items, " | "), class_="parts", aria_label=f"pages of layer {layer}")
+
+    def layer_facts(self, layer: str) -> list[tuple[str, object]]:
+        ctx, units = self.ctx, self.results[layer]
         info = ctx.layer_info(layer)
         facts: list[tuple[str, object]] = [
             ("type", info.type if info else "?"),
@@ -165,12 +209,7 @@ class _Pages:
                           f"(top-{units.poly.k} examples need >= {units.poly.min_classes} classes to cover "
                           f"{units.poly.coverage:.0%})"))
             facts.append(("dead units", int(units.poly.is_dead.sum())))
-        body = [self.layer_nav(layer, page), key_values(facts), self.unit_grid(layer, page),
-                self.unit_table(layer, page)]
-        body += self.layer_figures(layer, page)
-        self.site.write_page(page, f"Layer {layer}", body, crumbs=self.crumbs(layer),
-                             subtitle=f"{ctx.model_class}: layer {self.names.index(layer) + 1} of {len(self.names)} "
-                                      "with units, shallow to deep")
+        return facts
 
     def layer_nav(self, layer: str, page: str) -> Html:
         i = self.names.index(layer)
@@ -181,10 +220,10 @@ class _Pages:
                              class_="here" if j == i else None))
         return tag("nav", tag("span", "Layers, shallow to deep:", class_="muted"), tag("ol", *items), class_="layers")
 
-    def unit_grid(self, layer: str, page: str) -> Html:
+    def unit_grid(self, layer: str, page: str, span: range) -> Html:
         units = self.results[layer]
         cells = []
-        for u in range(units.shown):
+        for u in span:
             href = self.site.href(page, unit_page(self.ctx, layer, u))
             caption = [f"{u}"]
             if units.featurevis is not None:
@@ -223,7 +262,7 @@ class _Pages:
             what += f" (label {self.label(index)})"
         return f"max {fmt(float(ex.top.values[unit, 0]))} on {what}" if with_value else what
 
-    def unit_table(self, layer: str, page: str) -> Html:
+    def unit_table(self, layer: str, page: str, span: range) -> Html:
         units = self.results[layer]
         header = ["unit", "max activation", "top example (label)" if self.ctx.class_names else "top example"]
         if units.poly is not None:
@@ -233,7 +272,7 @@ class _Pages:
         header.append("strongest input")
         high = float(units.ablation.abs().max()) if units.ablation is not None and units.ablation.numel() else 0.0
         rows = []
-        for u in range(units.shown):
+        for u in span:
             row: list[object] = [link(self.site.href(page, unit_page(self.ctx, layer, u)), f"unit {u}")]
             ex = units.examples
             row.append(float(ex.top.values[u, 0]) if ex is not None else "")
@@ -307,7 +346,7 @@ class _Pages:
         nav = []
         if u > 0:
             nav.append(link(self.site.href(page, unit_page(ctx, layer, u - 1)), f"\u2190 unit {u - 1}"))
-        nav.append(link(self.site.href(page, layer_page(ctx, layer)), f"all units of {layer}"))
+        nav.append(link(self.site.href(page, self.listing(layer, u)), f"all units of {layer}"))
         if u + 1 < units.shown:
             nav.append(link(self.site.href(page, unit_page(ctx, layer, u + 1)), f"unit {u + 1} \u2192"))
         body = [tag("nav", *nav, class_="pager"), self.unit_visual(layer, u, page), self.examples(layer, u, page),
@@ -436,3 +475,7 @@ class _Pages:
             facts.append(("classes hurt most (accuracy drop)", hurt))
         return tag("section", tag("h2", "Ablation"), key_values(facts))
 
+
+def _numbers(span: range) -> str:
+    """The units of a layer page for people: "256-511", or "512" for one."""
+    return str(span.start) if len(span) == 1 else f"{span.start}-{span.stop - 1}"
