@@ -237,6 +237,13 @@ def patching() -> None:
     save(plot_attention(pattern, tokens=tokens, title="blocks.0.attn.pattern (mean over 64 inputs)"), "attention")
 
 
+def sweep() -> None:
+    """The default sweep: 20 seeds x moduli 2, 3 and 5 of the modular MLP, each trained and probed (~1 min)."""
+    from mechscope.recipes import sweep_modular
+
+    save(sweep_modular().figure(), "sweep")
+
+
 FIGURES: dict[str, Callable[[], None]] = {
     "training_curves": training_curves,
     "capture": capture_activations,
@@ -248,6 +255,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "fourier": fourier,
     "patching": patching,
     "report": report_unit,
+    "sweep": sweep,
 }
 
 

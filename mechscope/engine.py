@@ -105,7 +105,9 @@ class RayEngine:
             if self.address is not None:
                 ray.init(address=self.address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
             else:
-                ray.init(address="local", num_cpus=self._workers, **kwargs)  # never a cluster found on disk
+                # "local": a runtime of our own, never the latest cluster started on this machine
+                # (which ray.init() would join, found in RAY_ADDRESS or /tmp/ray/ray_current_cluster).
+                ray.init(address="local", num_cpus=self._workers, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray runtime"
             raise ConfigError(f"could not start {where}: {' '.join(str(err).split())[:300]}") from err

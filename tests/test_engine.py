@@ -83,6 +83,18 @@ def test_bad_worker_counts_are_refused() -> None:
         RayEngine(workers=0)
 
 
+def test_workers_start_a_runtime_of_their_own_even_beside_a_running_cluster(monkeypatch) -> None:
+    import types
+
+    calls: list[dict[str, Any]] = []
+    fake = types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs), shutdown=lambda: None)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # what ray.init() without an address would join
+    with RayEngine(workers=2):
+        pass
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
+
+
 def test_ray_is_not_imported_without_workers() -> None:
     code = ("import sys, torch; from mechscope.circuits.examples import dataset_examples; "
             "from tests.zoo import DictNet; from mechscope.engine import open_engine\n"

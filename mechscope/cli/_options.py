@@ -15,6 +15,7 @@ from mechscope.cli.errors import CLIError
 from mechscope.atomic import check_output
 from mechscope.cache import TaskCache, default_cache_folder
 from mechscope.data.bundle import DataPart
+from mechscope.data.modular import Operation
 from mechscope.errors import ConfigError, OutputError
 from mechscope.limits import MAX_SEED
 
@@ -31,6 +32,7 @@ __all__ = [
     "figures_folder",
     "Choice",
     "DataPartChoice",
+    "OperationChoice",
     "split_of",
     "OutputOpt",
     "WorkersOpt",
@@ -76,6 +78,10 @@ class Choice(str, Enum, metaclass=_ChoiceMeta):
 
 class DataPartChoice(Choice, literal=DataPart):
     """Which part of the data a command reads: all (train first), the training split or the test split."""
+
+
+class OperationChoice(Choice, literal=Operation):
+    """Binary operation of the modular learner."""
 
 
 def split_of(bundle: Any, split: DataPartChoice) -> tuple[Any, Any]:

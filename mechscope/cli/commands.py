@@ -126,6 +126,14 @@ def _lens() -> Any:
     return _single(lens.lens, lens.EXAMPLES)
 
 
+def _sweep() -> Any:
+    from mechscope.cli import sweep
+
+    group = _group("Train and probe a model over a grid of settings and seeds, one task per point.")
+    group.command("modular-mlp", epilog=sweep.EXAMPLES)(sweep.modular_mlp)
+    return typer.main.get_command(group)
+
+
 def _tour() -> Any:
     from mechscope.cli import tour
 
@@ -135,7 +143,7 @@ def _tour() -> Any:
 _BUILDERS: dict[str, Callable[[], Any]] = {
     "model": _model, "units": _units, "probe": _probe, "report": _report, "attribute": _attribute,
     "circuits": _circuits, "formula": _formula, "fourier": _fourier, "patch": _patch,
-    "lens": _lens, "tour": _tour,
+    "lens": _lens, "sweep": _sweep, "tour": _tour,
 }
 NAMES = (*_BUILDERS, *ALIASES)
 """Every top-level command name, the hidden aliases last."""

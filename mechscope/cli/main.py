@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, bool]] = {
               False),
     "lens": ("What the residual stream predicts at each depth (logit lens) and which heads and MLPs write the "
              "answer.", False),
+    "sweep": ("Train and probe a model over a grid of settings and seeds, one task per point.", False),
     "tour": ("Train every built-in target, run every analysis and write a browsable report of each into --out.",
              False),
     **{alias: (f"= {target}", True) for alias, target in ALIASES.items()},

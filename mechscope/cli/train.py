@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 
 from mechscope.cli._model import DeviceOpt, device_of
-from mechscope.cli._options import Choice, FormatOpt, OutPathOpt, SeedOpt, checked_out
+from mechscope.cli._options import Choice, FormatOpt, OperationChoice, OutPathOpt, SeedOpt, checked_out
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.limits import MAX_LAYERS, MAX_MODULUS, MAX_STEPS, MAX_WIDTH
 from mechscope.models.checkpoint import check_checkpoint_out
 from mechscope.data.functions import FunctionName
-from mechscope.data.modular import Operation
 from mechscope.models.grokking_mlp import Combine, GrokkingMLPConfig
 from mechscope.models.modular_mlp import Activation
 from mechscope.models.grokking_train import GrokkingTrainConfig
@@ -29,10 +28,6 @@ from mechscope.recipes.grokking import (
 from mechscope.serialize import to_json
 
 app = typer.Typer(help="Train a built-in target and write a checkpoint folder.", no_args_is_help=True)
-
-
-class OperationChoice(Choice, literal=Operation):
-    """Binary operation of the modular learner."""
 
 
 class ActivationChoice(Choice, literal=Activation):

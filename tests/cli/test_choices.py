@@ -10,13 +10,13 @@ import pytest
 from mechscope.circuits.ablation import Mode
 from mechscope.circuits.contributions import Method
 from mechscope.circuits.examples import Reduce
-from mechscope.cli._options import Choice, DataPartChoice
+from mechscope.cli._options import Choice, DataPartChoice, OperationChoice
 from mechscope.cli.circuits import AblationChoice, MethodChoice
 from mechscope.cli.examples import ReduceChoice
 from mechscope.cli.featurevis import ObjectiveChoice, TransformChoice
 from mechscope.cli.patch import AlongChoice, DirectionChoice, MetricChoice
 from mechscope.cli.probe import PoolingChoice, SplitChoice
-from mechscope.cli.train import ActivationChoice, CombineChoice, FunctionChoice, OperationChoice
+from mechscope.cli.train import ActivationChoice, CombineChoice, FunctionChoice
 from mechscope.data import DataPart
 from mechscope.data.functions import FunctionName
 from mechscope.data.modular import Operation

@@ -23,7 +23,7 @@ def test_bare_command_lists_nouns_and_verbs_not_aliases(capsys):
     err = capsys.readouterr().err
     listed = err.split("needs a command: ")[1].split(" (see")[0].split(", ")
     assert {"model", "units", "probe", "report", "attribute", "circuits", "formula", "fourier", "patch", "lens",
-            "tour"} == set(listed)
+            "sweep", "tour"} == set(listed)
     assert err.count("\n") == 1
 
 
