@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -84,6 +86,7 @@ class RayEngine:
         self._workers, self.address, self.max_retries = workers, address, max_retries
         self._ray: Any = None
         self._shared: tuple[object, Any] | None = None  # (object, its handle) put last
+        self._watchdog: subprocess.Popen[bytes] | None = None  # stops the local runtime if this process is killed
 
     @property
     def workers(self) -> int:
@@ -101,6 +104,8 @@ class RayEngine:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if self.address is not None:
             _check_reachable(self.address)
+        if self.address is None:
+            self._watchdog = _start_watchdog()  # watching before Ray starts a single process
         try:
             if self.address is not None:
                 ray.init(address=self.address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
@@ -109,6 +114,8 @@ class RayEngine:
                 # (which ray.init() would join, found in RAY_ADDRESS or /tmp/ray/ray_current_cluster).
                 ray.init(address="local", num_cpus=self._workers, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
+            ray.shutdown()  # whatever part of the runtime did start
+            self.__exit__()
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray runtime"
             raise ConfigError(f"could not start {where}: {' '.join(str(err).split())[:300]}") from err
         self._ray = ray
@@ -119,6 +126,10 @@ class RayEngine:
             self._shared = None
             self._ray.shutdown()
             self._ray = None
+        if self._watchdog is not None:
+            self._watchdog.terminate()  # a driver that ends normally has shut Ray down itself
+            self._watchdog.wait()
+            self._watchdog = None
 
     def map(self, fn: Callable[[S, T], R], items: Sequence[T], *, shared: S, cache: TaskCache | None = None,
             desc: str | None = None) -> list[R]:
@@ -182,6 +193,57 @@ class _Pending:
         """Every item's result, in item order."""
         self.bar.close()
         return self.values
+
+
+_WATCHDOG = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which shuts Ray down itself
+driver, me = os.getppid(), os.getpid()
+
+def table():
+    rows = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/" + name + "/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            rows[int(name)] = (int(fields[1]), fields[19])  # parent, start time
+    return rows
+
+seen = {}
+while os.getppid() == driver:  # the driver lives: remember every process it started, and theirs
+    rows, todo = table(), [driver]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, start) in rows.items():
+            if ppid == parent and pid != me and pid not in seen:
+                seen[pid] = start
+                todo.append(pid)
+    time.sleep(0.5)
+for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):  # the driver was killed: stop what it left
+    alive = [pid for pid, start in seen.items() if table().get(pid, (0, None))[1] == start]
+    for pid in alive:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    time.sleep(wait)
+"""
+
+
+def _start_watchdog() -> subprocess.Popen[bytes] | None:
+    """A process that stops this driver's local Ray runtime if the driver is killed (Linux: reads /proc).
+
+    Ray's own processes outlive a driver killed with SIGKILL (its agents stay up); the watchdog
+    remembers every process the driver started and, once the driver is gone, terminates them.
+    """
+    if not os.path.isdir("/proc"):
+        return None
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def _check_reachable(address: str) -> None:

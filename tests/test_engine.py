@@ -164,3 +164,37 @@ def test_a_two_node_cluster_on_loopback_runs_tasks_on_both_nodes(monkeypatch) ->
     import ray
 
     assert not ray.is_initialized()
+
+
+def test_the_watchdog_stops_what_a_killed_driver_started() -> None:
+    """A driver killed with SIGKILL cannot shut Ray down; its watchdog stops every process the driver started."""
+    import os
+    import signal
+    import time
+
+    code = ("import subprocess, sys, time\nfrom mechscope.engine import _start_watchdog\n_start_watchdog()\n"
+            "time.sleep(0.3)\nchild = subprocess.Popen(['sleep', '300'])\ntime.sleep(1.5)\n"
+            "print(child.pid, flush=True)\ntime.sleep(300)")
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        child = int(driver.stdout.readline())  # type: ignore[union-attr]
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        end = time.monotonic() + 20
+        while _running(child) and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not _running(child)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

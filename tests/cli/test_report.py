@@ -186,6 +186,23 @@ def _same_unit_pages(one, other):
         assert (one / rel).read_text() == (other / rel).read_text(), rel
 
 
+def _running_in_group(pgid):
+    """Processes of a process group that still run (zombies waiting to be reaped do not count)."""
+    import subprocess
+
+    pids = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
+    running = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
 @pytest.mark.slow
 def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
     """SIGKILL the driver of a 2-worker build once some tasks are stored; the rerun computes only the rest."""
@@ -212,8 +229,9 @@ def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
         stored = len(list(cache.glob("*/*.json")))
-        time.sleep(3)
-        left = subprocess.run(["pgrep", "-g", str(driver.pid)], capture_output=True, text=True).stdout.split()
+        end = time.monotonic() + 30
+        while (left := _running_in_group(driver.pid)) and time.monotonic() < end:
+            time.sleep(0.5)
     finally:
         try:
             os.killpg(driver.pid, signal.SIGKILL)  # whatever the driver left
