@@ -58,8 +58,8 @@ def fingerprint(*values: Any) -> str:
     """A hex digest of `values`: tensors by dtype, shape and bytes, modules by class and state dict.
 
     Also hashes None, bools, numbers, strings, paths, sequences, mappings, dataclasses, enums,
-    numpy arrays and functions (by module and name). Equal inputs give equal digests in any
-    process.
+    numpy arrays, functions (by module and name) and any object with a `__fingerprint__()`
+    method (by what it returns). Equal inputs give equal digests in any process.
 
     Raises:
         ConfigError: a value of another type (its digest would not be stable across processes).
@@ -186,6 +186,10 @@ def _feed(digest: Any, value: Any) -> None:
         digest.update(f"float:{value.hex() if math.isfinite(value) else value!r};".encode())
     elif isinstance(value, Tensor):
         _feed_tensor(digest, value)
+    elif hasattr(value, "__fingerprint__") and not isinstance(value, type):
+        digest.update(f"object:{type(value).__module__}.{type(value).__qualname__}(".encode())
+        _feed(digest, value.__fingerprint__())
+        digest.update(b")")
     elif isinstance(value, np.ndarray):
         _feed_tensor(digest, torch.from_numpy(np.ascontiguousarray(value)))
     elif isinstance(value, nn.Module):

@@ -65,6 +65,7 @@ def faithfulness(
     batch_size: int = 1024,
     check_finite: bool = True,
     output: OutputSpec = None,
+    random_maps: bool = True,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves of every method, averaged over `inputs`, beside random maps.
 
@@ -82,6 +83,9 @@ def faithfulness(
             maps (a NaN map ranks no pixels); False computes the curves anyway.
         output: Which of the model's outputs holds the logits (see
             `mechscope.capture.select_output`); give the methods the same `output=`.
+        random_maps: Also score uniformly random maps (the "random" entry). The curves of
+            every method and of the random maps do not depend on what else is scored, so
+            results of separate calls on the same inputs combine.
 
     Returns:
         FaithfulnessResult; `result.random_baseline` holds the random maps' areas.
@@ -108,7 +112,9 @@ def faithfulness(
             check_tensor_finite(
                 value, f"the {label} maps", fix="The model gives NaN/inf on finite inputs: check its weights"
             )
-    maps[RANDOM] = torch.rand(x.shape[0], x.shape[-2], x.shape[-1], generator=generator, device="cpu").to(x.device)
+    if random_maps:
+        maps[RANDOM] = torch.rand(x.shape[0], x.shape[-2], x.shape[-1], generator=generator,
+                                  device="cpu").to(x.device)
     fractions: Tensor | None = None
     deletion: dict[str, list[float]] = {}
     insertion: dict[str, list[float]] = {}

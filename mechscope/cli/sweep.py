@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from mechscope.cli._options import FormatOpt, OperationChoice, OutDirOpt, RayAddressOpt, WorkersOpt, checked_out
+from mechscope.cli._options import (
+    CacheOpt,
+    FormatOpt,
+    NoCacheOpt,
+    OperationChoice,
+    OutDirOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    checked_out,
+    task_cache,
+)
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.engine import open_engine
@@ -20,6 +30,7 @@ EXAMPLES = (
     "  mechscope sweep modular-mlp --moduli 2,3 --seeds 3 --out sweeps/small --format json\n\n"
     "  mechscope sweep modular-mlp --workers 2 --out sweeps/modular     # the points as tasks on a local Ray "
     "runtime\n\n"
+    "  mechscope sweep modular-mlp --cache sweeps/.tasks --out sweeps/modular   # a rerun trains only unfinished points\n\n"
     "  mechscope sweep modular-mlp --ray-address 10.0.0.5:6379 --seeds 100 --out sweeps/big   # on a Ray cluster"
 )
 
@@ -36,14 +47,17 @@ def modular_mlp(
     operation: Annotated[OperationChoice, typer.Option(help="Binary operation.")] = OperationChoice("+"),
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Train and probe seed 000's modular MLP at every modulus and seed; write sweep.csv, sweep.json, sweep.png."""
     target = checked_out(out, check_sweep_out)
     grid = SweepGrid(moduli=_moduli(moduli), seeds=range(seeds), n_pairs=n_pairs, operation=operation.value)
+    tasks = task_cache(cache, no_cache, workers, ray_address)
     start = time.perf_counter()
     with open_engine(workers, ray_address) as engine:
-        result = sweep_modular(grid, engine=engine, progress=True)
+        result = sweep_modular(grid, engine=engine, cache=tasks, progress=True)
         n_workers = engine.workers
     seconds = time.perf_counter() - start
     files = result.write(target)

@@ -87,6 +87,10 @@ class Probe:
         shown = [f"{k}={v!r}" for k, v in self.get_params().items() if not _equal(v, defaults.get(k))]
         return f"{type(self).__name__}({', '.join(shown)})"
 
+    def __fingerprint__(self) -> str:
+        """What identifies an unfitted probe for the task cache: its class and hyperparameters."""
+        return repr(self)
+
     # -- parameters ---------------------------------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:

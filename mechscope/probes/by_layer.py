@@ -33,16 +33,18 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from mechscope.cache import TaskCache
 from mechscope.capture import ActivationStore, record
 from mechscope.capture.names import LayerSpec, resolve_layers
 from mechscope.capture.units import layer_unit_axes
+from mechscope.engine import Engine, LocalEngine
 from mechscope.errors import DataError
 from mechscope.probes.activation_image import ActivationImage, stack_activations
 from mechscope.probes.base import Probe
 from mechscope.probes.control import input_types, untrained_copy
 from mechscope.probes.conv import ConvProbe
 from mechscope.probes.linear import LinearProbe
-from mechscope.probes.rigor import ProbeReport, Split, evaluate_probe
+from mechscope.probes.rigor import ProbeReport, Split, evaluate_probe, merge_reports
 from mechscope.probes.labels import GroupKind, Labels, LabelsLike, as_labels
 
 __all__ = [
@@ -173,6 +175,8 @@ def probe_by_layer(
     split: Split = "examples",
     use_untrained: bool = True,
     progress: bool = False,
+    engine: Engine | None = None,
+    cache: TaskCache | None = None,
 ) -> LayerProbeTable:
     """Fit one probe per layer and per label group and score each held-out with controls.
 
@@ -189,7 +193,11 @@ def probe_by_layer(
         test_fraction: Held-out share of each split.
         split: "examples" or "types" (hold out whole input types; see evaluate_probe).
         use_untrained: Also probe untrained copies (fresh weights per seed).
-        progress: Show a progress bar over layers and labels.
+        progress: Show a progress bar over the (layer, seed) fits.
+        engine: Where the fits run (`mechscope.engine`): one task per layer and seed, each
+            recording its layer (and an untrained copy's) and fitting every label group;
+            the table is the same on any engine.
+        cache: Keep each finished (layer, seed) task (`mechscope.cache.TaskCache`).
 
     Returns:
         LayerProbeTable (draw it with mechscope.plots.probes.plot_accuracy_by_layer).
@@ -199,38 +207,53 @@ def probe_by_layer(
         DataError: Lengths differ, activations hold NaN/inf, or a group has one class.
     """
     names, real = _layers_and_labels(model, inputs, labels, layers)
-    probe = LinearProbe() if probe is None else probe
-    to_features = flat_features if features is None else features
-    type_ids = _type_ids(inputs if types is None else types)  # once for all fits
-    trained = _record(model, names, inputs)
-    copies: dict[int, ActivationStore] = {}
-    if use_untrained:
-        copies = {s: _record(untrained_copy(model, seed=s), names, inputs) for s in seeds}
+    seeds = tuple(int(s) for s in seeds)
+    job = _LayerJob(model, inputs, real, flat_features if features is None else features,
+                    LinearProbe() if probe is None else probe, _type_ids(inputs if types is None else types),
+                    test_fraction, split, use_untrained)
+    items = [(layer, seed) for layer in names for seed in seeds]
+    parts = (engine or LocalEngine()).map(_layer_seed_task, items, shared=job, cache=cache,
+                                          desc="probe by layer" if progress else None)
     kinds = real.kinds
     rows = []
-    n_fits = len(names) * len(real.names)
-    bar = tqdm(total=n_fits, desc="probe by layer", disable=None if progress else True, leave=False)
-    with bar:
-        for layer in names:
-            acts = to_features(layer, trained.act(layer))
-            for group in real:
+    for i, layer in enumerate(names):
+        mine = parts[i * len(seeds):(i + 1) * len(seeds)]
+        for group in real:
+            report = merge_reports([part[group.name] for part in mine])
+            rows.append(_layer_score(layer, group.name, kinds[group.name], report))
+    return LayerProbeTable(tuple(rows), tuple(names), tuple(real.names), repr(job.probe), seeds)
 
-                def untrained(seed: int, layer: str = layer) -> Tensor:
-                    return to_features(layer, copies[seed].act(layer))
 
-                report = evaluate_probe(
-                    probe,
-                    acts,
-                    Labels([group]),
-                    types=type_ids,
-                    seeds=seeds,
-                    test_fraction=test_fraction,
-                    untrained=untrained if use_untrained else None,
-                    split=split,
-                )
-                rows.append(_layer_score(layer, group.name, kinds[group.name], report))
-                bar.update()
-    return LayerProbeTable(tuple(rows), tuple(names), tuple(real.names), repr(probe), tuple(int(s) for s in seeds))
+@dataclass(frozen=True)
+class _LayerJob:
+    """What every (layer, seed) task of `probe_by_layer` shares."""
+
+    model: nn.Module
+    inputs: Tensor
+    labels: Labels
+    features: Features
+    probe: Probe
+    types: Tensor  # type id per example
+    test_fraction: float
+    split: Split
+    use_untrained: bool
+
+
+def _layer_seed_task(job: _LayerJob, item: tuple[str, int]) -> dict[str, ProbeReport]:
+    """Probe one layer on one seed (a task): one report per label group."""
+    layer, seed = item
+    acts = job.features(layer, _record(job.model, [layer], job.inputs).act(layer))
+    copy = _record(untrained_copy(job.model, seed=seed), [layer], job.inputs) if job.use_untrained else None
+
+    def untrained(_seed: int) -> Tensor:
+        return job.features(layer, copy.act(layer))  # type: ignore[union-attr]
+
+    reports = {group.name: evaluate_probe(job.probe, acts, Labels([group]), types=job.types, seeds=(seed,),
+                                          test_fraction=job.test_fraction, split=job.split,
+                                          untrained=untrained if copy is not None else None)
+               for group in job.labels}
+    # The fitted probes stay behind: the table needs only the scores (and a result is stored without pickle).
+    return {name: replace(r, runs=tuple(replace(run, probe=None) for run in r.runs)) for name, r in reports.items()}
 
 
 def _type_ids(source: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ __all__ = [
     "ProbeReport",
     "Split",
     "evaluate_probe",
+    "merge_reports",
     "split_indices",
     "fit_seeded",
     "MIN_HELD_OUT_TYPES",
@@ -442,6 +443,29 @@ def _checked_types(types: Tensor, n: int) -> Tensor:
     if types.dim() == 1 and not types.is_floating_point():
         return torch.unique(types.cpu(), return_inverse=True)[1]
     return input_types(types.cpu())
+
+
+def merge_reports(parts: Sequence[ProbeReport]) -> ProbeReport:
+    """One report from reports of the same probe and data on different seeds (as if run together).
+
+    Runs, scores and split sizes combine exactly as `evaluate_probe` over all the seeds would;
+    warnings of a split by type are the union of the parts' (each names its worst seed).
+
+    Raises:
+        ConfigError: no parts, or parts of different probes, splits or label groups.
+    """
+    if not parts:
+        raise ConfigError("merge_reports needs at least one report.")
+    first = parts[0]
+    for p in parts[1:]:
+        if (p.probe, p.split, list(p.heads), p.n_types) != (first.probe, first.split, list(first.heads), first.n_types):
+            raise ConfigError("merge_reports combines reports of one probe, split and set of label groups.")
+    runs = [r for p in parts for r in p.runs]
+    sizes = [(p.n_train, p.n_test) for p in parts for _ in p.runs]
+    report = _aggregate(first.probe, runs, round(statistics.fmean(a for a, _ in sizes)),
+                        round(statistics.fmean(b for _, b in sizes)), first.n_types)
+    warnings = tuple(dict.fromkeys(w for p in parts for w in p.warnings))
+    return replace(report, split=first.split, warnings=warnings, notes=first.notes)
 
 
 def _aggregate(probe: str, runs: list[SeedRun], n_train: int, n_test: int, n_types: int) -> ProbeReport:

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from mechscope.atomic import check_output, writing_folder
 from mechscope.data import modular_data
 from mechscope.data.modular import Operation
+from mechscope.cache import TaskCache
 from mechscope.engine import Engine, LocalEngine
 from mechscope.errors import ConfigError
 from mechscope.limits import MAX_DRAWS, MAX_MODULUS, MAX_SEED, check_limit
@@ -234,13 +235,15 @@ class SweepResult:
         return [target / name for name in SWEEP_FILES]
 
 
-def sweep_modular(grid: SweepGrid | None = None, *, engine: Engine | None = None,
+def sweep_modular(grid: SweepGrid | None = None, *, engine: Engine | None = None, cache: TaskCache | None = None,
                   progress: bool = False) -> SweepResult:
     """Train and probe the modular MLP at every point of `grid`, one task per point.
 
     Args:
         grid: The points; default `SweepGrid()` (20 seeds x moduli 2, 3 and 5, about a minute on one core).
         engine: Where the points run (`mechscope.engine.open_engine`); default this process.
+        cache: Keep each finished point (`mechscope.cache.TaskCache`): a rerun of an interrupted
+            sweep trains only the points that had not finished.
         progress: Show a progress bar over the points.
 
     Returns:
@@ -251,15 +254,7 @@ def sweep_modular(grid: SweepGrid | None = None, *, engine: Engine | None = None
     """
     grid = SweepGrid() if grid is None else grid
     engine = LocalEngine() if engine is None else engine
-    points = grid.points
-    # Points go out in chunks of a few per worker, so the bar moves while a long sweep runs.
-    chunk = 1 if engine.workers <= 1 else 2 * engine.workers
-    rows: list[SweepRow] = []
-    with tqdm(total=len(points), desc="sweep", unit="point", disable=None if progress else True) as bar:
-        for first in range(0, len(points), chunk):
-            done = engine.map(sweep_point, points[first:first + chunk], shared=grid)
-            rows += done
-            bar.update(len(done))
+    rows = engine.map(sweep_point, grid.points, shared=grid, cache=cache, desc="sweep" if progress else None)
     return SweepResult(grid, tuple(rows))
 
 

@@ -76,3 +76,25 @@ def test_probe_activation_image_keeps_an_explicit_kernel_that_does_not_fit(mod2)
 def test_representative_cases_picks_first_example_of_each_case():
     cases = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 1], [0, 0]])
     assert representative_cases(cases).tolist() == [1, 3, 0]  # sorted cases (0,0), (0,1), (1,0)
+
+
+def test_probe_by_layer_runs_as_layer_seed_tasks_and_resumes(tmp_path):
+    """One task per (layer, seed): on a multi-worker engine the table is the same; a rerun takes every fit from the cache."""
+    from mechscope.cache import TaskCache
+    from mechscope.probes.linear import LinearProbe
+    from tests.test_engine import ShardingEngine
+    from tests.zoo import TinyResNet
+
+    model = TinyResNet().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(90, 1, 16, 16, generator=g)
+    labels = {"label": torch.arange(90) % 3, "sign": (x.mean(dim=(1, 2, 3)) > 0).long()}
+    layers = ["layer1.0.relu:1", "layer2.1.relu:1"]  # the second call of an in-place ReLU module
+    kwargs = dict(features=unit_means(model), probe=LinearProbe(max_iter=30), seeds=(0, 1))
+    one = probe_by_layer(model, x, labels, layers, **kwargs)
+    engine, cache = ShardingEngine(3), TaskCache(tmp_path)
+    many = probe_by_layer(model, x, labels, layers, engine=engine, cache=cache, **kwargs)
+    assert many == one and engine.calls == 4 and cache.misses == 4
+    again = probe_by_layer(model, x, labels, layers, cache=TaskCache(tmp_path), **kwargs)
+    assert again == one
+    assert {row.layer for row in one.rows} == set(layers) and len(one.rows) == 4

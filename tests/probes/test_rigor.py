@@ -121,3 +121,38 @@ def test_evaluate_probe_warns_about_a_class_with_too_few_held_out_types():
 def test_evaluate_probe_example_split_never_warns_about_types():
     x, labels, types = _data()
     assert evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0,)).warnings == ()
+
+
+@pytest.mark.parametrize("split", ["examples", "types"])
+def test_reports_of_single_seeds_merge_into_the_report_of_all_seeds(split):
+    """Probes fitted seed by seed (tasks on several workers) give exactly the report of one call over all seeds."""
+    import dataclasses
+
+    from mechscope.probes.rigor import merge_reports
+
+    g = torch.Generator().manual_seed(1)
+    x, labels, types = _data()
+    x = x + 1.5 * torch.randn(x.shape, generator=g)  # noisy: scores differ from seed to seed
+    untrained = torch.randn(240, 12, generator=g)
+    kwargs = dict(types=types, untrained=lambda seed: untrained + seed, split=split)
+    whole = evaluate_probe(LinearProbe(), x, labels, seeds=(0, 1, 2), **kwargs)
+    merged = merge_reports([evaluate_probe(LinearProbe(), x, labels, seeds=(s,), **kwargs) for s in (0, 1, 2)])
+    assert len({run.all_heads_accuracy for run in whole.runs}) > 1 and whole.all_heads_std > 0
+    for f in dataclasses.fields(whole):
+        if f.name in ("runs", "warnings"):
+            continue
+        assert getattr(merged, f.name) == getattr(whole, f.name), f.name
+    assert to_json(list(merged.runs)) == to_json(list(whole.runs))
+    assert set(whole.warnings) <= set(merged.warnings)
+
+
+def test_merge_reports_refuses_different_probes():
+    from mechscope.probes.rigor import merge_reports
+
+    x, labels, types = _data()
+    one = evaluate_probe(LinearProbe(), x, labels, types=types, seeds=(0,))
+    other = evaluate_probe(LinearProbe(max_iter=5), x, labels, types=types, seeds=(1,))
+    with pytest.raises(ConfigError, match="one probe"):
+        merge_reports([one, other])
+    with pytest.raises(ConfigError, match="at least one"):
+        merge_reports([])

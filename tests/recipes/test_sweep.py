@@ -47,7 +47,8 @@ class ShuffledEngine:
     def workers(self) -> int:
         return self._workers
 
-    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, shared: Any) -> list[Any]:
+    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, shared: Any, cache: Any = None,
+            desc: str | None = None) -> list[Any]:
         order = list(range(len(items)))
         self.rng.shuffle(order)
         self.orders.append(order)
@@ -104,7 +105,7 @@ def test_sweep_modular_rows_do_not_depend_on_engine_workers_or_order(small):
     engine = ShuffledEngine(workers=2, seed=0)
     shuffled = sweep_modular(SMALL, engine=engine)
     assert shuffled.rows == small.rows  # every number exactly
-    assert [len(order) for order in engine.orders] == [4, 2]  # chunks of 2 points per worker
+    assert [len(order) for order in engine.orders] == [6]  # one task per point
     assert any(order != sorted(order) for order in engine.orders)
 
 
@@ -194,3 +195,15 @@ def test_sweep_on_two_ray_workers_gives_the_same_rows(small):
     with RayEngine(workers=2) as engine:
         on_ray = sweep_modular(SMALL, engine=engine)
     assert on_ray.rows == small.rows
+
+
+def test_an_interrupted_sweep_trains_only_the_unfinished_points(small, tmp_path):
+    from mechscope.cache import TaskCache
+
+    cache = TaskCache(tmp_path)
+    assert sweep_modular(SMALL, cache=cache).rows == small.rows and cache.misses == 6
+    for entry in sorted(tmp_path.glob("*/*.json"))[:4]:  # as if the sweep had been killed before these finished
+        entry.unlink()
+    again = TaskCache(tmp_path)
+    assert sweep_modular(SMALL, cache=again).rows == small.rows
+    assert (again.hits, again.misses) == (2, 4)

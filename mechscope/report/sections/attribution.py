@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mechscope.attribution import Attribution, FaithfulnessResult, SanityResult, cascading_randomization, faithfulness
+from mechscope.attribution.faithfulness import RANDOM
 from mechscope.attribution.registry import METHODS, build_method
-from mechscope.capture.outputs import describe_output
+from mechscope.capture.outputs import OutputSpec, describe_output
 from mechscope.errors import UnsupportedModelError
 from mechscope.report.context import ReportContext
 from mechscope.report.html import paragraph, table, tag
@@ -58,14 +59,16 @@ class AttributionSection(ReportSection[AttributionResult]):
         shown = _one_per_class(data.y_test, settings.attribution_images)
         x = data.x_test[shown]
         predicted = ctx.explained(x).argmax(dim=1)
-        maps = {label: m.attribute(x, predicted) for label, m in labelled.items()}
+        n_faith = min(settings.faithfulness_images, data.x_test.shape[0])
+        n_sanity = min(settings.sanity_images, data.x_test.shape[0])
+        job = _MethodJob(model, x, predicted, data.x_test[:n_faith], data.x_test[:n_sanity], output)
+        parts = ctx.engine.map(_method_task, [(name, i == 0) for i, name in enumerate(methods)], shared=job,
+                               cache=ctx.cache, desc="attribution" if ctx.progress else None)
+        maps = {part.label: part.maps for part in parts}
+        faith, sanity = _joined_faithfulness([p.faithfulness for p in parts]), _joined_sanity([p.sanity for p in parts])
         names = ctx.class_names
         rows = tuple(f"label {names[int(y)]}\npredicted {names[int(p)]}" for y, p in zip(data.y_test[shown], predicted))
         low, high = float(data.x_test.min()), float(data.x_test.max())
-        n_faith = min(settings.faithfulness_images, data.x_test.shape[0])
-        faith = faithfulness(model, labelled, data.x_test[:n_faith], n_steps=32, output=output)
-        n_sanity = min(settings.sanity_images, data.x_test.shape[0])
-        sanity = cascading_randomization(model, labelled, data.x_test[:n_sanity], output=output)
         return AttributionResult(
             methods=tuple(labelled), layer=_layer(methods), skipped=skipped_methods, faithfulness=faith,
             sanity=sanity, layer_methods=tuple(m.label for m in methods.values() if m.uses_layer),
@@ -141,6 +144,60 @@ def _methods(ctx: ReportContext) -> tuple[dict[str, Attribution], dict[str, str]
             continue
         methods[name] = method
     return methods, reasons
+
+
+@dataclass(frozen=True)
+class _MethodJob:
+    """What every method's task shares: the model and the images of the gallery, faithfulness and sanity check."""
+
+    model: nn.Module
+    gallery: Tensor  # images drawn with their maps
+    predicted: Tensor  # their predicted classes
+    faithfulness: Tensor  # images behind the deletion/insertion curves
+    sanity: Tensor  # images behind the randomisation check
+    output: OutputSpec
+
+
+@dataclass(frozen=True)
+class _MethodPart:
+    """One method's maps and checks."""
+
+    label: str
+    maps: Tensor
+    faithfulness: FaithfulnessResult
+    sanity: SanityResult
+
+
+def _method_task(job: _MethodJob, item: tuple[str, bool]) -> _MethodPart:
+    """Everything the page says about one method (a task); the first task also scores the random maps."""
+    name, with_random = item
+    method = build_method(name, job.model, output=job.output)
+    label = method.label
+    return _MethodPart(label, method.attribute(job.gallery, job.predicted),
+                       faithfulness(job.model, {label: method}, job.faithfulness, n_steps=32, output=job.output,
+                                    random_maps=with_random),
+                       cascading_randomization(job.model, {label: method}, job.sanity, output=job.output))
+
+
+def _joined_faithfulness(parts: list[FaithfulnessResult]) -> FaithfulnessResult:
+    """The methods' curves as one call over all of them gives them: methods in order, the random maps last."""
+    keys = [k for p in parts for k in p.deletion if k != RANDOM] + [RANDOM]
+
+    def pick(field: str) -> dict[str, Any]:
+        merged = {k: v for p in parts for k, v in getattr(p, field).items()}
+        return {k: merged[k] for k in keys}
+
+    return FaithfulnessResult(parts[0].fractions, pick("deletion"), pick("insertion"), pick("deletion_auc"),
+                              pick("insertion_auc"), parts[0].n_images)
+
+
+def _joined_sanity(parts: list[SanityResult]) -> SanityResult:
+    """The methods' randomisation curves as one call over all of them gives them."""
+    def pick(field: str) -> dict[str, Any]:
+        return {k: v for p in parts for k, v in getattr(p, field).items()}
+
+    return SanityResult(parts[0].steps, pick("spearman"), pick("spearman_std"), pick("passes"), parts[0].threshold,
+                        parts[0].n_images)
 
 
 def _layer(methods: dict[str, Attribution]) -> str | None:

@@ -91,7 +91,7 @@ class ProbesSection(ReportSection[ProbesResult]):
         seeds = tuple(range(ctx.settings.probe_seeds))
         features = unit_means(ctx.model) if ctx.is_conv else None
         table_ = probe_by_layer(ctx.model, x, labels, layers, features=features, probe=_PROBE, types=types,
-                                seeds=seeds, progress=ctx.progress)
+                                seeds=seeds, progress=ctx.progress, engine=ctx.engine, cache=ctx.cache)
         if features is not None:
             table_ = replace(table_, probe=f"{table_.probe} on channel means")
             what += ", read from each conv channel's mean activation"
