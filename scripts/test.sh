@@ -13,4 +13,4 @@ done
 bash scripts/setup.sh
 .venv/bin/python -m mypy mechscope
 .venv/bin/lint-imports  # the layers contract in .importlinter
-exec .venv/bin/python -m pytest -n 2 -q ${select[@]+"${select[@]}"} ${args[@]+"${args[@]}"}
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q ${select[@]+"${select[@]}"} ${args[@]+"${args[@]}"}

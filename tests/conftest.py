@@ -22,6 +22,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one); use the `cuda` fixture")
+    config.addinivalue_line("markers", "ray: starts Ray; these tests share one pytest worker, so two never run at once")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # with `-n 2 --dist loadgroup` (scripts/test.sh) the Ray tests run one after another
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

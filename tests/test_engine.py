@@ -105,6 +105,7 @@ def test_ray_is_not_imported_without_workers() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_a_local_ray_runtime_gives_the_one_pass_result() -> None:
     pytest.importorskip("ray")
     model = TinyResNet().eval()
@@ -140,6 +141,7 @@ def _node_of(_shared: None, item: int) -> tuple[int, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_a_killed_worker_is_survived(tmp_path) -> None:
     pytest.importorskip("ray")
     marker = tmp_path / "died"
@@ -150,6 +152,7 @@ def test_a_killed_worker_is_survived(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_a_two_node_cluster_on_loopback_runs_tasks_on_both_nodes(monkeypatch) -> None:
     pytest.importorskip("ray")
     from tests.ray_cluster import ENV, loopback_cluster

@@ -47,6 +47,7 @@ def test_examples_bad_flags_exit_2(checkpoint, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_examples_on_ray_workers_equal_one_process(checkpoint, capsys):
     pytest.importorskip("ray")
     args = ["units", "examples", str(checkpoint), "--layer", "relu2", "--k", "4", "--format", "json"]

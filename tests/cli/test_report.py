@@ -108,6 +108,7 @@ def test_serve_cli_refuses_a_folder_without_index(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_report_cli_on_ray_workers_is_the_same_report(tmp_path, capsys):
     pytest.importorskip("ray")
     data = modular_data(2, n_train=400, n_test=400)  # 800 inputs: the unit pages' search runs as shards
@@ -157,6 +158,7 @@ def _sections(out):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_report_on_a_two_node_cluster_is_the_one_process_report(tmp_path, capsys, monkeypatch):
     """A head and a second node (separate `ray start` processes on loopback) build the same report as one process."""
     pytest.importorskip("ray")
@@ -204,6 +206,7 @@ def _running_in_group(pgid):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
     """SIGKILL the driver of a 2-worker build once some tasks are stored; the rerun computes only the rest."""
     pytest.importorskip("ray")

@@ -73,6 +73,7 @@ def test_sweep_help_lists_examples(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_sweep_on_two_ray_workers_writes_the_same_files(tmp_path, capsys):
     pytest.importorskip("ray")
     assert main([*SMALL, "--out", str(tmp_path / "one")]) == 0

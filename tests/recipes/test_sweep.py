@@ -190,6 +190,7 @@ def test_sweep_grid_stores_any_sequence_as_a_tuple():
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_sweep_on_two_ray_workers_gives_the_same_rows(small):
     pytest.importorskip("ray")
     with RayEngine(workers=2) as engine:
