@@ -14,12 +14,14 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
 from mechscope.errors import ConfigError
 
-__all__ = ["DEVICE_CHOICES", "resolve_device", "available_devices"]
+__all__ = ["DEVICE_CHOICES", "resolve_device", "available_devices", "threads"]
 
 DEVICE_CHOICES = "auto|cpu|cuda|cuda:N|mps"
 _PATTERN = re.compile(r"auto|cpu|mps|cuda(?::(\d{1,4}))?")
@@ -72,3 +74,18 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run torch on `n` intra-op threads inside the block, then restore the previous count.
+
+    One thread makes float sums come out the same on any worker however many cores it was
+    given (and tiny tensors faster on a busy machine).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

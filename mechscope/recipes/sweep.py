@@ -36,13 +36,11 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
-import torch
 from tqdm.auto import tqdm
 
 from mechscope.atomic import check_output, writing_folder
@@ -56,6 +54,7 @@ from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
 from mechscope.probes import probe_modular_mlp
 from mechscope.recipes.seed000_probes import article_hidden
 from mechscope.serialize import to_json
+from mechscope.devices import threads
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -270,7 +269,7 @@ def sweep_point(grid: SweepGrid, point: tuple[int, int]) -> SweepRow:
     """
     modulus, seed = point
     width = article_hidden(modulus)
-    with _one_thread():  # the same arithmetic on every worker, however many threads it was given
+    with threads(1):  # the same arithmetic on every worker, however many threads it was given
         data = modular_data(modulus, grid.operation, n_train=grid.n_pairs, n_test=grid.n_pairs, seed=seed)
         model = build_seeded(ModularMLP, ModularMLPConfig(modulus=modulus, hidden=width), seed)
         result = train(model, data, progress=False)
@@ -303,16 +302,6 @@ def check_sweep_out(out_dir: str | os.PathLike[str]) -> Path:
         OutputError: `out_dir` holds something that is not a mechscope sweep, or is unwritable.
     """
     return check_output(out_dir, owned=is_sweep, what="a mechscope sweep")
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _distinct_ints(name: str, values: Any, *, minimum: int, maximum: int, example: str) -> tuple[int, ...]:

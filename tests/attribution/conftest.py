@@ -11,6 +11,7 @@ from torch import nn
 
 from mechscope.data import DataBundle, digits_data
 from mechscope.models import DigitCNN, DigitCNNConfig, TrainConfig, build_seeded, train
+from mechscope.devices import threads
 
 # Architectures are spelled out so the tests do not move with DigitCNNConfig's defaults.
 SMALL = {"image_size": 8, "channels": (8, 16, 32), "pools": 2}  # last block relu3, 2x2
@@ -49,12 +50,8 @@ def one_thread() -> Iterator[None]:
     (tests ran 5x slower with two), and one thread makes the trained fixture's weights, and
     so the measured numbers, the same in single-process and `pytest -n 2` runs.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

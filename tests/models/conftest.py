@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import torch
+
+from mechscope.devices import threads
 
 
 @pytest.fixture
@@ -15,9 +16,5 @@ def single_thread() -> Iterator[None]:
     The test machine's two cores are shared; with small convolutions, two intra-op
     threads competing with other processes ran up to 5x slower than one (measured).
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads(1):
         yield
-    finally:
-        torch.set_num_threads(previous)

@@ -14,15 +14,14 @@ from mechscope.plots.probes import (
 )
 from mechscope.probes import LayerProbeTable, LinearProbe, evaluate_probe
 from mechscope.probes.by_layer import LayerScore
+from mechscope.devices import threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One thread for this module, restored afterwards: the tensors are tiny (see tests/probes/conftest.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with threads(1):
+        yield
 
 
 def _image_axes(fig):

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from mechscope.devices import threads
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
@@ -15,10 +17,8 @@ def one_thread() -> Iterator[None]:
     Probe tensors are tiny: a thread pool only adds overhead, and on a shared machine whose cores
     are busy its spinning threads slow these tests down many times over.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with threads(1):
+        yield
 
 
 @pytest.fixture

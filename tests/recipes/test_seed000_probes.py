@@ -3,21 +3,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import torch
 
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
 from mechscope.probes import probe_modular_mlp
 from mechscope.recipes.seed000_probes import article_hidden, reproduce_article, save_probe_figures
+from mechscope.devices import threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     """One thread for this module, restored afterwards: the tensors are tiny (see tests/probes/conftest.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with threads(1):
+        yield
 
 
 def test_save_probe_figures_writes_the_three_pictures_atomically(tmp_path):

@@ -19,6 +19,7 @@ from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded, train
 from mechscope.probes import probe_modular_mlp
 from mechscope.recipes import SweepGrid, SweepResult, reproduce_article, sweep_modular
 from mechscope.recipes.sweep import SWEEP_FILES, SweepRow, is_sweep, sweep_point
+from mechscope.devices import threads
 
 SMALL = SweepGrid(moduli=(2, 3), seeds=(0, 2, 7), n_pairs=300)  # 6 points of 0.1-0.5 s each
 
@@ -26,10 +27,8 @@ SMALL = SweepGrid(moduli=(2, 3), seeds=(0, 2, 7), n_pairs=300)  # 6 points of 0.
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     """One thread for the hand-made oracles, as every grid point runs (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
