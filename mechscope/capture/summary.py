@@ -1,8 +1,13 @@
-"""Describe every layer of a model: its type, output shape and parameter count, one row per call."""
+"""Describe every layer of a model: its type, output shape and parameter count, one row per call.
+
+`activation_bytes` adds up the rows' outputs: the bytes one input's forward pass writes into
+module outputs, the unit a memory budget is counted in.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,7 +15,7 @@ from torch import Tensor, nn
 
 from mechscope.capture.calls import call_name, trace_calls
 
-__all__ = ["LayerInfo", "describe_layers"]
+__all__ = ["LayerInfo", "activation_bytes", "describe_layers"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class LayerInfo:
     output_shape: tuple[int, ...] | None  # per-example shape of the (first) output tensor, None if none
     n_params: int  # parameters owned directly by this module (not its children)
     output_type: str | None = None  # "Tensor" or the container holding it ("tuple", a ModelOutput); None: did not run
+    itemsize: int | None = None  # bytes per element of that tensor (4 for float32); None if there is none
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -56,16 +62,32 @@ def describe_layers(model: nn.Module, example: Tensor) -> list[LayerInfo]:
         if not name:
             continue
         n_params = sum(p.numel() for p in module.parameters(recurse=False))
-        for index, (shape, kind) in enumerate(calls.get(name) or [(None, None)]):
-            rows.append(LayerInfo(call_name(name, index), type(module).__name__, shape, n_params, kind))
+        for index, (shape, kind, itemsize) in enumerate(calls.get(name) or [(None, None, None)]):
+            rows.append(LayerInfo(call_name(name, index), type(module).__name__, shape, n_params, kind, itemsize))
     return rows
 
 
-def _summary(output: Any) -> tuple[tuple[int, ...] | None, str]:
-    """(per-example shape of the first tensor, or None; the output's type name)."""
+def activation_bytes(rows: Iterable[LayerInfo]) -> int:
+    """Bytes of every layer's output for one input: the sum of `prod(output_shape) * itemsize` over `rows`.
+
+    A count of module outputs from `describe_layers`, not a measurement: a container's row
+    counts again the tensor its last child returned, and tensors made by plain code in a
+    `forward` (`out += identity`, an attention matrix) are not seen. Rows without a tensor count 0.
+
+    Example:
+        >>> activation_bytes(describe_layers(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), torch.rand(2, 3)))
+        40
+    """
+    return sum(math.prod(row.output_shape) * row.itemsize for row in rows
+               if row.output_shape is not None and row.itemsize is not None)
+
+
+def _summary(output: Any) -> tuple[tuple[int, ...] | None, str, int | None]:
+    """(per-example shape of the first tensor, or None; the output's type name; that tensor's bytes per element)."""
     tensor = _first(output, depth=0)
-    shape = tuple(int(d) for d in tensor.shape[1:]) if tensor is not None else None
-    return shape, type(output).__name__
+    if tensor is None:
+        return None, type(output).__name__, None
+    return tuple(int(d) for d in tensor.shape[1:]), type(output).__name__, tensor.element_size()
 
 
 def _first(value: Any, depth: int) -> Tensor | None:

@@ -432,7 +432,8 @@ def unit_ablation(
     sequence feature), and the rest of the model runs on all copies at once. A model whose
     later layers cannot take the larger batch (a skip connection from before `layer`, a
     batch size fixed early in `forward`) is detected by the output's batch size or its
-    error and run on repeated inputs instead. `batch` bounds the inputs per forward pass;
+    error and run on repeated inputs instead. `batch` bounds the inputs per forward pass,
+    copies included: more inputs than `batch` run in parts of `batch`, one unit at a time;
     `output` picks the model output returned (`mechscope.capture.select_output`). `inputs`
     move to the model's device; the outputs come back on the CPU.
 
@@ -441,7 +442,11 @@ def unit_ablation(
         >>> out.shape                       # (unit, batch, n_classes)
         torch.Size([3, 64, 10])
     """
+    _check_batch(batch)
     inputs = inputs.to(model_device(model))
+    if inputs.shape[0] > batch:
+        return torch.cat([unit_ablation(model, part, layer, units, batch=batch, output=output)
+                          for part in inputs.split(batch)], dim=1)
     outputs: list[Tensor] = []
     per_pass = max(1, batch // max(1, inputs.shape[0]))
     for first in range(0, len(units), per_pass):
@@ -476,6 +481,7 @@ def unit_ablation_effect(
     *,
     task: Task,
     output: OutputSpec = None,
+    batch: int = _REPLICA_BUDGET,
 ) -> UnitAblation:
     """Zero each unit of `layer` on its own (`unit_ablation`) and score what it costs.
 
@@ -489,6 +495,7 @@ def unit_ablation_effect(
         task: "classification" (logits (batch, n_classes): accuracy drop, overall and per
             class) or "regression" (increase of the mean squared error).
         output: Which of the model's outputs is scored (`mechscope.capture.select_output`).
+        batch: Most inputs per forward pass, copies included (as in `unit_ablation`).
 
     Example:
         >>> effect = unit_ablation_effect(model, x, y, "relu2", list(range(8)), task="classification")
@@ -496,9 +503,11 @@ def unit_ablation_effect(
     """
     if task not in ("classification", "regression"):
         raise ConfigError(f"task must be 'classification' or 'regression'; got {task!r}.")
+    _check_batch(batch)
     with torch.no_grad():
-        base = select_output(model(inputs.to(model_device(model))), output).cpu()
-    ablated = unit_ablation(model, inputs, layer, units, output=output)
+        base = torch.cat([select_output(model(part.to(model_device(model))), output).cpu()
+                          for part in inputs.split(batch)])
+    ablated = unit_ablation(model, inputs, layer, units, batch=batch, output=output)
     y = targets.cpu()
     if task == "classification":
         n_classes = base.shape[1]
@@ -512,6 +521,12 @@ def unit_ablation_effect(
     mse_base = (base - target).pow(2).mean()
     change = (ablated - target[None]).pow(2).flatten(1).mean(dim=1) - mse_base
     return UnitAblation(layer, tuple(units), "MSE increase", change)
+
+
+def _check_batch(batch: int) -> None:
+    """Raise ConfigError unless `batch` (inputs per forward pass) is a positive integer."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"batch must be a positive integer; got {batch!r}.")
 
 
 def _ablated_pass(

@@ -26,8 +26,8 @@ from mechscope.cli._options import (
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
 from mechscope.engine import open_engine
-from mechscope.errors import MechscopeError
-from mechscope.limits import MAX_WIDTH, format_size
+from mechscope.errors import LimitError, MechscopeError
+from mechscope.limits import MAX_WIDTH, format_size, parse_size
 from mechscope.report import ReportConfig, build_report
 from mechscope.report.build import REPORT_FILE, check_report_out
 
@@ -37,6 +37,7 @@ EXAMPLES = (
     "  mechscope report build runs/my-net --trust-code --device cuda --out report/my-net\n\n"
     "  mechscope report build runs/digit-cnn --workers 2 --out report/digit-cnn   # on a local Ray runtime\n\n"
     "  mechscope report build runs/digit-cnn --units all --out report/digit-cnn   # a page for every unit\n\n"
+    "  mechscope report build runs/digit-cnn --max-memory 2GB --out report/digit-cnn   # smaller batches\n\n"
     "  mechscope report build --model net.py:Net --weights net.safetensors --data images:photos --out report/net\n\n"
     "  Open report/digit-cnn/index.html in a browser (no server needed), or: mechscope report serve report/digit-cnn"
 )
@@ -60,6 +61,12 @@ def report(
                           "(default: chosen by rule, see the README)."),
     ] = None,
     output: OutputOpt = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option("--max-memory", metavar="SIZE",
+                     help="Most memory the activations of the per-unit work may take at once, e.g. 2GB or 512MB: "
+                          "its batches are cut to fit, with the same results (default: no budget)."),
+    ] = None,
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
     cache: CacheOpt = None,
@@ -68,6 +75,7 @@ def report(
 ) -> None:
     """Build a static HTML report of a model: overview, sections, one page per layer and per unit."""
     max_units = report_units(units, workers=workers, ray_address=ray_address, quick=quick)
+    budget = report_memory(max_memory)
     target = checked_out(out, check_report_out)
     tasks = task_cache(cache, no_cache, workers, ray_address)
     ckpt = source.load()
@@ -75,8 +83,8 @@ def report(
     with warnings.catch_warnings():  # failed sections are listed below, once
         warnings.filterwarnings("ignore", message="report section", category=RuntimeWarning)
         with open_engine(workers, ray_address) as engine:
-            index = build_report(ckpt, target, config=_config(quick, max_units, output, layer), title=title,
-                                 engine=engine, cache=tasks)
+            index = build_report(ckpt, target, config=_config(quick, max_units, output, layer, budget),
+                                 title=title, engine=engine, cache=tasks)
     summary = json.loads((index.parent / REPORT_FILE).read_text())
     shown = [s for s in summary["sections"] if s.get("page")]
     missing = [s for s in summary["sections"] if not s.get("page")]
@@ -115,8 +123,26 @@ def report_units(units: str | None, *, workers: int, ray_address: str | None, qu
     return int(text)
 
 
-def _config(quick: bool, max_units: int | None, output: str | None, layers: list[str] | None) -> ReportConfig:
+def report_memory(text: str | None) -> int | None:
+    """The --max-memory value as `ReportConfig.max_memory`: bytes (powers of 1024), or None for no budget.
+
+    Raises:
+        CLIError: `text` is not a size (`2GB`, `512MB`, `1.5G`, a byte count) of at least one byte.
+    """
+    if text is None:
+        return None
+    try:
+        n_bytes = parse_size(text)
+    except LimitError:
+        n_bytes = 0
+    if n_bytes < 1:
+        raise CLIError(f"--max-memory must be a memory size such as 2GB, 512MB or 1.5G; got {text!r}.")
+    return n_bytes
+
+
+def _config(quick: bool, max_units: int | None, output: str | None, layers: list[str] | None,
+            max_memory: int | None) -> ReportConfig:
     chosen = tuple(layers) if layers else None
     settings = (ReportConfig.quick(output=output_of(output), layers=chosen) if quick
                 else ReportConfig(output=output_of(output), layers=chosen))
-    return dataclasses.replace(settings, max_units=max_units)
+    return dataclasses.replace(settings, max_units=max_units, max_memory=max_memory)

@@ -125,6 +125,7 @@ def visualize(
     config: RenderConfig | None = None,
     transforms: Transform | TransformPreset | None = None,
     progress: bool = True,
+    batch_size: int = 512,
 ) -> Visualization:
     """Render every unit of `objective` in one batch and compare each with the dataset.
 
@@ -140,6 +141,7 @@ def visualize(
             pictures but lower the activation the clean image reaches: on the digit CNNs some
             texture-like conv1 channels rendered black and stayed below their dataset maximum.
         progress: Show a progress bar while rendering.
+        batch_size: Dataset images per forward pass when the renders are compared with `data`.
 
     Returns:
         Visualization with the render result and its evidence.
@@ -158,4 +160,4 @@ def visualize(
     elif transforms is not None and not isinstance(transforms, Transform):
         raise ConfigError(f"transforms must be 'none', 'standard', a Transform or None, got {transforms!r}.")
     result = render(model, objective, space, config=config, transforms=transforms, progress=progress)
-    return Visualization(result, evidence(model, objective, result.images, data, space=space))
+    return Visualization(result, evidence(model, objective, result.images, data, space=space, batch_size=batch_size))

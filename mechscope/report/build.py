@@ -41,6 +41,7 @@ from mechscope.report.section import Deps, NotApplicable, ReportSection, Section
 from mechscope.report.sections import SECTIONS
 from mechscope.report.sections.overview import write_overview
 from mechscope.report.sections.units import UnitsResult
+from mechscope.report.units import memory_plan
 from mechscope.serialize import to_json
 
 __all__ = ["build_report", "section_order", "is_report", "check_report_out", "REPORT_FILE", "REPORT_FORMAT"]
@@ -91,8 +92,9 @@ def build_report(
 
     Raises:
         CheckpointError: `source` is a folder that holds no readable checkpoint.
-        ConfigError: `source` is of an unsupported type, or `sections` is not a valid set of
-            sections (checked before any work: see `section_order`).
+        ConfigError: `source` is of an unsupported type, `sections` is not a valid set of
+            sections (checked before any work: see `section_order`), or `config.max_memory`
+            is below what one input of the model needs (`mechscope.report.units.memory_plan`).
         OutputError: `out_dir` holds something that is not a mechscope report (checked
             before any work), or the file system refused.
     """
@@ -132,6 +134,7 @@ def _build(source: Source, tmp: Path, *, data: DataBundle | None, settings: Repo
            home: tuple[str, Path] | None, progress: bool, shown: tuple[SectionClass, ...],
            order: tuple[SectionClass, ...], engine: Engine | None, cache: TaskCache | None) -> Path:
     ctx = make_context(source, tmp, data=data, settings=settings, home=home, progress=progress)
+    memory_plan(ctx)  # a memory budget too small for one input fails here, before any analysis
     if engine is not None:
         ctx.engine = engine
     ctx.cache = cache

@@ -1,4 +1,4 @@
-"""How much work a report does (examples per unit, render steps, images, seeds) and which output it explains."""
+"""How much work a report does (examples per unit, render steps, images, seeds, memory) and which output it explains."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from mechscope.errors import ConfigError
 
 __all__ = ["ReportConfig"]
 
+_ALLOWED = {  # what a field that may also be None must be, for the error message
+    "max_units": "a positive integer or None (every unit)",
+    "max_memory": "a positive number of bytes or None (no budget)",
+}
+
 
 @dataclass(frozen=True)
 class ReportConfig:
@@ -17,6 +22,7 @@ class ReportConfig:
     Example:
         >>> ReportConfig(featurevis_steps=64, k=6)
         >>> ReportConfig.quick(output="logits")     # a model returning {"logits": ..., "aux": ...}
+        >>> ReportConfig(max_memory=2 << 30)        # the per-unit work holds at most 2 GB of activations
     """
 
     k: int = 9  # dataset examples shown per unit (top and bottom)
@@ -33,6 +39,7 @@ class ReportConfig:
     article_probe: bool = True  # also run seed 000's convolutional probe on a ModularMLP
     output: OutputSpec = None  # which model output the sections explain (mechscope.capture.select_output); None: auto
     layers: tuple[str, ...] | None = None  # layers whose units get pages (`name` or `name:k`); None: chosen by rule
+    max_memory: int | None = None  # bytes the per-unit work's activations may take at once; None: no budget
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -50,14 +57,14 @@ class ReportConfig:
                         f"ReportConfig.output must be None, a key, an index or a callable, got {value!r}."
                     )
                 continue
-            if f.name == "max_units" and value is None:
+            if f.name in ("max_units", "max_memory") and value is None:
                 continue
             if f.name == "article_probe":
                 if not isinstance(value, bool):
                     raise ConfigError(f"ReportConfig.article_probe must be True or False, got {value!r}.")
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                allowed = "a positive integer or None (every unit)" if f.name == "max_units" else "a positive integer"
+                allowed = _ALLOWED.get(f.name, "a positive integer")
                 raise ConfigError(f"ReportConfig.{f.name} must be {allowed}, got {value!r}.")
 
     @classmethod

@@ -8,30 +8,48 @@ connections are read from the weights between unit layers that feed each other
 
 Units lie along each layer's unit axis (`mechscope.capture.units`): channels of conv maps,
 features of sequences (batch, pos, d_model), neurons of dense layers.
+
+Under a memory budget (`ReportConfig.max_memory`) every batch of this work is cut smaller
+(`memory_plan`), so the activations it holds stay under the budget: the same work in smaller
+batches.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mechscope.capture.summary import activation_bytes
 from mechscope.capture.units import layer_unit_axes
 from mechscope.circuits import dataset_examples, polysemanticity
 from mechscope.circuits.ablation import UnitAblation, unit_ablation_effect
 from mechscope.circuits.connections import Connection, unit_connections
 from mechscope.circuits.examples import LayerExamples
 from mechscope.circuits.polysemantic import Polysemanticity
-from mechscope.errors import MechscopeError
+from mechscope.errors import ConfigError, MechscopeError
 from mechscope.featurevis import InputSpace, RenderConfig, visualize
 from mechscope.featurevis.evidence import Evidence
 from mechscope.featurevis.render import RenderResult
 from mechscope.featurevis.visualize import Visualization, unit_objective
+from mechscope.limits import format_size
 from mechscope.report.context import ReportContext
 
-__all__ = ["LayerUnits", "analyse_units", "example_inputs", "UNITS_PER_TASK"]
+__all__ = [
+    "LayerUnits",
+    "MemoryPlan",
+    "analyse_units",
+    "example_inputs",
+    "memory_plan",
+    "GRADIENT_FACTOR",
+    "UNITS_PER_TASK",
+    "EXAMPLES_BATCH",
+    "EVIDENCE_BATCH",
+    "ABLATION_BATCH",
+]
 
 _TOP_CONNECTIONS = 6  # connections listed per unit and direction
 
@@ -105,9 +123,11 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
     }
     if not layers or ctx.data is None:
         return results
+    plan = memory_plan(ctx)
     inputs, targets = example_inputs(ctx)
     found = dataset_examples(ctx.model, inputs, layers, k=min(ctx.settings.k, inputs.shape[0]),
-                             progress=ctx.progress, engine=ctx.engine, cache=ctx.cache)
+                             batch_size=plan.examples_batch, progress=ctx.progress, engine=ctx.engine,
+                             cache=ctx.cache)
     for name in layers:
         units = results[name]
         units.examples = found[name]
@@ -115,19 +135,113 @@ def analyse_units(ctx: ReportContext) -> dict[str, LayerUnits]:
             units.poly = polysemanticity(found[name], targets, n_classes=len(ctx.class_names),
                                          class_names=ctx.class_names)
     _connect(ctx, results)
-    _featurevis(ctx, results)
-    _ablate(ctx, results)
+    _featurevis(ctx, results, plan)
+    _ablate(ctx, results, plan)
     return results
 
 
 UNITS_PER_TASK = 32
-"""Units of one layer rendered or ablated by one task."""
+"""Units of one layer rendered or ablated by one task (renders: fewer under a memory budget)."""
+
+EXAMPLES_BATCH = 256
+"""Inputs per forward pass of the dataset-example search without a budget (`dataset_examples`' default)."""
+
+EVIDENCE_BATCH = 512
+"""Dataset images per forward pass comparing renders with the data without a budget (`visualize`'s default)."""
+
+ABLATION_BATCH = 4096
+"""Inputs per forward pass of the unit ablations, copies included, without a budget (`unit_ablation_effect`'s)."""
+
+GRADIENT_FACTOR = 3
+"""Bytes one rendered row holds, in units of one input's forward pass without gradients (`memory_plan`).
+
+Autograd keeps about one tensor per layer output for the backward pass (x1), the backward
+pass makes gradients of the same sizes (x1), and the image's parameters, their gradient,
+Adam's two moments and the transforms add up to about one more (x1). With every tensor
+allocation tracked, renders of the test models held at most 1.3 times the estimate per row.
+"""
 
 
-def _chunks(results: dict[str, LayerUnits]) -> list[tuple[str, tuple[int, ...]]]:
-    """(layer, units) of every task: each layer's shown units cut into runs of `UNITS_PER_TASK`."""
-    return [(name, tuple(range(start, min(start + UNITS_PER_TASK, units.shown))))
-            for name, units in results.items() for start in range(0, units.shown, UNITS_PER_TASK)]
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Batch sizes of the per-unit work: the defaults, or smaller ones under `ReportConfig.max_memory`."""
+
+    input_bytes: int | None  # estimated bytes one input holds in a forward pass (`memory_plan`); None: no budget
+    examples_batch: int  # inputs per forward pass of the dataset-example search
+    render_units: int  # units per feature-visualisation task (`featurevis_restarts` rows each, with gradients)
+    evidence_batch: int  # dataset images per forward pass when renders are compared with the data
+    ablation_batch: int  # inputs per forward pass of the unit ablations, copies included
+
+
+def memory_plan(ctx: ReportContext) -> MemoryPlan:
+    """The batch sizes `analyse_units` runs with under `ctx.settings.max_memory`.
+
+    One input's forward pass is estimated as its own bytes, every layer's output for it
+    (`mechscope.capture.summary.activation_bytes` over `ctx.layers`) and the copies `capture`
+    keeps of the unit layers' outputs. A pass of n inputs without gradients (dataset examples,
+    evidence, ablations) is counted as n such inputs, a render of n rows as `GRADIENT_FACTOR` x n.
+    Each batch is its default, or the most that fits the budget when that is fewer. Without a
+    budget (or without data) every batch is the default. Checks of the whole data set (NaN/inf,
+    value range) are not batched and not counted.
+
+    Raises:
+        ConfigError: the budget is below the smallest step: one input, or for image models
+            one unit's render (`featurevis_restarts` rows with gradients); the message names
+            the least budget that works.
+    """
+    budget = ctx.settings.max_memory
+    if budget is None or ctx.data is None or not ctx.layers:
+        return MemoryPlan(None, EXAMPLES_BATCH, UNITS_PER_TASK, EVIDENCE_BATCH, ABLATION_BATCH)
+    per_input = _input_bytes(ctx)
+    per_unit = GRADIENT_FACTOR * ctx.settings.featurevis_restarts * per_input if ctx.is_image else 0
+    if budget < max(per_input, per_unit):
+        raise ConfigError(_too_small(budget, per_input, ctx.settings.featurevis_restarts if per_unit else 0))
+    fits = budget // per_input
+    return MemoryPlan(per_input, min(EXAMPLES_BATCH, fits),
+                      min(UNITS_PER_TASK, budget // per_unit) if per_unit else UNITS_PER_TASK,
+                      min(EVIDENCE_BATCH, fits), min(ABLATION_BATCH, fits))
+
+
+def _input_bytes(ctx: ReportContext) -> int:
+    """Estimated bytes one input holds in a forward pass: itself, every layer's output, a copy of each unit layer's.
+
+    `capture` keeps its own copy of a recorded output the first time it sees a layer and
+    whenever a later in-place op would change it (`mechscope.capture.guard`).
+    """
+    if ctx.data is None:
+        return 0
+    names = set(ctx.unit_layers)
+    copies = activation_bytes(row for row in ctx.layers if row.name in names)
+    return ctx.data.x_test[0].numel() * ctx.data.x_test.element_size() + activation_bytes(ctx.layers) + copies
+
+
+def _too_small(budget: int, per_input: int, restarts: int) -> str:
+    """Why `budget` cannot hold the smallest step (a render of `restarts` rows, or one input with 0), and the fix."""
+    if restarts:
+        need = GRADIENT_FACTOR * restarts * per_input
+        rows = f"{restarts} row{'s' if restarts > 1 else ''}"
+        what = (f"one unit's feature visualisation on this model needs ({rows} with gradients, about "
+                f"{format_size(need)}; one input is about {format_size(per_input)} of activations)")
+    else:
+        need = per_input
+        what = f"one input of this model needs (about {format_size(per_input)} of activations)"
+    return f"a memory budget of {format_size(budget)} is below what {what}; give at least {_at_least(need)}."
+
+
+def _at_least(n_bytes: int) -> str:
+    """A size that `mechscope.limits.parse_size` reads as `n_bytes` or more, rounded up for people: `3.3MB`."""
+    if n_bytes < 1024:
+        return f"{n_bytes}B"
+    scales = (("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("TB", 1 << 40))
+    unit, scale = next((unit, scale) for unit, scale in scales if n_bytes < 1024 * scale or unit == "TB")
+    value = n_bytes / scale
+    return f"{math.ceil(value * 10) / 10:g}{unit}" if value < 10 else f"{math.ceil(value)}{unit}"
+
+
+def _chunks(results: dict[str, LayerUnits], size: int) -> list[tuple[str, tuple[int, ...]]]:
+    """(layer, units) of every task: each layer's shown units cut into runs of `size`."""
+    return [(name, tuple(range(start, min(start + size, units.shown))))
+            for name, units in results.items() for start in range(0, units.shown, size)]
 
 
 def _shown(width: int, max_units: int | None) -> int:
@@ -143,7 +257,7 @@ def _width(ctx: ReportContext, name: str) -> int | None:
     return layer_unit_axes(ctx.model, name, shape).n_units(shape)
 
 
-def _featurevis(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
+def _featurevis(ctx: ReportContext, results: dict[str, LayerUnits], plan: MemoryPlan) -> None:
     if not ctx.is_image or ctx.data is None:
         shape = "no data" if ctx.data is None else "inputs of shape " + "x".join(
             str(d) for d in ctx.data.x_test.shape[1:])
@@ -153,8 +267,8 @@ def _featurevis(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
             )
         return
     config = RenderConfig(steps=ctx.settings.featurevis_steps, restarts=ctx.settings.featurevis_restarts)
-    chunks = _chunks(results)
-    parts = ctx.engine.map(_render_task, [(layer, units, config) for layer, units in chunks],
+    chunks = _chunks(results, plan.render_units)
+    parts = ctx.engine.map(_render_task, [(layer, units, config, plan.evidence_batch) for layer, units in chunks],
                            shared=(ctx.model, ctx.data.x_test), cache=ctx.cache,
                            desc=None if not ctx.progress else "feature visualisation")
     for name, units in results.items():
@@ -167,13 +281,14 @@ def _featurevis(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
             units.featurevis = _joined([p for p in mine if isinstance(p, Visualization)], whole)
 
 
-def _render_task(shared: tuple[nn.Module, Tensor], item: tuple[str, tuple[int, ...], RenderConfig]) -> Visualization | str:
+def _render_task(shared: tuple[nn.Module, Tensor],
+                 item: tuple[str, tuple[int, ...], RenderConfig, int]) -> Visualization | str:
     """Render units of one layer (a task): the Visualization, or why it failed."""
     model, data = shared
-    layer, units, config = item
+    layer, units, config, batch_size = item
     try:
         return visualize(model, unit_objective("channel", layer, list(units)), data,
-                         space=InputSpace.from_data(data), config=config, progress=False)
+                         space=InputSpace.from_data(data), config=config, progress=False, batch_size=batch_size)
     except MechscopeError as err:
         return str(err)
 
@@ -190,7 +305,7 @@ def _joined(parts: list[Visualization], description: str) -> Visualization:
     return Visualization(result, proof)
 
 
-def _ablate(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
+def _ablate(ctx: ReportContext, results: dict[str, LayerUnits], plan: MemoryPlan) -> None:
     if ctx.data is None:
         return
     if not ctx.is_classifier and ctx.data.task != "regression":
@@ -200,8 +315,9 @@ def _ablate(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
     n = ctx.settings.ablation_inputs
     x, y = ctx.data.x_test[:n], ctx.data.y_test[:n]
     task = "classification" if ctx.is_classifier else "regression"
-    chunks = _chunks(results)
-    parts = ctx.engine.map(_ablation_task, [(layer, units, task, ctx.settings.output) for layer, units in chunks],
+    chunks = _chunks(results, UNITS_PER_TASK)
+    items = [(layer, units, task, ctx.settings.output, plan.ablation_batch) for layer, units in chunks]
+    parts = ctx.engine.map(_ablation_task, items,
                            shared=(ctx.model, x, y), cache=ctx.cache, desc=None if not ctx.progress else "ablation")
     for name, units in results.items():
         mine = [part for (layer, _), part in zip(chunks, parts) if layer == name]
@@ -213,11 +329,13 @@ def _ablate(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:
         units.ablation_metric = mine[0].metric
 
 
-def _ablation_task(shared: tuple[nn.Module, Tensor, Tensor], item: tuple[str, tuple[int, ...], str, Any]) -> UnitAblation:
+def _ablation_task(shared: tuple[nn.Module, Tensor, Tensor],
+                   item: tuple[str, tuple[int, ...], str, Any, int]) -> UnitAblation:
     """Zero each of some units of one layer (a task) and score what it costs."""
     model, x, y = shared
-    layer, units, task, output = item
-    return unit_ablation_effect(model, x, y, layer, list(units), task=task, output=output)  # type: ignore[arg-type]
+    layer, units, task, output, batch = item
+    return unit_ablation_effect(model, x, y, layer, list(units), task=task, output=output,  # type: ignore[arg-type]
+                                batch=batch)
 
 
 def _connect(ctx: ReportContext, results: dict[str, LayerUnits]) -> None:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from mechscope.capture import describe_layers, layer_names
+from mechscope.capture.summary import activation_bytes
 from tests.capture.oracles import TwoResolutions
 from tests.zoo import TinyResNet, tiny_gpt2, tiny_vit
 
@@ -83,6 +84,7 @@ def test_describe_layers_never_fails_on_odd_outputs():
     assert rows["note"].output_shape is None and rows["note"].output_type == "str"
     assert rows["dict"].output_shape == (3,) and rows["dict"].output_type == "dict"
     assert rows["tuple"].output_shape == (1,) and rows["tuple"].output_type == "Pair"
+    assert rows["note"].itemsize is None and activation_bytes(rows.values()) == (3 + 1) * 4  # no tensor counts 0
 
 
 def test_describe_layers_and_layer_names_remove_their_hooks_after_an_error():
@@ -93,3 +95,13 @@ def test_describe_layers_and_layer_names_remove_their_hooks_after_an_error():
         layer_names(model, torch.rand(2, 3, 16, 16))
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == 0
     assert model.training  # the mode is restored too
+
+
+def test_activation_bytes_adds_every_layer_output_for_one_input():
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2))
+    rows = describe_layers(model, torch.rand(4, 3))
+    assert [row.itemsize for row in rows] == [4, 4, 4]
+    assert activation_bytes(rows) == (5 + 5 + 2) * 4  # per input, whatever the example's batch
+    wide = describe_layers(model.to(torch.float64), torch.rand(4, 3, dtype=torch.float64))
+    assert activation_bytes(wide) == (5 + 5 + 2) * 8
+    assert activation_bytes([row for row in rows if row.name != "1"]) == (5 + 2) * 4

@@ -212,6 +212,36 @@ def test_unit_ablation_matches_ablating_each_channel_alone(gap_cnn):
     assert _hooks(gap_cnn) == 0
 
 
+def test_unit_ablation_runs_more_inputs_than_batch_in_parts_of_batch(gap_cnn):
+    x = torch.rand(7, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    whole = unit_ablation(gap_cnn, x, "relu2", [0, 2, 5])
+    seen: list[int] = []
+    handle = gap_cnn.register_forward_hook(lambda module, args, out: seen.append(int(out.shape[0])))
+    try:
+        parts = unit_ablation(gap_cnn, x, "relu2", [0, 2, 5], batch=3)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(parts, whole)
+    assert seen == [3] * 7  # inputs 0-2 and 3-5: a pass per unit; input 6: its 3 copies in one pass
+
+
+def test_unit_ablation_effect_bounds_every_forward_pass_by_batch(gap_cnn):
+    x = torch.rand(9, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(9) % 3
+    whole = unit_ablation_effect(gap_cnn, x, y, "relu2", [0, 1, 4], task="classification")
+    sizes: list[int] = []
+    handle = gap_cnn.register_forward_hook(lambda module, args, out: sizes.append(int(out.shape[0])))
+    try:
+        split = unit_ablation_effect(gap_cnn, x, y, "relu2", [0, 1, 4], task="classification", batch=4)
+    finally:
+        handle.remove()
+    assert max(sizes) == 4 and sum(sizes) == 9 + 3 * 9  # the unablated pass, then each unit on every input
+    torch.testing.assert_close(split.change, whole.change)
+    torch.testing.assert_close(split.per_class, whole.per_class)
+    with pytest.raises(ConfigError, match=r"^batch must be a positive integer; got 0\.$"):
+        unit_ablation_effect(gap_cnn, x, y, "relu2", [0], task="classification", batch=0)
+
+
 def test_unit_ablation_works_on_dense_blocks():
     from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 

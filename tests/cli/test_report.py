@@ -6,7 +6,7 @@ import re
 import pytest
 
 from mechscope.cli.main import main
-from mechscope.cli.report import report_units
+from mechscope.cli.report import report_memory, report_units
 from mechscope.data import modular_data
 from mechscope.models import ModularMLP, ModularMLPConfig, build_seeded
 from mechscope.models.checkpoint import save_checkpoint
@@ -252,3 +252,35 @@ def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
     _close(_sections(tmp_path / "one")[0], resumed)
     _same_unit_pages(tmp_path / "one", tmp_path / "resumed")
     assert not left, f"Ray processes outlived their killed driver: {left}"
+
+
+def test_report_memory_reads_a_size_in_bytes():
+    assert report_memory(None) is None
+    assert report_memory("2GB") == 2 << 30
+    assert report_memory(" 512mb ") == 512 << 20
+    assert report_memory("1.5GiB") == 3 << 29
+    assert report_memory("1000") == 1000
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "0.5", "-1", "", "2XB", "1e9"])
+def test_report_cli_bad_max_memory_is_one_line_and_exit_2(tmp_path, capsys, value):
+    code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--max-memory", value])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"Error: --max-memory must be a memory size such as 2GB, 512MB or 1.5G; got {value!r}.")
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_cli_max_memory_below_one_input_is_one_line_naming_the_least_that_works(tmp_path, capsys):
+    code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--max-memory", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert re.match(r"Error: a memory budget of 8 B is below what one input of this model needs \(about \d+ B of "
+                    r"activations\); give at least \d+B\.$", err.strip())
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_cli_max_memory_is_the_report_budget(tmp_path, capsys):
+    code = main(["report", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "out"), "--quick", "--max-memory",
+                 "64MB", "--format", "json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["settings"]["max_memory"] == 64 << 20

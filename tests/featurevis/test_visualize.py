@@ -56,6 +56,20 @@ def test_visualize_renders_and_measures_every_unit(cnn, digits):
     assert set(summary["units"][0]) == {"unit", "activation", "dataset_max", "dataset_argmax", "ratio"}
 
 
+def test_visualize_compares_with_the_data_in_batches_of_batch_size(cnn, digits):
+    x = digits.all_inputs()[:50]
+    objective = unit_objective("channel", "relu1", range(4))
+    sizes: list[int] = []
+    whole = visualize(cnn, objective, x, config=FAST, progress=False)
+    handle = cnn.register_forward_pre_hook(lambda module, args: sizes.append(int(args[0].shape[0])))
+    try:
+        split = visualize(cnn, objective, x, config=FAST, progress=False, batch_size=7)
+    finally:
+        handle.remove()
+    assert split.evidence == whole.evidence
+    assert sizes[-9:] == [4] + [7] * 7 + [1]  # the 4 renders, then the 50 images in batches of 7
+
+
 def test_visualize_keeps_the_best_restart(cnn, digits):
     x = digits.all_inputs()
     one = visualize(cnn, unit_objective("logit", None, [2, 5]), x, config=FAST, progress=False)
