@@ -17,10 +17,13 @@ from mechscope.cli._options import (
     Choice,
     DataPartChoice,
     FiguresOpt,
+    CacheOpt,
     FormatOpt,
+    NoCacheOpt,
     RayAddressOpt,
     WorkersOpt,
     split_of,
+    task_cache,
 )
 from mechscope.cli._output import OutputFormat, emit
 from mechscope.cli.errors import CLIError
@@ -64,6 +67,8 @@ def examples(
     ] = 3,
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     out: FiguresOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
@@ -73,10 +78,12 @@ def examples(
         get_layer(ckpt.model, layer)
     except LayerNameError as err:
         raise CLIError(f"--layer: {err}") from None
+    tasks = task_cache(cache, no_cache, workers, ray_address)
     bundle = ckpt.data()
     inputs, labels = split_of(bundle, split)
     with open_engine(workers, ray_address) as engine:  # shards of the data as tasks; merged exactly
-        found = dataset_examples(ckpt.model, inputs, layer, k=k, reduce=reduce.value, engine=engine)[layer]
+        found = dataset_examples(ckpt.model, inputs, layer, k=k, reduce=reduce.value, engine=engine,
+                                 cache=tasks)[layer]
     result: dict[str, Any] = {"checkpoint": source.label, "split": split.value, **to_json(found)}
     poly = None
     if bundle.task == "classification":

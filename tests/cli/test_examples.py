@@ -46,6 +46,18 @@ def test_examples_bad_flags_exit_2(checkpoint, capsys):
     assert main(["examples", str(checkpoint)]) == 2  # --layer is required
 
 
+def test_examples_kept_in_a_cache_are_read_back_the_same(checkpoint, tmp_path, capsys):
+    args = ["units", "examples", str(checkpoint), "--layer", "relu2", "--k", "4", "--format", "json"]
+    assert main(args) == 0
+    alone = json.loads(capsys.readouterr().out)
+    for _ in range(2):  # computed in shards and stored, then read back
+        assert main([*args, "--cache", str(tmp_path / "tasks")]) == 0
+        assert json.loads(capsys.readouterr().out) == alone
+    assert len(list((tmp_path / "tasks").glob("*/*.json"))) == 2  # two shards in one process
+    assert main([*args, "--cache", str(tmp_path / "tasks"), "--no-cache"]) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_examples_on_ray_workers_equal_one_process(checkpoint, capsys):
