@@ -201,3 +201,22 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _fail_on_three(_shared: None, item: int) -> int:
+    if item == 3:
+        raise ValueError("no threes")
+    return item
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_failing_task_shuts_ray_down() -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    engine = RayEngine(workers=2, max_retries=0)
+    with pytest.raises(ValueError, match="no threes"):
+        with engine:
+            engine.map(_fail_on_three, list(range(5)), shared=None)
+    assert not ray.is_initialized() and engine._watchdog is None  # the runtime and its watchdog are gone
