@@ -199,6 +199,7 @@ _WATCHDOG = """
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which shuts Ray down itself
 driver, me = os.getppid(), os.getpid()
+group = os.getpgid(driver)
 
 def table():
     rows = {}
@@ -209,22 +210,27 @@ def table():
                     stat = f.read()
             except OSError:
                 continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
             fields = stat[stat.rindex(")") + 2:].split()
-            rows[int(name)] = (int(fields[1]), fields[19])  # parent, start time
+            rows[int(name)] = (int(fields[1]), int(fields[2]), fields[19], comm)  # parent, group, start, name
     return rows
 
+born = table()[me][2]
 seen = {}
 while os.getppid() == driver:  # the driver lives: remember every process it started, and theirs
     rows, todo = table(), [driver]
     while todo:
         parent = todo.pop()
-        for pid, (ppid, start) in rows.items():
+        for pid, (ppid, _, start, _) in rows.items():
             if ppid == parent and pid != me and pid not in seen:
                 seen[pid] = start
                 todo.append(pid)
+    for pid, (_, pgid, start, comm) in rows.items():  # Ray's agents, even once their parent let them go
+        if pgid == group and comm.startswith("ray::") and int(start) >= int(born):
+            seen.setdefault(pid, start)
     time.sleep(0.5)
 for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):  # the driver was killed: stop what it left
-    alive = [pid for pid, start in seen.items() if table().get(pid, (0, None))[1] == start]
+    alive = [pid for pid, start in seen.items() if table().get(pid, (0, 0, None))[2] == start]
     for pid in alive:
         try:
             os.kill(pid, sig)
