@@ -153,20 +153,27 @@ def test_a_killed_worker_is_survived(tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_two_node_cluster_on_loopback_runs_tasks_on_both_nodes(monkeypatch) -> None:
+def test_a_two_node_cluster_on_loopback_runs_tasks_on_both_nodes() -> None:
+    """A driver process joins a head and a second node (separate `ray start` processes) and uses both."""
     pytest.importorskip("ray")
+    import json
+    from pathlib import Path
+
     from tests.ray_cluster import ENV, loopback_cluster
 
-    monkeypatch.setenv("RAY_AUTH_MODE", ENV["RAY_AUTH_MODE"])
+    code = ("import json, sys\nfrom mechscope.engine import open_engine\nfrom tests.test_engine import _node_of\n"
+            "with open_engine(address=sys.argv[1]) as engine:\n"
+            "    print(json.dumps([engine.workers, engine.map(_node_of, list(range(6)), shared=None)]))\n"
+            "import ray\nprint(ray.is_initialized())")
     with loopback_cluster(nodes=2, cpus=1) as address:
-        with open_engine(address=address) as engine:
-            assert engine.workers == 2
-            done = engine.map(_node_of, list(range(6)), shared=None)
-    assert [i for i, _ in done] == list(range(6))
+        out = subprocess.run([sys.executable, "-c", code, address], env=ENV, cwd=Path(__file__).parents[1],
+                             capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    workers, done = json.loads(lines[-2])
+    assert workers == 2 and [i for i, _ in done] == list(range(6))
     assert len({node for _, node in done}) == 2
-    import ray
-
-    assert not ray.is_initialized()
+    assert lines[-1] == "False"  # the driver left the cluster when its block ended
 
 
 def test_the_watchdog_stops_what_a_killed_driver_started() -> None:
