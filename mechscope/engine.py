@@ -22,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -165,8 +166,15 @@ class _Pending:
 
     def __init__(self, fn: Callable[..., Any], items: Sequence[Any], shared: object, cache: TaskCache | None,
                  desc: str | None) -> None:
-        self.cache = None if cache is None else cache.scoped(shared)  # keys depend on the shared object too
-        self.keys = [self.cache.key(fn, item) for item in items] if self.cache is not None else []
+        self.cache, self.keys = None, []
+        if cache is not None:
+            try:  # keys depend on the shared object too
+                self.cache = cache.scoped(shared)
+                self.keys = [self.cache.key(fn, item) for item in items]
+            except ConfigError as err:  # e.g. a user's output picker that cannot be hashed: run, keep nothing
+                warnings.warn(f"the tasks of {getattr(fn, '__name__', fn)} are not kept in the task cache: {err}",
+                              RuntimeWarning, stacklevel=3)
+                self.cache, self.keys = None, []
         self.values: list[Any] = [None] * len(items)
         self.missing: list[int] = []
         for i in range(len(items)):

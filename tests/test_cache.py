@@ -28,6 +28,11 @@ def _square(offset: int, item: int) -> dict[str, Any]:
     return {"item": item, "value": torch.tensor([float(item) ** 2 + offset])}
 
 
+def _count(_shared: object, item: int) -> int:
+    RUNS.append(item)
+    return item
+
+
 def _same(a: Any, b: Any) -> None:
     """Deep equality with tensors compared exactly (dtype, shape, values, NaN in place)."""
     assert type(a) is type(b), (type(a), type(b))
@@ -143,3 +148,11 @@ def test_the_default_folder_follows_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("MECHSCOPE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_folder() == tmp_path / "mechscope" / "tasks"
+
+
+def test_tasks_whose_inputs_cannot_be_hashed_run_uncached_with_a_warning(tmp_path: Path) -> None:
+    cache = TaskCache(tmp_path)
+    RUNS.clear()
+    with pytest.warns(RuntimeWarning, match="not kept in the task cache"):
+        out = LocalEngine().map(_count, [1, 2], shared=object(), cache=cache)
+    assert out == [1, 2] and RUNS == [1, 2] and len(cache) == 0
