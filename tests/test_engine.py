@@ -182,6 +182,8 @@ def test_the_watchdog_stops_what_a_killed_driver_started() -> None:
     import signal
     import time
 
+    from tests.ray_cluster import running
+
     code = ("import subprocess, sys, time\nfrom mechscope.engine import _start_watchdog\n_start_watchdog()\n"
             "time.sleep(0.3)\nchild = subprocess.Popen(['sleep', '300'])\ntime.sleep(1.5)\n"
             "print(child.pid, flush=True)\ntime.sleep(300)")
@@ -192,22 +194,15 @@ def test_the_watchdog_stops_what_a_killed_driver_started() -> None:
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
         end = time.monotonic() + 20
-        while _running(child) and time.monotonic() < end:
+        while running(child) and time.monotonic() < end:
             time.sleep(0.2)
-        assert not _running(child)
+        assert not running(child)
     finally:
         try:
             os.killpg(driver.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _fail_on_three(_shared: None, item: int) -> int:

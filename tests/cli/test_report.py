@@ -193,23 +193,6 @@ def _same_unit_pages(one, other):
         assert (one / rel).read_text() == (other / rel).read_text(), rel
 
 
-def _running_in_group(pgid):
-    """Processes of a process group that still run (zombies waiting to be reaped do not count)."""
-    import subprocess
-
-    pids = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
-    running = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.append(pid)
-    return running
-
-
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
@@ -220,6 +203,8 @@ def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
     import subprocess
     import sys
     import time
+
+    from tests.ray_cluster import running_in_group
 
     ckpt = _cnn_checkpoint(tmp_path)
     cache = tmp_path / "cache"
@@ -238,7 +223,7 @@ def test_a_killed_driver_resumes_from_its_finished_tasks(tmp_path):
         driver.wait()
         stored = len(list(cache.glob("*/*.json")))
         end = time.monotonic() + 30
-        while (left := _running_in_group(driver.pid)) and time.monotonic() < end:
+        while (left := running_in_group(driver.pid)) and time.monotonic() < end:
             time.sleep(0.5)
     finally:
         try:
